@@ -38,6 +38,10 @@ __all__ = [
     "gradient_descent",
     "rho_recursion",
     "invariant_subspace_report",
+    "truncated_gaussian_target",
+    "InvariantSubspaceConfig",
+    "InvariantSubspaceResult",
+    "run_invariant_subspaces",
 ]
 
 _REDUCTIONS = ("mean", "sum")
@@ -317,3 +321,118 @@ def invariant_subspace_report(trajectory: GDTrajectory, rho: np.ndarray, rank: i
                 }
             )
     return pd.DataFrame(rows)
+
+
+def truncated_gaussian_target(
+    rows: int,
+    cols: int,
+    rank: int,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """A ``(rows, cols)`` standard Gaussian matrix truncated to its top-``rank`` SVD terms.
+
+    This is how the authors' notebooks make their low-rank targets.
+    """
+    if not 1 <= rank <= min(rows, cols):
+        raise ValueError(f"rank must be in [1, min(rows, cols) = {min(rows, cols)}], got {rank}")
+    gaussian = torch.randn(rows, cols, generator=generator, dtype=torch.float64)
+    u, s, vh = torch.linalg.svd(gaussian, full_matrices=False)
+    return ((u[:, :rank] * s[:rank]) @ vh[:rank]).to(dtype=dtype, device=device)
+
+
+@dataclass(frozen=True)
+class InvariantSubspaceConfig:
+    """The setting of Fig. 3 / Theorem 2.1: a depth-``depth`` square factorisation of a rank-``rank``
+    ``d x d`` target, trained by GD from ``eps``-scaled orthogonal factors on the mean loss."""
+
+    d: int = 30
+    rank: int = 3
+    depth: int = 3
+    epsilon: float = 1.0
+    lr: float = 1.0
+    steps: int = 50
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.depth < 2:
+            raise ValueError(f"depth must be >= 2, got {self.depth}")
+        if self.rank < 1 or self.d - 2 * self.rank <= 0:
+            raise ValueError(
+                f"Theorem 2.1 needs 1 <= rank and d - 2*rank > 0; got d={self.d}, rank={self.rank}"
+            )
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        _as_epsilons(self.epsilon, self.depth)
+
+
+@dataclass(frozen=True)
+class InvariantSubspaceResult:
+    """Everything the Theorem 2.1 chapter plots.
+
+    Attributes:
+        trajectory: the recorded factors (every step).
+        rho: ``(steps + 1, L)`` values of the recursion.
+        report: :func:`invariant_subspace_report` of the trajectory.
+        singular_values: ``(steps + 1, L, d)`` singular values of every factor, descending.
+        vector_angles: ``(steps, L, 2r)`` angle (radians) between the i-th "active" right singular
+            vector of ``W_l(t)`` and that of ``W_l(1)``, ``t = 1..steps``. The active vectors are
+            those whose singular values are not the ``d - 2r``-fold ``rho_l(t)``, ordered by
+            singular value.
+        subspace_angles: ``(steps, L)`` largest principal angle between the active ``2r``-dim right
+            singular subspace of ``W_l(t)`` and that of ``W_l(1)`` (zero by Theorem 2.1).
+    """
+
+    config: InvariantSubspaceConfig
+    trajectory: GDTrajectory
+    rho: np.ndarray
+    report: pd.DataFrame
+    singular_values: np.ndarray
+    vector_angles: np.ndarray
+    subspace_angles: np.ndarray
+
+
+def run_invariant_subspaces(config: InvariantSubspaceConfig) -> InvariantSubspaceResult:
+    """Train the Fig. 3 factorisation in float64 and measure everything Theorem 2.1 predicts."""
+    generator = torch.Generator().manual_seed(config.seed)
+    target = truncated_gaussian_target(config.d, config.d, config.rank, generator=generator)
+    factors = scaled_orthogonal_init([config.d] * (config.depth + 1), config.epsilon, generator=generator)
+    trajectory = gradient_descent(factors, target, config.steps, config.lr, config.weight_decay)
+    rho = rho_recursion(
+        _as_epsilons(config.epsilon, config.depth), config.lr, config.steps, config.weight_decay,
+        loss_scale=1.0 / target.numel(),
+    )
+    report = invariant_subspace_report(trajectory, rho, config.rank)
+    k = 2 * config.rank
+    m = config.d - k
+    svals, vectors = [], []
+    for t, factors_t in zip(trajectory.steps, trajectory.factors):
+        s_t, v_t = [], []
+        for l, w in enumerate(factors_t):
+            _, s, vh = torch.linalg.svd(w)
+            s_t.append(s.numpy())
+            # the "active" 2r directions: all but the d - 2r singular values that equal rho_l(t)
+            passive = set(torch.argsort((s - float(rho[t, l])).abs())[:m].tolist())
+            active = [i for i in range(config.d) if i not in passive]
+            v_t.append(vh[active].T)
+        svals.append(s_t)
+        vectors.append(v_t)
+    vector_angles = np.zeros((config.steps, config.depth, k))
+    subspace_angles = np.zeros((config.steps, config.depth))
+    for t in range(1, config.steps + 1):
+        for l in range(config.depth):
+            v1, vt = vectors[1][l], vectors[t][l]
+            # atan2(sin, cos) and arcsin of the projection residual stay accurate near zero,
+            # where arccos of a cosine close to 1 would lose half the digits.
+            dots = (v1 * vt).sum(0)
+            sines = torch.linalg.vector_norm(vt - v1 * dots, dim=0)
+            vector_angles[t - 1, l] = torch.atan2(sines, dots.abs()).numpy()
+            residual = vt - v1 @ (v1.T @ vt)
+            sine = float(torch.linalg.matrix_norm(residual, ord=2).clamp(max=1.0))
+            subspace_angles[t - 1, l] = math.asin(sine)
+    return InvariantSubspaceResult(
+        config, trajectory, rho, report, np.asarray(svals), vector_angles, subspace_angles
+    )

@@ -1,0 +1,43 @@
+"""Deep LoRA: compressed deep low-rank adapters for PyTorch / Hugging Face models (paper Sec. 4).
+
+Three rooms, as in PEFT's LoRA tuner:
+
+- :mod:`.config` -- :class:`DeepLoRAConfig`, the frozen, validated configuration;
+- :mod:`.layer` -- :class:`DeepLoRALinear`, a frozen linear map plus a product of factors;
+- :mod:`.model` -- :func:`add_adapters` (injection by module name) and :func:`param_groups`;
+
+plus :mod:`.compress` (the compressed initialisation from one batch's gradient) and
+:mod:`.analysis` (singular values, numerical ranks, subspace alignment of the learned updates).
+
+Typical use::
+
+    config = DeepLoRAConfig(init="compressed", depth=3, rank=8, targets="attention-mlp")
+    report = add_adapters(model, config)
+    compress_from_batch(model, first_batch)
+    optimizer = torch.optim.Adam(param_groups(model, lr=1e-2), betas=(0.9, 0.999), eps=1e-6)
+"""
+
+from .analysis import delta_weights, numerical_rank, singular_values, subspace_alignment
+from .compress import compress_from_batch, compressed_outer_factors, haar_actions
+from .config import DeepLoRAConfig
+from .layer import DeepLoRALinear
+from .model import AdapterReport, adapter_layers, add_adapters, param_groups, resolve_targets
+
+__all__ = [
+    "DeepLoRAConfig",
+    "DeepLoRALinear",
+    "add_adapters",
+    "AdapterReport",
+    "compress_from_batch",
+    "param_groups",
+    "adapter_layers",
+    "delta_weights",
+    "singular_values",
+    "numerical_rank",
+    "subspace_alignment",
+    "compressed_outer_factors",
+    "haar_actions",
+    "resolve_targets",
+]
+
+# io exports
