@@ -24,14 +24,19 @@ from torch import nn
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from compressible.deeplora import DeepLoRAConfig, add_adapters, adapter_layers, compress_from_batch  # noqa: E402
+from compressible.deeplora import (  # noqa: E402
+    DeepLoRAConfig,
+    adapter_layers,
+    add_adapters,
+    compress_from_batch,
+    numerical_rank,
+)
 from compressible.deeplora.io import (  # noqa: E402
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
     export_peft,
     load_adapters,
     merge_adapters,
-    numerical_rank,
     save_adapters,
     unmerge_adapters,
 )
@@ -101,7 +106,7 @@ def _logits(model: nn.Module, inputs) -> torch.Tensor:
         return model(**inputs).logits
 
 
-def _perturb(model: nn.Module, seed: int = 3, scale: float = 0.3) -> None:
+def _perturb(model: nn.Module, seed: int = 3, scale: float = 0.5) -> None:
     """Stand-in for training: move every factor so that each ΔW is far from zero."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -217,7 +222,7 @@ def test_load_rejects_base_without_module(tmp_path):
     save_adapters(model, tmp_path)
     torch.manual_seed(0)
     other = transformers.BertForSequenceClassification(_bert_config(layers=1))
-    with pytest.raises(ValueError, match=r"module 'bert\.encoder\.layer\.1\..*' which BertForSequenceClassification does not have"):
+    with pytest.raises(ValueError, match=r"module 'bert\.encoder\.layer\.1\..*', which BertForSequenceClassification does not have"):
         load_adapters(other, tmp_path)
 
 
@@ -375,8 +380,8 @@ def test_export_peft_full_width_via_svd(tmp_path):
 
     truncated = export_peft(model, tmp_path / "numerical", truncate_rank="numerical")
     for path, layer in layers.items():
-        s = torch.linalg.svdvals(layer.delta_weight().double())
-        assert truncated.ranks[path] == max(1, numerical_rank(s, tuple(layer.delta_weight().shape)))
+        rank = numerical_rank(layer.delta_weight(), rule="deep", max_rank=min(layer.in_features, layer.out_features))
+        assert truncated.numerical_ranks[path] == rank and truncated.ranks[path] == max(1, rank)
         assert truncated.ranks[path] < min(layer.in_features, layer.out_features), path
     theirs, peft_model = _peft_logits("bert", base_state, tmp_path / "numerical", inputs)
     torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
@@ -394,7 +399,7 @@ def test_export_peft_fixed_truncation(tmp_path):
     layers = adapter_layers(model)
     assert set(export.ranks.values()) == {2}
     for path, layer in layers.items():
-        s = torch.linalg.svdvals(layer.delta_weight().double())
+        s = torch.linalg.svdvals(layer.delta_weight().detach().double())
         optimal = float(s[2:].norm() / s.norm())
         assert export.relative_errors[path] == pytest.approx(optimal, rel=1e-3, abs=1e-6)
 
@@ -437,14 +442,6 @@ def test_rank_pattern_keys_match_one_module_each(tmp_path):
         if hasattr(module, "lora_A")
     }
     assert built == wanted
-
-
-def test_numerical_rank_rule():
-    """0 when ‖ΔW‖₂ ≤ 1e-3, else the count above numpy's matrix_rank tolerance."""
-    assert numerical_rank(torch.tensor([1e-3, 1e-4]), (4, 4)) == 0
-    assert numerical_rank(torch.tensor([2e-3, 1e-4, 0.0]), (3, 3)) == 2
-    eps = torch.finfo(torch.float32).eps
-    assert numerical_rank(torch.tensor([1.0, 5 * eps, 2 * eps]), (3, 3)) == 1
 
 
 def test_numerically_zero_layer_exports_rank_one(tmp_path):

@@ -185,10 +185,16 @@ def execute_chapter(
             log_output=False,
         )
     except papermill.PapermillExecutionError as error:
+        # papermill's cell_index can be off by the injected-parameters cell: locate the cell
+        # that holds the error output instead.
         executed = nbformat.read(output, as_version=4)
-        cell = executed.cells[error.cell_index]
+        index = next(
+            (i for i, c in enumerate(executed.cells)
+             if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
+            error.cell_index,
+        )
         raise BookBuildError(
-            f"chapter {name!r} failed at scale {scale!r} in {_cell_label(cell, error.cell_index)}: "
+            f"chapter {name!r} failed at scale {scale!r} in {_cell_label(executed.cells[index], index)}: "
             f"{error.ename}: {error.evalue}"
         ) from None
     finally:

@@ -32,12 +32,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -400,36 +402,68 @@ def masked_residual_observed(factorization: Factorization, problem: CompletionPr
     For a chain ``A M B`` (``A`` the last factor ``(d, a)``, ``B`` the first ``(b, d)``) this is
     ``sum_k (A M)_{ik} B_{kj}`` over the gathered rows ``i`` and columns ``j``.
     """
-    return _observed_forward(factorization.factors, problem)[0]
+    return _observed_forward(factorization.factors, _ObservedPattern(problem))[0]
 
 
-def _observed_forward(factors: Sequence[Tensor], problem: CompletionProblem):
+class _ObservedPattern:
+    """Index structures for the observed entries of a batch, built once per training run.
+
+    The ``B`` members are laid out as one block-diagonal ``(B d, B d)`` sparse matrix, so a
+    scatter-add over the observed entries of every member is a single CSR product.
+    """
+
+    def __init__(self, problem: CompletionProblem):
+        batch, d = problem.batch, problem.d
+        device = problem.target.device
+        offset = (torch.arange(batch, device=device) * d).unsqueeze(1)
+        self.rows = (problem.rows + offset).reshape(-1)  # global row of every observed entry
+        self.cols = (problem.cols + offset).reshape(-1)
+        self.size = batch * d
+        self.batch, self.d = batch, d
+        self.crow = self._crow(self.rows)
+        self.perm = torch.argsort(self.cols * self.size + self.rows)  # row-major order of E^T
+        self.crow_t = self._crow(self.cols)
+        self.cols_t = self.rows[self.perm]
+        self.target = problem.target_observed
+
+    def _crow(self, index: Tensor) -> Tensor:
+        crow = torch.zeros(self.size + 1, dtype=torch.int64, device=index.device)
+        crow[1:] = torch.bincount(index, minlength=self.size).cumsum(0)
+        return crow
+
+    def matmul(self, values: Tensor, dense: Tensor, transpose: bool = False) -> Tensor:
+        """``E @ dense`` (or ``E^T @ dense``) for the sparse ``E`` with ``values`` at the observed entries."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            if transpose:
+                e = torch.sparse_csr_tensor(self.crow_t, self.cols_t, values[self.perm], (self.size, self.size))
+            else:
+                e = torch.sparse_csr_tensor(self.crow, self.cols, values, (self.size, self.size))
+            return e @ dense
+
+
+def _observed_forward(factors: Sequence[Tensor], pattern: _ObservedPattern):
     first, last, middle = factors[0], factors[-1], list(factors[1:-1])
-    batch, d = problem.batch, problem.d
+    batch, d = pattern.batch, pattern.d
     mids = _prefixes(middle)
     product = mids[-1]  # (B, a, b) or None when the chain has two factors
     left = last if product is None else last @ product  # (B, d, b)
-    right_t = first.mT  # (B, d, b)
-    offset = (torch.arange(batch, device=first.device) * d).unsqueeze(1)
-    ri = (problem.rows + offset).reshape(-1)
-    ci = (problem.cols + offset).reshape(-1)
-    width = right_t.shape[-1]
-    right_rows = right_t.reshape(batch * d, width)[ci]  # (B n, b)
-    pred = (left.reshape(batch * d, width)[ri] * right_rows).sum(-1).view(batch, -1)
-    return pred - problem.target_observed, (middle, mids, product, ri, ci, right_rows)
+    width = left.shape[-1]
+    left_flat = left.reshape(batch * d, width)
+    right_flat = first.mT.reshape(batch * d, width)  # (B d, b): row j is column j of the first factor
+    pred = (F.embedding(pattern.rows, left_flat) * F.embedding(pattern.cols, right_flat)).sum(-1)
+    return pred.view(batch, -1) - pattern.target, (middle, mids, product, right_flat)
 
 
-def _gradients_observed(factors: Sequence[Tensor], problem: CompletionProblem, scale: float):
-    residual, (middle, mids, product, ri, ci, right_rows) = _observed_forward(factors, problem)
+def _gradients_observed(factors: Sequence[Tensor], pattern: _ObservedPattern, scale: float):
+    residual, (middle, mids, product, right_flat) = _observed_forward(factors, pattern)
     first, last = factors[0], factors[-1]
-    batch, d = problem.batch, problem.d
+    batch, d = pattern.batch, pattern.d
     a, b = last.shape[-1], first.shape[-2]
-    e = (residual * scale).reshape(-1, 1)
-    # X = E B^T (d, b) and Y = E^T A (d, a) as scatter-adds over the observed entries.
-    x = torch.zeros(batch * d, b, dtype=first.dtype, device=first.device).index_add_(0, ri, e * right_rows)
-    last_rows = last.reshape(batch * d, a)[ri]
-    y = torch.zeros(batch * d, a, dtype=first.dtype, device=first.device).index_add_(0, ci, e * last_rows)
-    x, y = x.view(batch, d, b), y.view(batch, d, a)
+    e = (residual * scale).reshape(-1)
+    # X = E B^T (d, b) and Y = E^T A (d, a): scatter-adds over the observed entries as CSR products.
+    x = pattern.matmul(e, right_flat).view(batch, d, b)
+    y = pattern.matmul(e, last.reshape(batch * d, a), transpose=True).view(batch, d, a)
     if product is None:
         grads = [y.mT, x]
     else:
@@ -585,6 +619,7 @@ class _Stepper:
         self.unobserved_f = (~problem.mask).to(dtype)
         self.mode = self._choose_mode(factorization, problem, config.residual)
         self.mask_f = problem.mask.to(dtype) if self.mode == "dense" else None
+        self.pattern = _ObservedPattern(problem) if self.mode == "observed" else None
         self.lrs = [config.lr * (config.gamma if o else 1.0) for o in factorization.outer]
 
     @staticmethod
@@ -603,7 +638,7 @@ class _Stepper:
 
     def gradients(self) -> tuple[Tensor, list[Tensor]]:
         if self.mode == "observed":
-            return _gradients_observed(self.factors, self.problem, self.scale)
+            return _gradients_observed(self.factors, self.pattern, self.scale)
         return _gradients_dense(self.factors, self.problem, self.mask_f, self.scale)
 
     def apply(self, grads: Sequence[Tensor], active: Tensor | None) -> None:

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
+from .analysis import numerical_rank
 from .config import DeepLoRAConfig
 from .layer import DeepLoRALinear
 from .model import adapter_layers, add_adapters
@@ -37,12 +38,10 @@ from .model import adapter_layers, add_adapters
 __all__ = [
     "ADAPTER_WEIGHTS_NAME",
     "ADAPTER_CONFIG_NAME",
-    "NUMERICAL_ZERO",
     "save_adapters",
     "load_adapters",
     "merge_adapters",
     "unmerge_adapters",
-    "numerical_rank",
     "PeftExport",
     "export_peft",
 ]
@@ -54,9 +53,6 @@ ADAPTER_WEIGHTS_NAME = "deep_lora.safetensors"
 ADAPTER_CONFIG_NAME = "deep_lora.json"
 _FORMAT = "compressible.deeplora"
 _FORMAT_VERSION = 1
-
-#: ``ΔW`` with spectral norm at most this counts as numerically zero (the paper's Fig. 7 rule).
-NUMERICAL_ZERO = 1e-3
 
 #: PEFT's file names for a LoRA adapter (``peft.utils.constants``), and the prefix of its keys.
 _PEFT_CONFIG_NAME = "adapter_config.json"
@@ -339,22 +335,6 @@ def unmerge_adapters(model: nn.Module) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def numerical_rank(singular_values: Tensor, shape: tuple[int, int], dtype: torch.dtype = torch.float32) -> int:
-    """The paper's numerical rank of a ``ΔW`` of ``shape`` from its singular values (descending).
-
-    0 if the spectral norm ``σ₁ ≤ 1e-3`` (:data:`NUMERICAL_ZERO`), else the number of singular values
-    above numpy's default ``matrix_rank`` tolerance ``σ₁ · max(m, n) · eps(dtype)`` for a matrix
-    stored in ``dtype``.
-    """
-    if singular_values.numel() == 0:
-        return 0
-    top = float(singular_values[0])
-    if top <= NUMERICAL_ZERO:
-        return 0
-    tolerance = top * max(shape) * torch.finfo(dtype).eps
-    return int((singular_values > tolerance).sum())
-
-
 @dataclass(frozen=True)
 class PeftExport:
     """What :func:`export_peft` wrote.
@@ -362,8 +342,9 @@ class PeftExport:
     Attributes:
         directory: the folder holding ``adapter_config.json`` and ``adapter_model.safetensors``.
         ranks: exported LoRA rank per adapted module path.
-        numerical_ranks: the numerical rank of each ``ΔW`` (:func:`numerical_rank`), or ``None`` for
-            layers exported exactly from their factors without an SVD.
+        numerical_ranks: the numerical rank of each ``ΔW`` (the paper's Fig. 7 rule for deep adapters,
+            :func:`compressible.deeplora.numerical_rank` with ``rule="deep"``, uncapped), or ``None``
+            for layers exported exactly from their factors without an SVD.
         relative_errors: ``‖ΔW − lora_B lora_A‖_F / ‖ΔW‖_F`` per module (0 when ``ΔW = 0``),
             measured in float64 on the written float32 tensors.
         task_type: PEFT task type written to the config (``None`` if unknown).
@@ -437,7 +418,9 @@ def _export_layer(
         return lora_a.float(), lora_b.float(), None
     delta = scaling * _chain(factors)  # (m, n), float64
     u, s, vh = torch.linalg.svd(delta, full_matrices=False)
-    rank = numerical_rank(s, (m, n), dtype=factors[0].dtype)
+    # The rank rule of the paper's Fig. 7 for deep adapters, on ΔW as the layer computes it.
+    with torch.no_grad():
+        rank = int(numerical_rank(layer.delta_weight(), rule="deep", max_rank=min(m, n)))
     if truncate_rank is None:
         keep = min(m, n)
     elif truncate_rank == "numerical":
@@ -470,8 +453,9 @@ def export_peft(
     - ``truncate_rank=None``: exact. ``lora_A = F_1``, ``lora_B = scaling · F_K ⋯ F_2`` when the first
       factor has width ``≤ min(m, n)`` (compressed, LoRA and random narrow adapters); otherwise
       (full width) the SVD of ``ΔW`` at rank ``min(m, n)``.
-    - ``truncate_rank="numerical"``: SVD truncated to the numerical rank of ``ΔW``
-      (:func:`numerical_rank`: 0 if ``‖ΔW‖₂ ≤ 1e-3``, else the matrix rank), at least 1.
+    - ``truncate_rank="numerical"``: SVD truncated to the numerical rank of ``ΔW`` (0 if
+      ``‖ΔW‖₂ ≤ 1e-3``, else the matrix rank with numpy's default tolerance; see
+      :func:`compressible.deeplora.numerical_rank`), at least 1 since PEFT needs ``r ≥ 1``.
     - ``truncate_rank=k``: SVD truncated to ``min(k, m, n)``.
 
     SVD factors are balanced: ``lora_B = U_r √S_r``, ``lora_A = √S_r V_rᵀ``. Ranks that differ from the

@@ -1,0 +1,66 @@
+# compressible: `make test` and `make book` each set everything up on a fresh machine
+# (virtual environment, pinned installs) and then do their job.
+
+SHELL      := /bin/bash
+PYTHON     ?= $(shell command -v python3.11 || command -v python3)
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+SCALE      ?= ci
+NAME       ?=
+TIMEOUT    ?= 3600
+
+# Offline mirrors: used when a ../shared folder with them sits beside the project (see README).
+SHARED     ?= $(abspath ../shared)
+ifneq ($(wildcard $(SHARED)/hf/hub),)
+export HF_HUB_OFFLINE      := 1
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_CACHE        := $(SHARED)/hf/hub
+export COMPRESSIBLE_GLUE   := $(SHARED)/data/glue
+export COMPRESSIBLE_E2E    := $(SHARED)/data/e2e_nlg
+export COMPRESSIBLE_SMOLLM := $(SHARED)/models/SmolLM2-135M-Instruct
+endif
+export COMPRESSIBLE_RESULTS ?= $(CURDIR)/results
+export TOKENIZERS_PARALLELISM := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help setup test book chapter browser-check benchmarks lock clean
+
+help:
+	@echo "make test                       unit tests + every chapter at smoke scale"
+	@echo "make book [SCALE=ci|smoke|paper] execute every chapter and build _build/html"
+	@echo "make chapter NAME=<chapter> [SCALE=...]  execute one chapter into _build/chapters/"
+	@echo "make browser-check              open every built page in headless chromium"
+	@echo "make benchmarks                 speed/memory benchmarks (benchmarks/output/)"
+
+$(VENV)/.installed: pyproject.toml requirements/lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/lock.txt "torch==2.13.0"
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e ".[book,test,generation]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+book: setup
+	$(PY) -m compressible.bookbuild build --scale $(SCALE) --timeout $(TIMEOUT)
+
+chapter: setup
+	@test -n "$(NAME)" || { echo "usage: make chapter NAME=<chapter in book/> [SCALE=smoke|ci|paper]"; exit 2; }
+	$(PY) -m compressible.bookbuild execute book/$(NAME).py --scale $(SCALE) --timeout $(TIMEOUT)
+
+browser-check:
+	$(PY) .ci/browser_check.py
+
+benchmarks: setup
+	$(PY) benchmarks/matrix_completion.py
+	$(PY) benchmarks/deep_lora.py
+
+lock: setup
+	{ echo "# Exact versions used by make/CI (pip install -c requirements/lock.txt). Regenerate with: make lock"; \
+	  $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > requirements/lock.txt
+
+clean:
+	rm -rf _build

@@ -1,0 +1,22 @@
+"""Every chapter of the book executes at smoke scale, with its declared figures and no errors.
+
+These are the same checks `make book` applies (compressible.bookbuild.execute_chapter).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from compressible.bookbuild import execute_chapter, read_toc
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = [c for c in read_toc(ROOT) if c.executable]
+
+
+@pytest.mark.chapter
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[Path(c.name).name for c in CHAPTERS])
+def test_chapter_runs_at_smoke_scale(chapter, tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESSIBLE_RESULTS", str(tmp_path / "results"))
+    run = execute_chapter(chapter.source, tmp_path / f"{chapter.source.stem}.ipynb", "smoke", timeout=600)
+    assert run.errors == []
+    assert run.figures == run.expected_figures
