@@ -25,9 +25,11 @@
 #
 # $$
 # W_l(t) = U_l \begin{bmatrix} \widetilde W_l(t) & 0 \\ 0 & \rho_l(t) I_m \end{bmatrix} V_l^\top,
-# \qquad
+# $$
+#
+# $$
 # \rho_l(t) = \rho_l(t-1)\Big(1 - \eta\lambda - \eta \prod_{k \neq l} \rho_k(t-1)^2\Big),
-# \quad \rho_l(0) = \varepsilon_l .
+# \qquad \rho_l(0) = \varepsilon_l .
 # $$
 #
 # Each layer therefore learns only inside a fixed $2r$-dimensional subspace; the other $d - 2r$
