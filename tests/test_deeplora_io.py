@@ -102,8 +102,11 @@ def _batch(kind: str) -> dict[str, torch.Tensor]:
 
 
 def _logits(model: nn.Module, inputs) -> torch.Tensor:
+    """Logits and last hidden states, flattened into one vector: a classification head's logits
+    are tiny at random init, the hidden states show every adapter's effect."""
     with torch.no_grad():
-        return model(**inputs).logits
+        out = model(**inputs, output_hidden_states=True)
+    return torch.cat([out.logits.flatten(), out.hidden_states[-1].flatten()])
 
 
 def _perturb(model: nn.Module, seed: int = 3, scale: float = 0.5) -> None:
@@ -284,8 +287,7 @@ def test_export_peft_reproduces_outputs(tmp_path, kind):
     model, base_state = _adapted(kind)
     inputs = _inputs()
     ours = _logits(model, inputs)
-    with torch.no_grad():
-        plain = _fresh(kind, base_state)(**inputs).logits
+    plain = _logits(_fresh(kind, base_state), inputs)
     assert (ours - plain).abs().max() > 1e-2, "the adapters must change the outputs for the test to mean anything"
 
     export = export_peft(model, tmp_path, base_model_name_or_path="tiny-" + kind)
