@@ -14,7 +14,7 @@ __all__ = ["SCALES", "check_scale", "scale_label"]
 
 
 def check_scale(scale: str) -> str:
-    """Return ``scale`` if it is one of :data:`SCALES`, else raise a ``ValueError`` naming it."""
+    """Return ``scale`` if it is one of ``SCALES``, else raise a ``ValueError`` naming it."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     return scale

@@ -81,7 +81,7 @@ def environment_info(device: str | None = None) -> dict:
 
 
 class ResultStore:
-    """Stores one JSON result per ``(config, seed)`` under ``root`` (default: :func:`results_dir`)."""
+    """Stores one JSON result per ``(config, seed)`` under ``root`` (default: :func:`compressible.hub.results_dir`)."""
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root).expanduser().resolve() if root is not None else results_dir()
