@@ -2,6 +2,7 @@
 # (virtual environment, pinned installs) and then do their job.
 
 SHELL      := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON     ?= $(shell command -v python3.11 || command -v python3)
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
@@ -23,6 +24,9 @@ export COMPRESSIBLE_RESULTS ?= $(CURDIR)/results
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
+# pip repeats one harmless warning per package for index folders it cannot read; drop those lines.
+PIPFILTER  := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
 .PHONY: help setup test book chapter browser-check benchmarks lock clean
 
 help:
@@ -34,9 +38,9 @@ help:
 
 $(VENV)/.installed: pyproject.toml requirements/lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/lock.txt "torch==2.13.0"
-	$(PY) -m pip install --quiet -c requirements/lock.txt -e ".[book,test,generation]"
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | $(PIPFILTER)
+	$(PY) -m pip install --quiet -c requirements/lock.txt "torch==2.13.0" 2>&1 | $(PIPFILTER)
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e ".[book,test,generation]" 2>&1 | $(PIPFILTER)
 	@touch $@
 
 setup: $(VENV)/.installed
