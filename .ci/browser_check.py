@@ -25,28 +25,18 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from compressible.bookbuild import read_toc
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def toc_pages(root: Path) -> list[str]:
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                pages.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                for child in node.get(key) or []:
-                    walk(child)
-
-    walk(toc)
-    return ["index"] + pages
+    """``index`` plus every page of the table of contents, in order."""
+    return ["index"] + [chapter.name for chapter in read_toc(root)]
 
 
 def serve(directory: Path) -> tuple[socketserver.TCPServer, int]:
