@@ -1,0 +1,60 @@
+"""Tests of compressible.scorecard: verdicts follow the summaries, and gaps are never passed."""
+
+import pytest
+
+from compressible.scorecard import CLAIMS, scorecard
+from compressible.summaries import load_summary, save_summary
+
+
+@pytest.fixture(autouse=True)
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESSIBLE_RESULTS", str(tmp_path))
+
+
+def row(card, key):
+    index = [c.key for c in CLAIMS].index(key)
+    return card.iloc[index]
+
+
+def test_everything_not_run_without_summaries():
+    card = scorecard("ci")
+    assert len(card) == len(CLAIMS) and set(card.verdict) == {"not run at this scale"}
+
+
+def test_exact_claim_reproduced_and_failing_claim_not():
+    save_summary("invariant_subspaces", "ci", dict(max_rel_gap=1e-15, max_subspace_drift=2e-13, min_multiplicity=24,
+                                                   required_multiplicity=24, d=30))
+    save_summary("fewshot_glue", "ci", dict(table1_average_gain=-1.5, table1_lora_average=60.0,
+                                           table1_deep_average=58.5, table1_tasks=["rte", "stsb"]))
+    card = scorecard("ci")
+    assert row(card, "thm21").verdict == "reproduced"
+    assert row(card, "table1").verdict == "not reproduced"
+    assert "-1.50" in row(card, "table1").ours
+
+
+def test_quantitative_claim_at_reduced_scale_is_only_a_trend():
+    save_summary("completion", "ci", dict(speedup_fig5=30.0, fig5_d=200))
+    assert row(scorecard("ci"), "fig5").verdict == "trend reproduced"
+    save_summary("completion", "paper", dict(speedup_fig5=6.0, fig5_d=1000))
+    assert row(scorecard("paper"), "fig5").verdict == "reproduced"
+
+
+def test_summary_from_another_scale_or_incomplete_is_flagged():
+    save_summary("compression", "smoke", dict(prop22_max_ratio=0.1, prop22_max_distance=1e-5, prop22_bound=1e-4))
+    assert row(scorecard("ci"), "prop22").verdict == "not run at this scale"
+    save_summary("compression", "ci", dict(prop22_max_ratio=0.1))
+    r = row(scorecard("ci"), "prop22")
+    assert r.verdict == "not run at this scale" and "summary incomplete" in r.ours and "prop22_bound" in r.ours
+
+
+def test_summaries_round_trip_and_reject_bad_input():
+    save_summary("nonlinear", "ci", {"a": 1.5, "b": None, "c": [1, 2]})
+    assert load_summary("nonlinear") == {"chapter": "nonlinear", "scale": "ci", "a": 1.5, "b": None, "c": [1, 2]}
+    with pytest.raises(ValueError, match="must be finite"):
+        save_summary("nonlinear", "ci", {"a": float("nan")})
+    with pytest.raises(ValueError, match="scale must be one of"):
+        save_summary("nonlinear", "big", {})
+    with pytest.raises(ValueError, match="plain name"):
+        save_summary("../x", "ci", {})
+    with pytest.raises(ValueError, match="scale must be one of"):
+        scorecard("huge")
