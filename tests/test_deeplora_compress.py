@@ -317,3 +317,29 @@ def test_compress_from_batch_with_loss_fn_and_errors():
     add_adapters(lora, DeepLoRAConfig(init="lora", rank=4, targets=["up"]))
     with pytest.raises(ValueError, match="no compressed adapters"):
         compress_from_batch(lora, batch)
+
+
+def test_compress_from_batch_with_the_randomized_svd():
+    """svd='auto' switches to the randomized SVD from lowrank_threshold on; same top subspaces here."""
+    torch.manual_seed(0)
+    model = TinyRegressor()
+    batch = batch_for()
+    expected = reference_gradients(model, batch, torch.float32)
+    add_adapters(model, DeepLoRAConfig(init="compressed", rank=4, targets=["up", "down"], lowrank_threshold=4))
+    spectra = compress_from_batch(model, batch)
+    for name, layer in adapter_layers(model).items():
+        u_h, s_h, v_h = top_singular_vectors(expected[name].double(), 2)
+        assert torch.allclose(spectra[name].double(), s_h, rtol=1e-4)
+        right, left = layer.right.detach().double(), layer.left.detach().double()
+        assert torch.allclose(right @ (right.T @ v_h), v_h, atol=1e-4)
+        assert torch.allclose(left @ torch.linalg.pinv(left) @ u_h, u_h, atol=1e-4)
+
+
+def test_a_layer_without_gradient_gets_a_random_subspace_and_a_warning(caplog):
+    torch.manual_seed(0)
+    model = TinyRegressor()
+    add_adapters(model, DeepLoRAConfig(init="compressed", rank=4, targets=["up", "down"]))
+    with caplog.at_level("WARNING"):
+        compress_from_batch(model, batch_for(), loss_fn=lambda mdl, b: mdl.up(b["x"]).pow(2).mean())
+    assert "'down' received no gradient" in caplog.text
+    assert model.down.initialized and torch.count_nonzero(model.down.left) > 0

@@ -41,3 +41,13 @@ __all__ = [
 ]
 
 # io exports
+from .io import (  # noqa: E402  (after the core: io builds on it)
+    PeftExport,
+    export_peft,
+    load_adapters,
+    merge_adapters,
+    save_adapters,
+    unmerge_adapters,
+)
+
+__all__ += ["save_adapters", "load_adapters", "merge_adapters", "unmerge_adapters", "export_peft", "PeftExport"]

@@ -207,13 +207,17 @@ def compress_from_batch(
     generator seeded with the adapters' ``config.seed``. Inner factors are reset to ``eps I``.
 
     Args:
-        model: a model with compressed adapters (see :func:`add_adapters`).
+        model: a model with compressed adapters (see :func:`~compressible.deeplora.model.add_adapters`).
         batch: keyword arguments of ``model`` (moved to the model's device); the loss is
             ``model(**batch).loss`` unless ``loss_fn(model, batch)`` is given.
         loss_fn: optional ``(model, batch) -> scalar loss``.
 
     Returns:
         ``{module name: top r/2 singular values of G}``.
+
+    Call it before wrapping the model in ``DistributedDataParallel`` (it toggles
+    ``requires_grad``), on every rank with the same batch and seed, or on one rank and broadcast
+    the factors.
     """
     layers = {n: l for n, l in adapter_layers(model).items() if l.config.init == "compressed"}
     if not layers:
@@ -228,13 +232,13 @@ def compress_from_batch(
     hooks = []
     found: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
 
-    def make_hook(name: str, layer: DeepLoRALinear):
+    def make_hook(index: int, name: str, layer: DeepLoRALinear):
         half = layer.config.rank // 2
         method = layer.config.svd
         if method == "auto":
             big = min(layer.in_features, layer.out_features) >= layer.config.lowrank_threshold
             method = "lowrank" if big else "full"
-        seed = layer.config.seed + 7919 * (list(layers).index(name) + 1)
+        seed = layer.config.seed + 7919 * (index + 1)  # the randomized SVD's own stream
 
         def hook(weight: Tensor) -> None:
             g = weight.grad.detach().float() if weight.grad.dtype != torch.float64 else weight.grad.detach()
@@ -249,12 +253,12 @@ def compress_from_batch(
     try:
         for p in model.parameters():
             p.requires_grad_(False)
-        for name, layer in layers.items():
+        for index, (name, layer) in enumerate(layers.items()):
             w = layer.base.weight
             old_grads[w] = w.grad
             w.grad = None
             w.requires_grad_(True)
-            hooks.append(w.register_post_accumulate_grad_hook(make_hook(name, layer)))
+            hooks.append(w.register_post_accumulate_grad_hook(make_hook(index, name, layer)))
             layer.enabled = False
         model.eval()
         batch = _move(batch, device)

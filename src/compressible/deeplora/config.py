@@ -19,7 +19,7 @@ INITS = ("compressed", "lora", "random", "full")
 
 - ``"compressed"``: the paper's method. Factors ``[right^T, W~_1, ..., W~_L, left]``; the inner
   ``r x r`` factors start at ``eps * I`` and ``left``/``right`` come from the gradient at
-  initialisation (:func:`compressible.deeplora.compress_from_batch`).
+  initialisation (:func:`compressible.deeplora.compress.compress_from_batch`).
 - ``"lora"``: vanilla LoRA as the official code runs it: ``B A`` with ``A ~ N(0, 1)``, ``B = 0``.
 - ``"random"``: a narrow depth-``L`` factorisation of width ``r`` with scaled Haar-orthogonal
   factors (App. D.2 "Random", and what the camera-ready scripts run).
@@ -49,7 +49,7 @@ TARGET_PRESETS: dict[str, tuple[str, ...]] = {
         "q", "k", "v", "o", "wi", "wo", "wi_0", "wi_1",
     ),
 }
-"""Target presets, resolved by module name (see :func:`compressible.deeplora.resolve_targets`)."""
+"""Target presets, resolved by module name (see :func:`compressible.deeplora.model.resolve_targets`)."""
 
 HEAD_NAMES = ("lm_head", "classifier", "score", "qa_outputs", "cls", "pred_layer")
 """Module names treated as the output head and left out of ``targets="all-linear"``."""
@@ -69,7 +69,7 @@ class DeepLoRAConfig:
     """``"compressed"`` (the paper's method), ``"lora"``, ``"random"`` or ``"full"``; see :data:`INITS`."""
 
     depth: int | None = None
-    """Number of factors of the (uncompressed) product: 2 is LoRA-like, 3 is Deep LoRA.
+    """Number of factors of the (uncompressed) product; 2 is LoRA-like, 3 is Deep LoRA.
     ``None`` means 3, or 2 for ``init="lora"`` (which only exists at depth 2). A compressed
     adapter of depth ``L`` holds ``L`` inner ``r x r`` factors plus ``left`` and ``right``."""
 
@@ -79,7 +79,7 @@ class DeepLoRAConfig:
     come from each side of the weight."""
 
     targets: Targets = "attention-mlp"
-    """Which modules to adapt: a preset (``"query-value"``, ``"attention-mlp"``, ``"all-linear"``),
+    """Which modules to adapt, given as a preset (``"query-value"``, ``"attention-mlp"``, ``"all-linear"``),
     a list of module-name suffixes (``["query", "value"]``, matched on whole dotted components), or
     a regular expression ``"re:<pattern>"`` matched with ``re.fullmatch`` against full module names.
     Only ``nn.Linear`` and transformers ``Conv1D`` modules can be adapted."""
@@ -93,7 +93,7 @@ class DeepLoRAConfig:
 
     gamma: float = 1e-2
     """Learning-rate ratio of the outer factors (``left``, ``right``) of compressed adapters, used by
-    :func:`compressible.deeplora.param_groups`; 0 freezes them."""
+    :func:`compressible.deeplora.model.param_groups`; 0 freezes them."""
 
     seed: int = 0
     """Seed of every random draw of the adapters (LoRA's ``A``, orthogonal factors, the ``Q`` of the
@@ -104,7 +104,7 @@ class DeepLoRAConfig:
     (``torch.linalg.svd``), ``"lowrank"`` (randomized, ``torch.svd_lowrank``) or ``"auto"``
     (``"lowrank"`` when ``min(m, n) >= lowrank_threshold``)."""
 
-    lowrank_threshold: int = 2048
+    lowrank_threshold: int = 512
     """``min(m, n)`` from which ``svd="auto"`` switches to the randomized SVD."""
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 """Injection of Deep LoRA adapters into a model, and the optimiser's parameter groups.
 
 :func:`add_adapters` walks a model, finds the target modules by name, freezes every base
-parameter and swaps each target for a :class:`DeepLoRALinear`. :func:`param_groups` puts inner
+parameter and swaps each target for a :class:`~compressible.deeplora.layer.DeepLoRALinear`. :func:`param_groups` puts inner
 factors at ``lr`` and the outer factors of compressed adapters at ``gamma * lr`` (paper Sec. 3-4).
 """
 
@@ -48,7 +48,7 @@ def resolve_targets(model: nn.Module, targets) -> list[str]:
       or a full name, and each must match at least one module;
     - ``"re:<pattern>"``: ``re.fullmatch`` against full module names.
 
-    Modules already inside a :class:`DeepLoRALinear` are skipped.
+    Modules already inside a :class:`~compressible.deeplora.layer.DeepLoRALinear` are skipped.
 
     Raises:
         ValueError: when nothing matches, when a list entry matches nothing, or when a selected
@@ -149,12 +149,12 @@ class AdapterReport:
 
 
 def add_adapters(model: nn.Module, config: DeepLoRAConfig) -> AdapterReport:
-    """Freeze ``model`` and wrap every target module in a :class:`DeepLoRALinear` (in place).
+    """Freeze ``model`` and wrap every target module in a :class:`~compressible.deeplora.layer.DeepLoRALinear` (in place).
 
     Every parameter that exists before the call is frozen (``requires_grad = False``), the output
     head included, as in the paper's protocol; only the adapter factors train. Random factors are
     drawn from one generator seeded with ``config.seed``, module by module in model order.
-    Compressed adapters start with zero outer factors: call :func:`compress_from_batch` next.
+    Compressed adapters start with zero outer factors: call :func:`~compressible.deeplora.compress.compress_from_batch` next.
 
     Returns:
         an :class:`AdapterReport` (``print`` it, or ``report.to_frame()``).
@@ -193,7 +193,7 @@ def add_adapters(model: nn.Module, config: DeepLoRAConfig) -> AdapterReport:
 
 
 def adapter_layers(model: nn.Module) -> dict[str, DeepLoRALinear]:
-    """``{module name: layer}`` for every :class:`DeepLoRALinear` of ``model``, in model order."""
+    """``{module name: layer}`` for every :class:`~compressible.deeplora.layer.DeepLoRALinear` of ``model``, in model order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, DeepLoRALinear)}
 
 
