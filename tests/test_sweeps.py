@@ -1,0 +1,171 @@
+"""Tests of compressible.sweeps: chapter plans match the paper's protocols; sweeps resume."""
+
+import pytest
+
+from compressible.glue import TASKS
+from compressible.store import ResultStore
+from compressible.sweeps import (
+    CHAPTERS,
+    FIG2_CHECKPOINTS,
+    PARTS,
+    experiments_for,
+    main,
+    plan,
+    results_frame,
+    run_experiments,
+    status,
+)
+from compressible.training import TINY_BERT, RunConfig
+
+BERT = "google-bert/bert-base-cased"
+
+
+def _part(chapter, part, scale="paper"):
+    return [e for e in plan(chapter, scale) if e.part == part]
+
+
+def _common_protocol(config):
+    assert config.backbone == BERT
+    assert (config.batch_size, config.eval_batch_size, config.max_length) == (16, 32, 128)
+    assert config.eval_limit is None and config.replacement and not config.train_head
+    if config.adapter == "lora":
+        assert (config.depth, config.lr, config.alpha) == (2, 1e-4, None)
+    if config.adapter == "compressed":
+        assert (config.depth, config.lr, config.gamma, config.epsilon) == (3, 1e-2, 1e-2, 1e-3)
+
+
+def test_paper_table1():
+    table1 = _part("fewshot_glue", "table1")
+    assert len(table1) == 2 * len(TASKS)
+    assert {e.config.task for e in table1} == set(TASKS) == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
+    for e in table1:
+        _common_protocol(e.config)
+        assert e.config.n_train == 1024 and e.seeds == tuple(range(10))
+        assert e.config.steps == (600 if e.config.task == "sst2" else 1000)
+        assert e.config.eval_every is None  # metric at the last step
+        assert e.config.targets == "attention-mlp"
+    assert {e.label for e in table1} == {"LoRA", "Deep LoRA"}
+
+
+def test_paper_figures_6_7_8():
+    fig6 = _part("fewshot_glue", "fig6")
+    assert sorted({e.config.n_train for e in fig6}) == [16, 64, 256] and len(fig6) == 6
+    for e in fig6:
+        _common_protocol(e.config)
+        assert (e.config.task, e.config.steps, e.seeds) == ("stsb", 500, tuple(range(20)))
+    fig7 = _part("fewshot_glue", "fig7")
+    assert len(fig7) == 2
+    for e in fig7:
+        assert (e.config.task, e.config.n_train, e.config.steps, e.seeds) == ("stsb", 256, 500, (0,))
+        assert e.config.spectrum_top > 0
+    fig8 = _part("fewshot_glue", "fig8")
+    assert sorted({e.config.rank for e in fig8}) == [8, 16, 32, 64] and len(fig8) == 8
+    for e in fig8:
+        _common_protocol(e.config)
+        assert (e.config.task, e.config.n_train, e.config.steps, e.seeds) == ("stsb", 16, 200, tuple(range(5)))
+    # Fig. 7 is Fig. 6 at n = 256, seed 0: the sweep computes those runs once.
+    unique = experiments_for("fewshot_glue", "paper")
+    assert len(unique) == len(plan("fewshot_glue", "paper")) - 2
+    runs = sum(len(seeds) for _, seeds in unique)
+    assert runs == 16 * 10 + 6 * 20 + 8 * 5
+
+
+def test_paper_subspaces_chapter():
+    (fig2,) = _part("deep_lora_subspaces", "fig2")
+    c = fig2.config
+    assert (c.task, c.n_train, c.steps, c.adapter, c.depth) == ("stsb", None, 2000, "full", 3)
+    assert (c.lr, c.lr_end, c.checkpoints, c.checkpoint_rank) == (1e-4, 1e-5, FIG2_CHECKPOINTS, 8)
+    assert FIG2_CHECKPOINTS == (0, 1, 10, 20, 30, 100, 500, 1000, 1500, 2000)
+    assert c.targets == "attention-mlp" and c.spectrum_top >= 10 and fig2.seeds == (0,)
+    d2 = {e.label: e for e in _part("deep_lora_subspaces", "d2")}
+    assert set(d2) == {"original", "compressed", "random"}
+    for e in d2.values():
+        _common_protocol(e.config)
+        assert (e.config.task, e.config.n_train, e.config.steps, e.config.eval_every, e.seeds) == ("stsb", 16, 200, 20, (0,))
+    assert (d2["original"].config.adapter, d2["original"].config.lr) == ("full", 1e-4)
+    assert (d2["compressed"].config.rank, d2["compressed"].config.lr, d2["compressed"].config.gamma) == (8, 1e-2, 1e-2)
+    assert (d2["random"].config.adapter, d2["random"].config.rank, d2["random"].config.lr) == ("random", 8, 1e-4)
+
+
+def test_ci_and_smoke_scales():
+    table1 = _part("fewshot_glue", "table1", "ci")
+    assert {"stsb", "rte", "mrpc", "cola", "sst2"} <= {e.config.task for e in table1}
+    assert all(len(e.seeds) >= 3 for e in table1)
+    for chapter in CHAPTERS:
+        assert {e.config.backbone for e in plan(chapter, "ci")} == {"sentence-transformers/all-MiniLM-L6-v2"}
+        assert {e.config.backbone for e in plan(chapter, "smoke")} == {TINY_BERT}
+        assert {e.part for e in plan(chapter, "smoke")} == set(PARTS[chapter])
+        assert max(e.config.steps for e in plan(chapter, "smoke")) <= 3
+
+
+def test_bad_names():
+    with pytest.raises(ValueError, match=r"unknown chapter 'glue'; valid chapters are \('deep_lora_subspaces', 'fewshot_glue'\)"):
+        plan("glue", "ci")
+    with pytest.raises(ValueError, match=r"scale must be one of \('smoke', 'ci', 'paper'\), got 'huge'"):
+        plan("fewshot_glue", "huge")
+    with pytest.raises(ValueError, match=r"unknown parts \['fig9'\] of 'fewshot_glue'"):
+        plan("fewshot_glue", "ci", parts=["fig9"])
+
+
+def _fake(config, seed):
+    return {"metric": "pearson", "final": {"step": config.steps, "pearson": seed / 10}, "wall_time": 0.0, "trainable_params": 1}
+
+
+def test_killed_sweep_recomputes_only_missing_runs(tmp_path):
+    store = ResultStore(tmp_path)
+    experiments = [(RunConfig("stsb", n_train=16, steps=5), (0, 1, 2, 3)), (RunConfig("rte", steps=5), (0, 1))]
+    calls, killed = [], []
+
+    def dies_on_third_run(config, seed):
+        calls.append((config.task, seed))
+        if len(calls) == 3 and not killed:
+            killed.append(seed)
+            raise KeyboardInterrupt  # killed while running stsb seed 2
+        return _fake(config, seed)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiments(experiments, store, fn=dies_on_third_run, progress=False)
+    assert calls == [("stsb", 0), ("stsb", 1), ("stsb", 2)]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+    calls.clear()
+    ran = run_experiments(experiments, store, fn=dies_on_third_run, progress=False)
+    assert calls == [("stsb", 2), ("stsb", 3), ("rte", 0), ("rte", 1)] and ran == 4
+    calls.clear()
+    assert run_experiments(experiments, store, fn=dies_on_third_run, progress=False) == 0 and calls == []
+
+
+def test_status_and_results_frame(tmp_path):
+    store = ResultStore(tmp_path)
+    experiments = plan("fewshot_glue", "smoke", parts=["fig8"])
+    assert status("fewshot_glue", "smoke", store)["stored"].sum() == 0
+    with pytest.raises(KeyError, match="fig8 LoRA .* seed 0 is not stored"):
+        results_frame(experiments, store)
+    assert results_frame(experiments, store, missing="skip").empty
+    run_experiments(experiments, store, fn=_fake, progress=False)
+    frame = results_frame(experiments, store)
+    assert len(frame) == sum(len(e.seeds) for e in experiments)
+    assert set(frame["method"]) == {"LoRA", "Deep LoRA"} and (frame["metric"] == "pearson").all()
+    table = status("fewshot_glue", "smoke", store)
+    assert (table[table.part == "fig8"]["missing"].map(len) == 0).all()
+
+
+def test_cli_runs_and_lists_a_smoke_sweep(tmp_path, capsys):
+    """End to end on the tiny random BERT: run one part, list it, rerun computes nothing."""
+    from compressible.hub import ResourceMissingError
+    from compressible.training import load_tokenizer
+
+    try:
+        load_tokenizer(TINY_BERT)
+    except (ResourceMissingError, OSError) as error:
+        pytest.skip(f"needs the MiniLM tokenizer and the GLUE mirror: {error}")
+    args = ["--scale", "smoke", "--root", str(tmp_path)]
+    assert main(["run", "deep_lora_subspaces", *args, "--parts", "d2", "--no-progress"]) == 0
+    assert "3 runs computed" in capsys.readouterr().out
+    assert main(["run", "deep_lora_subspaces", *args, "--parts", "d2", "--no-progress"]) == 0
+    assert "0 runs computed" in capsys.readouterr().out
+    assert main(["list", "deep_lora_subspaces", *args]) == 0
+    out = capsys.readouterr().out
+    assert "1 runs missing" in out  # fig2 was not run
+    frame = results_frame(plan("deep_lora_subspaces", "smoke", ["d2"]), tmp_path)
+    assert sorted(frame["method"]) == ["compressed", "original", "random"]

@@ -1,0 +1,147 @@
+"""Tests of compressible.training: the run configuration and smoke runs on a tiny random BERT.
+
+The smoke runs need the GLUE mirror (``COMPRESSIBLE_GLUE``) and the MiniLM tokenizer in the hub
+cache (``HF_HUB_CACHE``), which the tiny BERT borrows; they are skipped when those are absent.
+"""
+
+import math
+
+import pytest
+import torch
+
+from compressible.hub import ResourceMissingError
+from compressible.training import TINY_BERT, RunConfig, Runner
+
+
+def test_defaults_resolve_to_the_authors_protocol():
+    deep = RunConfig("stsb")
+    assert (deep.adapter, deep.depth, deep.rank, deep.lr, deep.gamma) == ("compressed", 3, 8, 1e-2, 1e-2)
+    assert (deep.batch_size, deep.eval_batch_size, deep.max_length, deep.n_train) == (16, 32, 128, 1024)
+    assert deep.backbone == "google-bert/bert-base-cased" and not deep.train_head and deep.lr_end is None
+    lora = deep.replace(adapter="lora")
+    assert (lora.depth, lora.lr, lora.gamma) == (2, 1e-4, None)
+    assert RunConfig("rte", adapter="full").lr == 1e-4
+    assert RunConfig("rte", train_head=True).head_lr == 1e-4
+    assert RunConfig("rte", checkpoints=[10, 0, 10], steps=10).checkpoints == (0, 10)
+    assert RunConfig("rte", targets=["query", "value"]).targets == ("query", "value")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"task": "wnli"}, r"unknown GLUE task 'wnli'"),
+        ({"task": "rte", "n_train": 0}, r"n_train must be an int >= 1, got 0"),
+        ({"task": "rte", "n_train": 8}, r"n_train=8 is smaller than batch_size=16"),
+        ({"task": "rte", "adapter": "lora", "gamma": 0.1}, r"gamma .* only applies to adapter='compressed'"),
+        ({"task": "rte", "adapter": "dora"}, r"adapter must be one of \('compressed', 'lora', 'random', 'full'\), got 'dora'"),
+        ({"task": "rte", "rank": 7}, r"even rank"),
+        ({"task": "rte", "steps": 5, "checkpoints": (0, 6)}, r"checkpoints must be int steps in \[0, steps=5\], got \[6\]"),
+        ({"task": "rte", "head_lr": 1e-3}, r"head_lr=0.001 is set but train_head=False"),
+        ({"task": "rte", "lr": -1.0}, r"lr must be a positive finite number, got -1.0"),
+        ({"task": "rte", "dtype": "float16"}, r"dtype must be one of"),
+        ({"task": "rte", "targets": "everything"}, r"targets 'everything' is not a preset"),
+    ],
+)
+def test_bad_configs_name_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    runner = Runner("cpu", progress=False)
+    try:
+        runner.tokenizer(TINY_BERT)
+        runner.data(RunConfig("stsb", n_train=16, backbone=TINY_BERT))
+    except (ResourceMissingError, OSError) as error:
+        pytest.skip(f"needs the GLUE mirror and the MiniLM tokenizer: {error}")
+    return runner
+
+
+def _smoke(**changes):
+    base = dict(task="stsb", n_train=32, steps=3, backbone=TINY_BERT, eval_limit=48, eval_every=2)
+    base.update(changes)
+    return RunConfig(**base)
+
+
+def _base_state(model):
+    """Every parameter except adapter factors, by its name in the unadapted model."""
+    return {
+        name.replace(".base.", "."): p.detach().clone()
+        for name, p in model.named_parameters()
+        if ".factors." not in name
+    }
+
+
+@pytest.mark.parametrize("adapter", ["compressed", "lora"])
+def test_only_adapters_change(runner, adapter):
+    """Training moves the adapter factors only: backbone, pooler and random head stay bit-identical."""
+    config = _smoke(adapter=adapter)
+    before = {n: p.detach().clone() for n, p in runner.model(config, seed=1).named_parameters()}
+    model, result = runner.fit(config, seed=1)
+    after = _base_state(model)
+    assert set(after) == set(before)
+    changed = [n for n in before if not torch.equal(before[n], after[n])]
+    assert changed == []
+    assert any(n.startswith("bert.pooler.") for n in after) and "classifier.weight" in after
+    factors = [p for n, p in model.named_parameters() if ".factors." in n]
+    assert factors and result["trainable_params"] == sum(p.numel() for p in factors)
+    assert [e["step"] for e in result["evals"]] == [2, 3] and result["final"]["step"] == 3
+    assert len(result["train_loss"]) == 3 and all(math.isfinite(x) for x in result["train_loss"])
+    assert result["n_train"] == 32 and result["n_eval"] == 48 and result["metric"] == "pearson"
+
+
+def test_adapters_move(runner):
+    """LoRA's B starts at zero; after training it does not."""
+    model, _ = runner.fit(_smoke(adapter="lora", n_train=16), seed=0)
+    last = [p for n, p in model.named_parameters() if n.endswith("factors.1")]
+    assert last and all(p.abs().sum() > 0 for p in last)
+
+
+def test_same_subset_head_and_order_for_every_method_at_a_seed(runner):
+    lora = runner.run(_smoke(adapter="lora"), seed=2)
+    deep = runner.run(_smoke(adapter="compressed"), seed=2)
+    assert lora["sample_idx"] == deep["sample_idx"]
+    assert runner.run(_smoke(adapter="lora"), seed=3)["sample_idx"] != lora["sample_idx"]
+    head = lambda seed: runner.model(_smoke(), seed).classifier.weight  # noqa: E731
+    assert torch.equal(head(2), head(2)) and not torch.equal(head(2), head(3))
+    # the same method, config and seed repeats exactly (dropout masks are seeded too)
+    assert runner.run(_smoke(adapter="lora"), seed=2)["train_loss"] == lora["train_loss"]
+
+
+def test_global_rng_state_is_left_alone(runner):
+    state = torch.get_rng_state()
+    runner.run(_smoke(steps=1, eval_every=None), seed=0)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_train_head_trains_the_classifier(runner):
+    config = _smoke(adapter="lora", train_head=True, head_lr=1e-2)
+    before = runner.model(config, seed=0).classifier.weight.detach().clone()
+    model, result = runner.fit(config, seed=0)
+    assert not torch.equal(before, model.classifier.weight)
+    assert result["trainable_params"] == sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
+
+
+def test_linear_decay_and_checkpoints(runner):
+    config = _smoke(adapter="full", steps=4, lr=1e-4, lr_end=1e-5, eval_every=None,
+                    checkpoints=(0, 2, 4), spectrum_top=3, checkpoint_rank=2)
+    result = runner.run(config, seed=0)
+    # optax.linear_schedule: lr + (lr_end - lr) * t / steps at update t = 0..steps-1
+    assert result["lr"] == pytest.approx([1e-4 - 9e-5 * t / 4 for t in range(4)])
+    ckpt = result["checkpoints"]
+    assert ckpt["steps"] == [0, 2, 4] and ckpt["k"] == 2
+    names = list(ckpt["alignment"])
+    assert len(names) == result["adapted_modules"] == 12  # 6 per block, 2 blocks
+    for name in names:
+        assert ckpt["alignment"][name][-1] == pytest.approx(1.0)  # the final subspace with itself
+        assert all(0.0 <= a <= 1.0 + 1e-9 for a in ckpt["alignment"][name])
+        assert len(ckpt["singular_values"][name]) == 3 and len(ckpt["singular_values"][name][0]) == 3
+    spectrum = result["spectra"][names[0]]
+    assert len(spectrum["singular_values"]) == 3 and 0 <= spectrum["rank"] <= 8
+
+
+def test_classification_task_and_sampling_without_replacement(runner):
+    result = runner.run(_smoke(task="rte", replacement=False, eval_every=None), seed=0)
+    assert len(set(result["sample_idx"])) == 32
+    assert set(result["final"]) == {"step", "accuracy", "loss"}
