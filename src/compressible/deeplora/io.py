@@ -4,8 +4,9 @@ Three things can happen to a trained adapter:
 
 - It is **saved and loaded** as itself (:func:`save_adapters`, :func:`load_adapters`): a folder
   with ``deep_lora.safetensors`` (every factor ``F_i`` of every adapted module, keyed
-  ``<module path>.factors.<i>``) and ``deep_lora.json`` (the :class:`DeepLoRAConfig`, and for each
-  adapted module its factor shapes and scaling). Only adapters are stored, never the base model.
+  ``<module path>.factors.<i>``) and ``deep_lora.json`` (the
+  :class:`~compressible.deeplora.config.DeepLoRAConfig`, and for each adapted module its factor
+  shapes and scaling). Only adapters are stored, never the base model.
 - It is **merged** into the frozen weights for inference (:func:`merge_adapters`) and taken out
   again (:func:`unmerge_adapters`).
 - It is **exported** as a standard PEFT LoRA adapter (:func:`export_peft`), so that anyone can use
@@ -23,7 +24,7 @@ import logging
 import math
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
@@ -129,8 +130,8 @@ def save_adapters(model: nn.Module, directory: str | Path) -> Path:
 
     Files: ``deep_lora.safetensors`` with one tensor per factor, key ``<module path>.factors.<i>``
     (``i`` counts first to last as the factors act on the input), and ``deep_lora.json`` with the
-    :class:`DeepLoRAConfig` and, per adapted module, the base layer kind, ``in_features``,
-    ``out_features``, the factor shapes and the scaling. Merged layers are saved all the same:
+    :class:`~compressible.deeplora.config.DeepLoRAConfig` and, per adapted module, the base layer
+    kind, ``in_features``, ``out_features``, the factor shapes and the scaling. Merged layers are saved all the same:
     their factors are unchanged by merging.
 
     Returns:
@@ -222,9 +223,9 @@ def load_adapters(model: nn.Module, directory: str | Path) -> list[str]:
     """Load adapters written by :func:`save_adapters` into ``model``.
 
     If ``model`` has no Deep LoRA adapters yet (a fresh base model), they are first injected with
-    the stored config (:func:`add_adapters`, which also freezes the base); otherwise the existing
-    adapters are filled. Either way the adapted module paths, the factor shapes and the scalings
-    must match the stored ones exactly, and no adapter may be merged.
+    the stored config (:func:`~compressible.deeplora.model.add_adapters`, which also freezes the
+    base); otherwise the existing adapters are filled. Either way the adapted module paths, the
+    factor shapes and the scalings must match the stored ones exactly, and no adapter may be merged.
 
     Returns:
         The paths of the modules whose factors were loaded.
@@ -343,7 +344,7 @@ class PeftExport:
         directory: the folder holding ``adapter_config.json`` and ``adapter_model.safetensors``.
         ranks: exported LoRA rank per adapted module path.
         numerical_ranks: the numerical rank of each ``ΔW`` (the paper's Fig. 7 rule for deep adapters,
-            :func:`compressible.deeplora.numerical_rank` with ``rule="deep"``, uncapped), or ``None``
+            :func:`~compressible.deeplora.analysis.numerical_rank` with ``rule="deep"``, uncapped), or ``None``
             for layers exported exactly from their factors without an SVD.
         relative_errors: ``‖ΔW − lora_B lora_A‖_F / ‖ΔW‖_F`` per module (0 when ``ΔW = 0``),
             measured in float64 on the written float32 tensors.
@@ -455,12 +456,12 @@ def export_peft(
       (full width) the SVD of ``ΔW`` at rank ``min(m, n)``.
     - ``truncate_rank="numerical"``: SVD truncated to the numerical rank of ``ΔW`` (0 if
       ``‖ΔW‖₂ ≤ 1e-3``, else the matrix rank with numpy's default tolerance; see
-      :func:`compressible.deeplora.numerical_rank`), at least 1 since PEFT needs ``r ≥ 1``.
+      :func:`~compressible.deeplora.analysis.numerical_rank`), at least 1 since PEFT needs ``r ≥ 1``.
     - ``truncate_rank=k``: SVD truncated to ``min(k, m, n)``.
 
     SVD factors are balanced: ``lora_B = U_r √S_r``, ``lora_A = √S_r V_rᵀ``. Ranks that differ from the
     most common one go to ``rank_pattern`` and ``alpha_pattern`` under keys that match exactly one
-    full module path (see :func:`_pattern`).
+    full module path (``^`` followed by the escaped path).
 
     Args:
         model: a model with Deep LoRA adapters (merged or not).
@@ -549,7 +550,12 @@ def export_peft(
     directory.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(str(directory))
     save_file(tensors, str(directory / _PEFT_WEIGHTS_NAME), metadata={"format": "pt"})
-    logger.info("exported %d Deep LoRA adapters as PEFT LoRA to %s (ranks %s)", len(ranks), directory, dict(Counter(ranks.values())))
+    logger.info(
+        "exported %d Deep LoRA adapters as PEFT LoRA to %s (ranks %s)",
+        len(ranks),
+        directory,
+        dict(Counter(ranks.values())),
+    )
     return PeftExport(
         directory=directory,
         ranks=ranks,
