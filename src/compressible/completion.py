@@ -21,18 +21,20 @@ Three models are built here:
   ``L + 2`` factors whose first (``V^T``) and last (``U``) factors are *outer* and train with the
   discrepant step ``gamma * lr`` (``gamma = 0`` freezes them).
 
-For a thin chain (first factor ``(b, d)``, last ``(d, a)`` with ``a, b << d``) one step never forms
-a ``(d, d)`` matrix: the residual is evaluated only at the observed entries,
-``r_ij = U_i M V_j^T - Phi_ij`` for ``(i, j)`` in ``Omega`` (gathered rows), and the gradients are
-scatter-adds over the observed entries, ``O(|Omega| (a + b) + d a b + L (2r)^3)`` per step.
+For a thin chain (first factor ``(b, d)``, last ``(d, a)`` with ``a, b << d``) a step costs
+``O(d^2 (a + b))`` with the dense masked residual, and ``O(|Omega| (a + b) + d a b + L (2r)^3)``
+with ``residual="observed"``, which never forms a ``(d, d)`` matrix: the residual is evaluated only
+at the observed entries, ``r_ij = U_i M V_j^T - Phi_ij`` (gathered rows), and the gradients are
+scatter-adds over the observed entries (sparse products). Which is faster depends on ``p`` and on
+the hardware's gather speed; ``residual="auto"`` picks by ``p`` (see :class:`TrainConfig`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -63,11 +65,23 @@ __all__ = [
     "masked_residual_dense",
     "masked_residual_observed",
     "track_compression",
+    "rescale_lr",
+    "pad_width",
+    "WidthSweepConfig",
+    "run_width_sweep",
+    "CompressionRaceConfig",
+    "run_compression_race",
+    "RandomVsCompressedConfig",
+    "run_random_vs_compressed",
+    "FactorizationTrackConfig",
+    "run_factorization_track",
+    "race_summary",
+    "random_vs_compressed_summary",
 ]
 
 log = logging.getLogger(__name__)
 
-_RESIDUAL_MODES = ("auto", "dense", "observed")
+_RESIDUAL_MODES = ("auto", "dense", "observed", "sampled")
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -409,7 +423,7 @@ class _ObservedPattern:
     """Index structures for the observed entries of a batch, built once per training run.
 
     The ``B`` members are laid out as one block-diagonal ``(B d, B d)`` sparse matrix, so a
-    scatter-add over the observed entries of every member is a single CSR product.
+    scatter-add over the observed entries of every member is a single sparse product.
     """
 
     def __init__(self, problem: CompletionProblem):
@@ -420,50 +434,53 @@ class _ObservedPattern:
         self.cols = (problem.cols + offset).reshape(-1)
         self.size = batch * d
         self.batch, self.d = batch, d
-        self.crow = self._crow(self.rows)
-        self.perm = torch.argsort(self.cols * self.size + self.rows)  # row-major order of E^T
-        self.crow_t = self._crow(self.cols)
-        self.cols_t = self.rows[self.perm]
+        # COO index lists sorted row-major (i.e. coalesced) for E and for E^T
+        self.index = torch.stack([self.rows, self.cols])
+        self.perm = torch.argsort(self.cols * self.size + self.rows)
+        self.index_t = torch.stack([self.cols[self.perm], self.rows[self.perm]])
         self.target = problem.target_observed
-
-    def _crow(self, index: Tensor) -> Tensor:
-        crow = torch.zeros(self.size + 1, dtype=torch.int64, device=index.device)
-        crow[1:] = torch.bincount(index, minlength=self.size).cumsum(0)
-        return crow
+        # flat position of every observed entry in a (B, d, d) tensor, member-major then row-major
+        self.flat = ((problem.rows * d + problem.cols) + offset * d).reshape(-1)
 
     def matmul(self, values: Tensor, dense: Tensor, transpose: bool = False) -> Tensor:
         """``E @ dense`` (or ``E^T @ dense``) for the sparse ``E`` with ``values`` at the observed entries."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            if transpose:
-                e = torch.sparse_csr_tensor(self.crow_t, self.cols_t, values[self.perm], (self.size, self.size))
-            else:
-                e = torch.sparse_csr_tensor(self.crow, self.cols, values, (self.size, self.size))
-            return e @ dense
+        if transpose:
+            index, values = self.index_t, values[self.perm]
+        else:
+            index = self.index
+        # COO rather than CSR: on CPUs torch's CSR product has a large fixed cost per call
+        e = torch.sparse_coo_tensor(
+            index, values, (self.size, self.size), is_coalesced=True, check_invariants=False
+        )
+        return torch.sparse.mm(e, dense)
 
 
-def _observed_forward(factors: Sequence[Tensor], pattern: _ObservedPattern):
+def _observed_forward(factors: Sequence[Tensor], pattern: _ObservedPattern, sampled: bool = False):
     first, last, middle = factors[0], factors[-1], list(factors[1:-1])
     batch, d = pattern.batch, pattern.d
     mids = _prefixes(middle)
     product = mids[-1]  # (B, a, b) or None when the chain has two factors
     left = last if product is None else last @ product  # (B, d, b)
     width = left.shape[-1]
-    left_flat = left.reshape(batch * d, width)
-    right_flat = first.mT.reshape(batch * d, width)  # (B d, b): row j is column j of the first factor
-    pred = (F.embedding(pattern.rows, left_flat) * F.embedding(pattern.cols, right_flat)).sum(-1)
+    right_flat = first.mT.reshape(batch * d, width).contiguous()  # (B d, b): row j = column j of F_0
+    if sampled:
+        # one thin BLAS product, read only at the observed entries (cheaper than gathers on CPUs)
+        pred = (left @ first).reshape(-1).take(pattern.flat)
+    else:
+        left_flat = left.reshape(batch * d, width)
+        pred = (F.embedding(pattern.rows, left_flat) * F.embedding(pattern.cols, right_flat)).sum(-1)
     return pred.view(batch, -1) - pattern.target, (middle, mids, product, right_flat)
 
 
-def _gradients_observed(factors: Sequence[Tensor], pattern: _ObservedPattern, scale: float):
-    residual, (middle, mids, product, right_flat) = _observed_forward(factors, pattern)
+def _gradients_observed(factors: Sequence[Tensor], pattern: _ObservedPattern, scale: float, sampled: bool = False):
+    residual, (middle, mids, product, right_flat) = _observed_forward(factors, pattern, sampled)
     first, last = factors[0], factors[-1]
     batch, d = pattern.batch, pattern.d
     a, b = last.shape[-1], first.shape[-2]
     e = (residual * scale).reshape(-1)
-    # X = E B^T (d, b) and Y = E^T A (d, a): scatter-adds over the observed entries as CSR products.
+    # X = E B^T (d, b) and Y = E^T A (d, a): scatter-adds over the observed entries as sparse products.
     x = pattern.matmul(e, right_flat).view(batch, d, b)
-    y = pattern.matmul(e, last.reshape(batch * d, a), transpose=True).view(batch, d, a)
+    y = pattern.matmul(e, last.reshape(batch * d, a).contiguous(), transpose=True).view(batch, d, a)
     if product is None:
         grads = [y.mT, x]
     else:
@@ -509,11 +526,20 @@ class TrainConfig:
             <= this value (``None``: never); used to time "reaching the same recovery error".
         weight_decay: ``lambda`` >= 0; ``W <- (1 - step lambda) W - step grad``.
         log_every: record train/test loss and wall time every this many steps (and at the end).
-        residual: "dense" (form ``f``), "observed" (only observed entries, thin chains only) or
-            "auto" (observed for thin chains when ``|Omega| (a + b)`` is below ``d^2 (a + b) / 4``).
+        residual: how a step evaluates the masked residual.
+            "dense": form ``f`` and ``Omega * (f - Phi)`` as ``(d, d)`` tensors (any chain);
+            "observed": gather rows of ``U M`` and ``V`` at the observed entries, never forming a
+            ``(d, d)`` tensor, and scatter the gradients with sparse products;
+            "sampled": form the thin product ``(U M) V^T`` with one BLAS call but read it only at
+            the observed entries, scatter as in "observed";
+            "auto": "observed" for thin chains when fewer than ``d^2 / 16`` entries are observed,
+            else "dense" (measured fastest on CPUs; see ``_Stepper._choose_mode``).
         divergence_factor: stop with :class:`DivergenceError` when the train loss exceeds this
             multiple of its initial value.
         progress: show a tqdm bar.
+        threads: torch intra-op threads while training (``None``: leave torch's setting). Small
+            problems run fastest with 1: their kernels are too short to amortise a thread team,
+            and on a busy machine the team's synchronisation dominates. Restored afterwards.
     """
 
     lr: float
@@ -526,6 +552,7 @@ class TrainConfig:
     residual: str = "auto"
     divergence_factor: float = 1e6
     progress: bool = False
+    threads: int | None = None
 
     def __post_init__(self):
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
@@ -544,6 +571,8 @@ class TrainConfig:
             raise ValueError(f"residual must be one of {_RESIDUAL_MODES}, got {self.residual!r}")
         if not self.divergence_factor > 1:
             raise ValueError(f"divergence_factor must be > 1, got {self.divergence_factor!r}")
+        if self.threads is not None:
+            _check_int("threads", self.threads)
 
 
 @dataclass
@@ -619,26 +648,25 @@ class _Stepper:
         self.unobserved_f = (~problem.mask).to(dtype)
         self.mode = self._choose_mode(factorization, problem, config.residual)
         self.mask_f = problem.mask.to(dtype) if self.mode == "dense" else None
-        self.pattern = _ObservedPattern(problem) if self.mode == "observed" else None
+        self.pattern = _ObservedPattern(problem) if self.mode in ("observed", "sampled") else None
         self.lrs = [config.lr * (config.gamma if o else 1.0) for o in factorization.outer]
 
     @staticmethod
     def _choose_mode(fact: Factorization, problem: CompletionProblem, mode: str) -> str:
-        if mode == "dense":
-            return "dense"
-        thin = fact.is_thin()
-        if mode == "observed":
-            if len(fact.factors) < 2:
-                raise ValueError("residual='observed' needs a chain of at least two factors")
-            return "observed"
-        if not thin:
-            return "dense"
-        # gathers and scatter-adds cost several times a BLAS multiply-add per entry
-        return "observed" if problem.n_observed * 4 < problem.d**2 or fact.factors[0].shape[-2] >= 8 else "dense"
+        if mode in ("observed", "sampled") and len(fact.factors) < 2:
+            raise ValueError(f"residual={mode!r} needs a chain of at least two factors, got {len(fact.factors)}")
+        if mode != "auto":
+            return mode
+        if not fact.is_thin():
+            return "dense"  # a full-width chain forms (d, d) products anyway
+        # Measured on CPUs (benchmarks/matrix_completion.py reports all three per run): torch's
+        # gathers and sparse products cost 10-30 BLAS multiply-adds per observed entry, so the
+        # observed-entries residual only pays when few entries are observed (p < 1/16).
+        return "observed" if problem.n_observed * 16 < problem.d**2 else "dense"
 
     def gradients(self) -> tuple[Tensor, list[Tensor]]:
-        if self.mode == "observed":
-            return _gradients_observed(self.factors, self.pattern, self.scale)
+        if self.mode in ("observed", "sampled"):
+            return _gradients_observed(self.factors, self.pattern, self.scale, self.mode == "sampled")
         return _gradients_dense(self.factors, self.problem, self.mask_f, self.scale)
 
     def apply(self, grads: Sequence[Tensor], active: Tensor | None) -> None:
@@ -677,6 +705,22 @@ def train(
         DivergenceError: the train loss became NaN/inf or exceeded ``divergence_factor`` times its
             initial value; the message names the step and the member.
     """
+    with _threads(config.threads):
+        return _train(factorization, problem, config, observer)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(factorization, problem, config, observer) -> CompletionResult:
     stepper = _Stepper(factorization, problem, config)
     batch = problem.batch
     active = torch.ones(batch, dtype=torch.bool, device=problem.target.device)
@@ -763,6 +807,11 @@ def track_compression(
     coordinates ``u_k^T f v_k`` of both trajectories along the target's top singular pairs
     (``coord{k}_original``, ``coord{k}_compressed``).
     """
+    with _threads(config.threads):
+        return _track(original, compressed, problem, config, directions)
+
+
+def _track(original, compressed, problem, config, directions) -> pd.DataFrame:
     problem = problem.member(0)
     runs = {"original": _Stepper(original.member(0), problem, config), "compressed": _Stepper(compressed.member(0), problem, config)}
     u, _, vh = torch.linalg.svd(problem.target[0])
@@ -797,3 +846,345 @@ def track_compression(
             s.apply(grads[name], None)
             times[name] += time.perf_counter() - tic
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# experiments of Sec. 3 (Fig. 1, Fig. 5, App. D.1): frozen configs -> tidy DataFrames
+
+
+def rescale_lr(lr: float, d: int, d_ref: int) -> float:
+    """The step for size ``d`` that matches step ``lr`` at size ``d_ref``: ``lr (d / d_ref)^(4/3)``.
+
+    For a Gaussian-based target ``sigma_max(Phi) ~ 2 sqrt(d)``; the curvature of the mean loss of a
+    depth-3 factorisation near the solution scales like ``sigma_max^(4/3) / d^2 ~ d^(-4/3)``, so this
+    keeps ``lr`` at the same fraction of the stability limit when ``d`` is reduced.
+    """
+    _check_int("d", d)
+    _check_int("d_ref", d_ref)
+    return float(lr) * (d / d_ref) ** (4.0 / 3.0)
+
+
+def _stored(config, seed: int, compute: Callable[[], pd.DataFrame], store) -> pd.DataFrame:
+    """``compute()`` once per ``(config, seed)``; with a :class:`~compressible.store.ResultStore` the
+    rows are stored and a rerun only loads them."""
+    if store is None:
+        return compute()
+    record = store.run(config, [seed], lambda c, s: {"rows": compute().to_dict("records")}, progress=False)[0]
+    return pd.DataFrame(record["rows"])
+
+
+def _dtype(name: str) -> torch.dtype:
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {name!r}")
+    return getattr(torch, name)
+
+
+@dataclass(frozen=True)
+class WidthSweepConfig:
+    """Fig. 1: recovery error and iterations to tolerance of narrow factorisations vs width.
+
+    One run trains, for every width, ``trials`` independent problems at once (batched). The
+    width-``d`` model is the full-width factorisation.
+
+    Attributes:
+        depth: ``L`` (2 or 3 in the paper); lr: its step (paper: 1e2 for L=2, 3e2 for L=3).
+    """
+
+    d: int = 100
+    true_rank: int = 10
+    observed_fraction: float = 0.3
+    depth: int = 3
+    lr: float = 300.0
+    epsilon: float = 1e-3
+    widths: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+    max_steps: int = 60_000
+    tol: float = 1e-10
+    trials: int = 5
+    dtype: str = "float64"
+    threads: int | None = 1
+
+    def __post_init__(self):
+        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
+        _check_int("depth", self.depth, 2)
+        _check_int("trials", self.trials)
+        bad = [w for w in self.widths if not (isinstance(w, int) and 1 <= w <= self.d)]
+        if bad or not self.widths:
+            raise ValueError(f"widths must be non-empty ints in [1, d={self.d}], got {self.widths}")
+        _dtype(self.dtype)
+        TrainConfig(lr=self.lr, max_steps=self.max_steps, tol=self.tol, threads=self.threads)
+
+
+def pad_width(factorization: Factorization, width: int) -> Factorization:
+    """Zero-pad the hidden widths of a chain to ``width`` (exact: padded units get zero gradient).
+
+    In a chain ``F_{K-1} ... F_0`` a hidden unit whose row in ``F_k`` and column in ``F_{k+1}`` are
+    zero contributes nothing to the product and receives a zero gradient, so it stays zero under
+    gradient descent (and weight decay). Chains of different widths can therefore be trained
+    together as one batch of the largest width.
+    """
+    factors = list(factorization.factors)
+    padded = []
+    for k, w in enumerate(factors):
+        rows = w.shape[-2] if k == len(factors) - 1 else width
+        cols = w.shape[-1] if k == 0 else width
+        if rows < w.shape[-2] or cols < w.shape[-1]:
+            raise ValueError(f"cannot pad factor {k} of shape {tuple(w.shape[-2:])} down to width {width}")
+        out = w.new_zeros(w.shape[0], rows, cols)
+        out[:, : w.shape[-2], : w.shape[-1]] = w
+        padded.append(out)
+    return replace(factorization, factors=tuple(padded))
+
+
+def run_width_sweep(config: WidthSweepConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """Rows ``depth, width, trial, steps, converged, train_loss, test_loss, wall_time``.
+
+    Problem seeds are ``seed * 1000 + trial`` and init seeds ``seed * 1000 + 500 + trial``. All
+    widths and trials run as one batch (narrow models zero-padded to the largest width with
+    :func:`pad_width`); ``wall_time`` is that of the whole batch.
+    """
+
+    def compute() -> pd.DataFrame:
+        dtype = _dtype(config.dtype)
+        seeds = [seed * 1000 + i for i in range(config.trials)]
+        init_seeds = [s + 500 for s in seeds]
+        widths = list(config.widths)
+        top = max(widths)
+        problem = make_problem(
+            ProblemConfig(config.d, config.true_rank, config.observed_fraction), seeds * len(widths), dtype=dtype
+        )
+        members = []
+        for width in widths:
+            if width == config.d:
+                fact = full_width_factorization(config.d, config.depth, config.epsilon, init_seeds, dtype=dtype)
+            else:
+                fact = narrow_factorization(config.d, width, config.depth, config.epsilon, init_seeds, dtype=dtype)
+            members.append(pad_width(fact, top))
+        batch = Factorization(
+            tuple(torch.cat([m.factors[k] for m in members]) for k in range(config.depth)), (False,) * config.depth, "narrow"
+        )
+        tc = TrainConfig(
+            lr=config.lr, max_steps=config.max_steps, tol=config.tol, log_every=config.max_steps, threads=config.threads
+        )
+        df = train(batch, problem, tc).summary().drop(columns="kind")
+        df["width"] = [w for w in widths for _ in seeds]
+        df["trial"] = list(range(config.trials)) * len(widths)
+        return df.drop(columns="member").assign(depth=config.depth)
+
+    return _stored(config, seed, compute, store)
+
+
+@dataclass(frozen=True)
+class CompressionRaceConfig:
+    """Fig. 5: the original full-width factorisation vs its compression with ``gamma`` in ``gammas``.
+
+    Every model runs until its train loss is below its tolerance (paper: 1e-9 for the original,
+    1e-13 for the compressed ones) or ``max_steps``. Wall time excludes evaluation; the
+    compressed models' time includes building the compression (one gradient and one SVD).
+    """
+
+    d: int = 1000
+    true_rank: int = 5
+    observed_fraction: float = 0.2
+    depth: int = 3
+    epsilon: float = 1e-3
+    lr: float = 5e3
+    gammas: tuple[float, ...] = (0.0, 0.01)
+    max_steps: int = 170_000
+    max_steps_compressed: int | None = None
+    tol_original: float = 1e-9
+    tol_compressed: float = 1e-13
+    log_every: int = 100
+    dtype: str = "float32"
+    threads: int | None = None
+    include_original: bool = True
+
+    def __post_init__(self):
+        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
+        _check_int("depth", self.depth, 2)
+        if 2 * self.true_rank >= self.d:
+            raise ValueError(f"compression needs 2 r* < d, got r*={self.true_rank}, d={self.d}")
+        _dtype(self.dtype)
+        for g in self.gammas:
+            TrainConfig(lr=self.lr, gamma=g)
+        TrainConfig(lr=self.lr, max_steps=self.max_steps, tol=self.tol_original, log_every=self.log_every, threads=self.threads)
+
+
+def run_compression_race(config: CompressionRaceConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """Histories of every model, stacked: columns ``method`` ("original", "compressed γ=..."),
+    ``gamma``, ``step``, ``train_loss``, ``test_loss``, ``wall_time``, ``setup_time``."""
+
+    def compute() -> pd.DataFrame:
+        dtype = _dtype(config.dtype)
+        problem = make_problem(ProblemConfig(config.d, config.true_rank, config.observed_fraction), seed, dtype=dtype)
+        original = full_width_factorization(config.d, config.depth, config.epsilon, seed + 500, dtype=dtype)
+        with _threads(config.threads):
+            tic = time.perf_counter()
+            compressed = compressed_factorization(original, problem, config.true_rank)
+            setup = time.perf_counter() - tic
+        frames = []
+        if config.include_original:
+            tc = TrainConfig(
+                lr=config.lr, max_steps=config.max_steps, tol=config.tol_original,
+                log_every=config.log_every, threads=config.threads,
+            )
+            h = train(original, problem, tc).history
+            frames.append(h.assign(method="original", gamma=float("nan"), setup_time=0.0))
+        for gamma in config.gammas:
+            tc = TrainConfig(
+                lr=config.lr, gamma=gamma, max_steps=config.max_steps_compressed or config.max_steps,
+                tol=config.tol_compressed, log_every=config.log_every, threads=config.threads,
+            )
+            h = train(compressed, problem, tc).history
+            h = h.assign(method=f"compressed γ={gamma:g}", gamma=gamma, setup_time=setup)
+            h["wall_time"] = h["wall_time"] + setup
+            frames.append(h)
+        return pd.concat(frames, ignore_index=True).drop(columns="member")
+
+    return _stored(config, seed, compute, store)
+
+
+@dataclass(frozen=True)
+class RandomVsCompressedConfig:
+    """App. D.1: compressed (width ``2 r``, gamma) vs randomly initialised narrow width ``2 r``,
+    for every rank estimate ``r`` in ``ranks``; ``trials`` problems batched per run."""
+
+    d: int = 1000
+    true_rank: int = 5
+    observed_fraction: float = 0.2
+    depth: int = 3
+    epsilon: float = 1e-3
+    lr: float = 5e3
+    gamma: float = 0.01
+    ranks: tuple[int, ...] = (5, 8, 11, 14, 17, 20)
+    trials: int = 5
+    max_steps: int = 20_000
+    tol: float = 1e-9
+    dtype: str = "float32"
+    threads: int | None = None
+
+    def __post_init__(self):
+        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
+        bad = [r for r in self.ranks if not (isinstance(r, int) and 1 <= r and 2 * r < self.d)]
+        if bad or not self.ranks:
+            raise ValueError(f"ranks must be non-empty ints with 1 <= r and 2r < d={self.d}, got {self.ranks}")
+        _check_int("trials", self.trials)
+        _dtype(self.dtype)
+        TrainConfig(lr=self.lr, gamma=self.gamma, max_steps=self.max_steps, tol=self.tol, threads=self.threads)
+
+
+def run_random_vs_compressed(config: RandomVsCompressedConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """Rows ``method`` ("compressed"/"random"), ``rank``, ``trial``, ``steps``, ``converged``,
+    ``train_loss``, ``test_loss``, ``wall_time`` (per batch of trials; compression setup included)."""
+
+    def compute() -> pd.DataFrame:
+        dtype = _dtype(config.dtype)
+        seeds = [seed * 1000 + i for i in range(config.trials)]
+        init_seeds = [s + 500 for s in seeds]
+        problem = make_problem(ProblemConfig(config.d, config.true_rank, config.observed_fraction), seeds, dtype=dtype)
+        original = full_width_factorization(config.d, config.depth, config.epsilon, init_seeds, dtype=dtype)
+        frames = []
+        for rank in tqdm(config.ranks, desc="rank estimates", leave=False):
+            with _threads(config.threads):
+                tic = time.perf_counter()
+                comp = compressed_factorization(original, problem, rank)
+                setup = time.perf_counter() - tic
+            narrow = narrow_factorization(config.d, 2 * rank, config.depth, config.epsilon, init_seeds, dtype=dtype)
+            for method, fact, gamma, extra in (("compressed", comp, config.gamma, setup), ("random", narrow, 1.0, 0.0)):
+                tc = TrainConfig(
+                    lr=config.lr, gamma=gamma, max_steps=config.max_steps, tol=config.tol,
+                    log_every=config.max_steps, threads=config.threads,
+                )
+                res = train(fact, problem, tc)
+                df = res.summary().rename(columns={"member": "trial"}).drop(columns="kind")
+                df["wall_time"] = df["wall_time"] + extra
+                frames.append(df.assign(method=method, rank=rank))
+        return pd.concat(frames, ignore_index=True)
+
+    return _stored(config, seed, compute, store)
+
+
+@dataclass(frozen=True)
+class FactorizationTrackConfig:
+    """Fig. 4: full observation, ``gamma = 0``; the original and its compression side by side."""
+
+    d: int = 1000
+    true_rank: int = 10
+    depth: int = 3
+    epsilon: float = 1e-3
+    lr: float = 1e3
+    steps: int = 10_000
+    log_every: int = 50
+    dtype: str = "float32"
+    threads: int | None = None
+
+    def __post_init__(self):
+        ProblemConfig(self.d, self.true_rank)
+        if 2 * self.true_rank >= self.d:
+            raise ValueError(f"compression needs 2 r* < d, got r*={self.true_rank}, d={self.d}")
+        _dtype(self.dtype)
+        TrainConfig(lr=self.lr, max_steps=self.steps, log_every=self.log_every, threads=self.threads)
+
+
+def run_factorization_track(config: FactorizationTrackConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """:func:`track_compression` at the Fig. 4 setting (``gamma = 0``, every entry observed)."""
+
+    def compute() -> pd.DataFrame:
+        dtype = _dtype(config.dtype)
+        problem = make_problem(ProblemConfig(config.d, config.true_rank, 1.0), seed, dtype=dtype)
+        original = full_width_factorization(config.d, config.depth, config.epsilon, seed + 500, dtype=dtype)
+        compressed = compressed_factorization(original, problem, config.true_rank)
+        tc = TrainConfig(lr=config.lr, gamma=0.0, max_steps=config.steps, log_every=config.log_every, threads=config.threads)
+        return track_compression(original, compressed, problem, tc)
+
+    return _stored(config, seed, compute, store)
+
+
+def race_summary(history: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
+    """Per method of :func:`run_compression_race`: final step and recovery error, and the wall time
+    and step at which the recovery error first came within ``tolerance`` (relative) of the
+    original's final recovery error; ``speedup`` = original's time / the method's time."""
+    orig = history[history.method == "original"]
+    if orig.empty:
+        raise ValueError("race_summary needs the 'original' run in the history")
+    level = float(orig.test_loss.iloc[-1]) * (1 + tolerance)
+    rows = []
+    for method, h in history.groupby("method", sort=False):
+        hit = h[h.test_loss <= level]
+        rows.append({
+            "method": method,
+            "steps": int(h.step.iloc[-1]),
+            "final_test_loss": float(h.test_loss.iloc[-1]),
+            "final_train_loss": float(h.train_loss.iloc[-1]),
+            "step_to_target": float(hit.step.iloc[0]) if len(hit) else float("nan"),
+            "time_to_target": float(hit.wall_time.iloc[0]) if len(hit) else float("nan"),
+            "total_time": float(h.wall_time.iloc[-1]),
+        })
+    out = pd.DataFrame(rows)
+    t_orig = float(out.loc[out.method == "original", "time_to_target"].iloc[0])
+    out["speedup"] = t_orig / out["time_to_target"]
+    return out
+
+
+def random_vs_compressed_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Per rank estimate: mean steps and wall time of each method and the ratios random / compressed.
+
+    ``converged_*`` is the fraction of trials that reached the tolerance. A method that did not
+    converge was stopped at ``max_steps``, so its steps and time (and the ratios) are lower bounds;
+    ``ratio_is_lower_bound`` flags those rows.
+    """
+    g = results.groupby(["rank", "method"])[["steps", "wall_time", "test_loss", "converged"]].mean().unstack("method")
+    out = pd.DataFrame({
+        "rank": g.index,
+        "steps_compressed": g[("steps", "compressed")].to_numpy(),
+        "steps_random": g[("steps", "random")].to_numpy(),
+        "time_compressed": g[("wall_time", "compressed")].to_numpy(),
+        "time_random": g[("wall_time", "random")].to_numpy(),
+        "test_loss_compressed": g[("test_loss", "compressed")].to_numpy(),
+        "test_loss_random": g[("test_loss", "random")].to_numpy(),
+        "converged_compressed": g[("converged", "compressed")].to_numpy(),
+        "converged_random": g[("converged", "random")].to_numpy(),
+    })
+    out["steps_ratio"] = out.steps_random / out.steps_compressed
+    out["time_ratio"] = out.time_random / out.time_compressed
+    out["ratio_is_lower_bound"] = (out.converged_random < 1) & (out.converged_compressed == 1)
+    return out
