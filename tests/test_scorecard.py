@@ -58,3 +58,9 @@ def test_summaries_round_trip_and_reject_bad_input():
         save_summary("../x", "ci", {})
     with pytest.raises(ValueError, match="scale must be one of"):
         scorecard("huge")
+
+
+def test_lower_bound_ratio_is_reported_as_such():
+    save_summary("completion", "ci", dict(speedup_vs_random_d1=0.9, d1_d=200, d1_ratio_is_lower_bound=True))
+    r = row(scorecard("ci"), "d1")
+    assert r.ours.startswith("≥ 0.9×") and r.verdict == "trend reproduced"
