@@ -11,6 +11,12 @@ Modules, one per idea of the paper:
   outer factors (Sec. 3).
 - :mod:`compressible.deeplora` -- Deep LoRA: compressed three-layer adapters for Hugging Face
   models, with export to PEFT LoRA adapters (Sec. 4).
+- :mod:`compressible.nonlinear` -- gradient spectra of a ReLU factorisation (Sec. 5).
+- :mod:`compressible.glue`, :mod:`compressible.training`, :mod:`compressible.sweeps` -- the few-shot
+  GLUE experiments of Sec. 4 (data, the authors' training protocol, resumable sweeps).
+- :mod:`compressible.generation` -- few-shot generation on E2E NLG (App. C).
+- :mod:`compressible.store`, :mod:`compressible.summaries`, :mod:`compressible.scorecard` -- results
+  that survive interruption, and the reproduction scorecard.
 - :mod:`compressible.hub` -- where models and data sets come from (hub ids, offline mirrors).
 """
 

@@ -115,7 +115,7 @@ class AdapterSpec:
     """``DeepLoRAConfig.init``: ``"lora"``, ``"compressed"``, ``"random"`` or ``"full"``."""
 
     depth: int
-    """Factors of the (uncompressed) product: 2 for LoRA, 3 for Deep LoRA."""
+    """Number of factors of the (uncompressed) product -- 2 for LoRA, 3 for Deep LoRA."""
 
     rank: int = 8
     """Adapter width ``r``."""
@@ -189,7 +189,7 @@ class GenerationConfig:
     """Split whose unique MRs are evaluated."""
 
     n_eval: int | None = None
-    """Unique MRs evaluated: ``None`` = all of them, else a fixed random subset (same for every
+    """How many unique MRs are evaluated -- ``None`` = all of them, else a fixed random subset (same for every
     seed and method, drawn with seed 0)."""
 
     num_beams: int = 4

@@ -79,7 +79,7 @@ log = logging.getLogger(__name__)
 
 TINY_BERT = "tiny-random-bert"
 """Backbone id of a tiny randomly initialised BERT (2 layers, hidden 32) built from a
-``BertConfig`` -- no download; it borrows the tokenizer of :data:`TINY_BERT_TOKENIZER`. For smoke
+``BertConfig`` -- no download; it borrows the tokenizer of ``TINY_BERT_TOKENIZER``. For smoke
 tests: it learns nothing useful, but every code path runs in seconds."""
 
 TINY_BERT_TOKENIZER = BACKBONES["ci"]
@@ -171,7 +171,7 @@ class RunConfig:
     """Learning rate of the classification head when ``train_head``."""
 
     spectrum_top: int = 0
-    """If > 0: store the top ``spectrum_top`` singular values and the numerical rank (Fig. 7 rules)
+    """When positive, store the top ``spectrum_top`` singular values and the numerical rank (Fig. 7 rules)
     of every final ``Delta W``."""
 
     checkpoints: tuple[int, ...] = ()
@@ -182,7 +182,7 @@ class RunConfig:
     """Dimension ``k`` of the left singular subspaces compared at checkpoints (Fig. 2: 8)."""
 
     dtype: str = "float32"
-    """Dtype of the backbone, one of :data:`DTYPES`."""
+    """Dtype of the backbone, one of ``DTYPES``."""
 
     def __post_init__(self) -> None:
         check_task(self.task)
@@ -276,7 +276,7 @@ def _forked_rng(device: torch.device, seed: int) -> Iterator[None]:
 
 
 def load_tokenizer(backbone: str):
-    """The tokenizer of ``backbone`` (for :data:`TINY_BERT`: that of :data:`TINY_BERT_TOKENIZER`)."""
+    """The tokenizer of ``backbone`` (for :data:`TINY_BERT`: that of ``TINY_BERT_TOKENIZER``)."""
     from transformers import AutoTokenizer
 
     return load_pretrained(AutoTokenizer, TINY_BERT_TOKENIZER if backbone == TINY_BERT else backbone)
