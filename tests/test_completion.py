@@ -25,13 +25,7 @@ from compressible.completion import (
 from compressible.factorization import factor_gradients
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: one intra-op thread avoids thread-team overhead on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_target_is_truncated_gaussian_svd():

@@ -23,13 +23,7 @@ from compressible.compression import (
 from compressible.factorization import end_to_end, factor_gradients, scaled_orthogonal_init
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: one intra-op thread avoids thread-team overhead on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(d=12, rank=2, depth=3, eps=1e-3, seed=0):

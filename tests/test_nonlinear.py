@@ -8,12 +8,7 @@ from compressible.factorization import factor_gradients, scaled_orthogonal_init
 from compressible.nonlinear import NonlinearConfig, gradient_spectra, middle_gradient, network_output, spectral_gap
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _factors_and_target(d=20, rank=3, eps=1e-2, seed=0):
