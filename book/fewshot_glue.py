@@ -56,6 +56,14 @@
 #
 # The columns labelled "paper (authors' logs)" are recomputed from the authors' committed run logs
 # (`compressible.reference`); ours are labelled with the scale and the backbone that produced them.
+#
+# **Smaller scales depart from this protocol**, and the cell below prints how. At `ci` scale the
+# two departures that matter are: the **classification head trains** (at the same rate for both
+# methods), because the CPU backbone's [CLS] pooler was never trained for a task and a frozen random
+# head on top of it learns nothing in a few dozen steps; and compressed Deep LoRA trains its outer
+# factors at $\gamma = 0.1$ instead of $0.01$, without which it did not leave chance in 100 steps.
+# Both were fixed by calibration runs recorded in `compressible.sweeps.PLANS`, not by the results
+# below.
 
 # %% tags=["parameters", "remove-cell"]
 scale = "ci"
@@ -90,6 +98,7 @@ settings = pd.DataFrame([
     {"part": e.part, "method": e.label, "task": e.config.task, "n": e.config.n_train, "r": e.config.rank,
      "steps": e.config.steps, "lr (inner)": e.config.lr,
      "lr (outer)": e.config.gamma * e.config.lr if e.config.gamma is not None else "-",
+     "head": f"trained, lr {e.config.head_lr:g}" if e.config.train_head else "frozen (random)",
      "seeds": len(e.seeds)}
     for e in experiments
 ])
@@ -283,8 +292,10 @@ display(Markdown(
     "Distance of the better method from chance (points): "
     + ", ".join(f"{t} {above_chance[t]:+.1f}" for t in tasks) + ". "
     + (f"**On {len(near)} of {len(tasks)} tasks ({', '.join(near)}) neither method is {CHANCE_MARGIN:.0f} points above "
-       f"chance**: after {p.table1_steps} steps with a frozen random head the classifiers still predict (almost) a "
-       "constant, so the differences there are noise, not evidence for or against Deep LoRA." if near else
+       f"chance**: after {p.table1_steps} steps"
+       + (" with a frozen random head" if not p.train_head else "")
+       + " the classifiers still predict (almost) a constant, so the differences there are noise, not evidence "
+       "for or against Deep LoRA." if near else
        f"Both methods are at least {CHANCE_MARGIN:.0f} points above chance on every task.")
 ))
 
@@ -561,7 +572,8 @@ per_seed.style.format(precision=3, na_rep="—").set_caption(
 # - `backbone`, `table1_n`, `table1_tasks` (list), `table1_seeds` (count), `table1_lora_<task>`,
 #   `table1_deep_<task>`, `table1_gain_<task>`, `table1_deep_wins_<task>` (seeds with Deep ahead),
 #   `table1_lora_average`, `table1_deep_average`, `table1_average_gain` (over our tasks),
-#   `table1_paper_average_gain_same_tasks` (the paper's gain over the same tasks);
+#   `table1_paper_average_gain_same_tasks` (the paper's gain over the same tasks),
+#   `table1_tasks_above_chance` (tasks on which the better method is at least 5 points above chance);
 # - `fig6_n` (list), `fig6_seeds` (count), `fig6_lora_n<n>`, `fig6_deep_n<n>`, `fig6_gain_n<n>`,
 #   `fig6_deep_wins_n<n>`;
 # - `fig7_n_updates`, `fig7_rank_cap`, `fig7_deep_fraction_rank0`, `fig7_deep_median_rank`,
@@ -580,6 +592,7 @@ summary = {
     "table1_deep_average": finite(t1_deep_avg),
     "table1_average_gain": finite(t1_deep_avg - t1_lora_avg),
     "table1_paper_average_gain_same_tasks": paper_avg["deep"] - paper_avg["vanilla"],
+    "table1_tasks_above_chance": [t for t in tasks if above_chance[t] >= CHANCE_MARGIN],
 }
 for task in tasks:
     g = t1[t1.task == task]
@@ -612,7 +625,10 @@ display(Markdown(f"Wrote {len(summary)} keys to `{path.name}`."))
 # %% [markdown]
 # **Reading these results.** The paper's numbers come from `bert-base-cased` with full-width
 # uncompressed Deep LoRA adapters, 10–20 seeds and hundreds of steps. Outside the `paper` scale,
-# ours come from a smaller backbone, the compressed method, a few seeds and far fewer steps, so only
-# the direction of the paired differences and the rank statistics of Fig. 7 are meant to be
-# compared; the `paper` scale (`python -m compressible.sweeps run fewshot_glue --scale paper
+# ours come from a smaller backbone, the compressed method, a few seeds and far fewer steps (and, at
+# `ci` scale, a trained head and $\gamma = 0.1$), so only the direction of the paired differences and
+# the rank statistics of Fig. 7 are meant to be compared. Few steps favour the method that moves
+# first: LoRA's update is linear in $B$ from step 1, while Deep LoRA's depth-3 product starts at
+# $\varepsilon^3 = 10^{-9}$ and needs some steps to leave the origin. The paper's $n = 1024$ runs take 1000
+# steps (about 16 passes over the data) and its STS-B runs 200–500; the `paper` scale (`python -m compressible.sweeps run fewshot_glue --scale paper
 # --device cuda`) runs the full protocol.

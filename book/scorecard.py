@@ -72,8 +72,8 @@ display(Markdown(
 #
 # | topic | paper text | authors' code / logs | this book |
 # |---|---|---|---|
-# | adapter behind Table 1, Fig. 6–8 | compressed three-layer Deep LoRA | **full-width, uncompressed** depth-3 factors, orthogonal init $\varepsilon = 10^{-3}$ (logged runs); the camera-ready scripts run a *narrow random* width-$r$ depth-3 adapter instead | the compressed method as the paper describes it (App. D.2 learning rates); the full-width and random variants are in the library and in the D.2 comparison |
-# | classification head | not discussed | the head stays at its **random initialisation** (the pooler at its pretrained weights), frozen; only adapters train | the same (a `train_head` option exists and would be reported separately) |
+# | adapter behind Table 1, Fig. 6–8 | compressed three-layer Deep LoRA | **full-width, uncompressed** depth-3 factors, orthogonal init $\varepsilon = 10^{-3}$ (logged runs); the camera-ready scripts run a *narrow random* width-$r$ depth-3 adapter instead | the compressed method as the paper describes it (App. D.2 learning rates; $\gamma = 0.1$ at `ci` scale); the full-width and random variants are in the library and in the D.2 comparison |
+# | classification head | not discussed | the head stays at its **random initialisation** (the pooler at its pretrained weights), frozen; only adapters train | the same at `paper` scale; at `ci` scale the head trains for every method alike (lr $10^{-2}$), because the CPU backbone's pooler was never trained for a task (the `train_head` option; the Few-shot GLUE chapter gives the calibration runs) |
 # | few-shot sampling | $n$ examples | drawn **with replacement**, same subset for both methods per seed | the same (an option samples without replacement) |
 # | adapted matrices (BERT-base) | 72: q, k, v, attention output, intermediate, output of 12 blocks | "all dense" with min dimension ≥ 768: also the pooler and word embeddings, **74** | the paper's 72 (`attention-mlp` target preset) |
 # | vanilla LoRA | $W_0 + \tfrac{\alpha}{r} BA$ | $A \sim \mathcal N(0, 1)$, $B = 0$, **no** $\alpha/r$ scaling | the authors' version (an `alpha` option gives the usual scaling) |

@@ -64,3 +64,24 @@ def test_lower_bound_ratio_is_reported_as_such():
     save_summary("completion", "ci", dict(speedup_vs_random_d1=0.9, d1_d=200, d1_ratio_is_lower_bound=True))
     r = row(scorecard("ci"), "d1")
     assert r.ours.startswith("≥ 0.9×") and r.verdict == "trend reproduced"
+
+
+def test_a_gain_between_runs_at_chance_is_not_a_trend():
+    """A positive gain is only evidence when at least one method learned something."""
+    base = dict(table1_average_gain=0.5, table1_lora_average=50.0, table1_deep_average=50.5, table1_tasks=["rte", "mrpc"])
+    save_summary("fewshot_glue", "ci", dict(base, table1_tasks_above_chance=[],
+                                           fig6_lora_n16=0.01, fig6_deep_n16=0.03, fig6_gain_n16=0.02,
+                                           fig8_lora_8=0.01, fig8_deep_8=0.02, fig8_lora_32=0.0, fig8_deep_32=0.04,
+                                           fig8_lora_drop_smallest_to_largest_r=0.3, fig8_deep_drop_smallest_to_largest_r=-0.02))
+    card = scorecard("ci")
+    assert row(card, "table1").verdict == "not reproduced" and "0 of 2 tasks above chance" in row(card, "table1").ours
+    assert row(card, "fig6").verdict == "not reproduced" and "at chance" in row(card, "fig6").ours
+    assert row(card, "fig8").verdict == "not reproduced" and "at chance" in row(card, "fig8").ours
+    save_summary("fewshot_glue", "ci", dict(base, table1_tasks_above_chance=["mrpc"],
+                                           fig6_lora_n16=0.2, fig6_deep_n16=0.3, fig6_gain_n16=0.1,
+                                           fig8_lora_8=0.2, fig8_deep_8=0.3, fig8_lora_32=0.1, fig8_deep_32=0.3,
+                                           fig8_lora_drop_smallest_to_largest_r=0.1, fig8_deep_drop_smallest_to_largest_r=0.0))
+    card = scorecard("ci")
+    assert row(card, "table1").verdict == "trend reproduced" and "1 of 2 tasks above chance (mrpc)" in row(card, "table1").ours
+    assert row(card, "fig6").verdict == "trend reproduced"
+    assert row(card, "fig8").verdict == "trend reproduced"

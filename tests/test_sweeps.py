@@ -8,6 +8,8 @@ from compressible.sweeps import (
     CHAPTERS,
     FIG2_CHECKPOINTS,
     PARTS,
+    PLANS,
+    GluePlan,
     experiments_for,
     main,
     plan,
@@ -90,12 +92,34 @@ def test_paper_subspaces_chapter():
 def test_ci_and_smoke_scales():
     table1 = _part("fewshot_glue", "table1", "ci")
     assert {"stsb", "rte", "mrpc", "cola", "sst2"} <= {e.config.task for e in table1}
-    assert all(len(e.seeds) >= 3 for e in table1)
+    assert all(len(e.seeds) >= 2 for e in table1)
     for chapter in CHAPTERS:
         assert {e.config.backbone for e in plan(chapter, "ci")} == {"sentence-transformers/all-MiniLM-L6-v2"}
         assert {e.config.backbone for e in plan(chapter, "smoke")} == {TINY_BERT}
         assert {e.part for e in plan(chapter, "smoke")} == set(PARTS[chapter])
         assert max(e.config.steps for e in plan(chapter, "smoke")) <= 3
+
+
+def test_ci_departures_apply_to_every_method_alike():
+    """The ci plan trains the head for every run of both chapters, at one rate, and says so in its notes."""
+    runs = [e for chapter in CHAPTERS for e in plan(chapter, "ci")]
+    assert {(e.config.train_head, e.config.head_lr) for e in runs} == {(True, 1e-2)}
+    deep = [e.config for e in runs if e.config.adapter == "compressed"]
+    assert {(c.lr, c.gamma) for c in deep} == {(PLANS["ci"].deep_lr or 1e-2, PLANS["ci"].deep_gamma)}
+    assert {e.config.lr for e in runs if e.config.adapter == "lora"} == {1e-4}
+    assert any("head trains" in note for note in PLANS["ci"].notes)
+    assert any("gamma = 0.1" in note for note in PLANS["ci"].notes)
+    assert not any(e.config.train_head for chapter in CHAPTERS for e in plan(chapter, "paper"))
+
+
+def test_plan_head_settings_must_agree():
+    import dataclasses
+
+    with pytest.raises(ValueError, match=r"head_lr=0.01 needs train_head=True"):
+        dataclasses.replace(PLANS["paper"], head_lr=1e-2)
+    with pytest.raises(ValueError, match=r"got train_head=True"):
+        dataclasses.replace(PLANS["paper"], train_head=True)
+    assert isinstance(dataclasses.replace(PLANS["paper"], train_head=True, head_lr=1e-3), GluePlan)
 
 
 def test_bad_names():
@@ -162,6 +186,9 @@ def test_cli_runs_and_lists_a_smoke_sweep(tmp_path, capsys):
     args = ["--scale", "smoke", "--root", str(tmp_path)]
     assert main(["run", "deep_lora_subspaces", *args, "--parts", "d2", "--no-progress"]) == 0
     assert "3 runs computed" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", "deep_lora_subspaces", *args, "--threads", "0"])
+    assert "threads must be an int >= 1, got 0" in capsys.readouterr().err
     assert main(["run", "deep_lora_subspaces", *args, "--parts", "d2", "--no-progress"]) == 0
     assert "0 runs computed" in capsys.readouterr().out
     assert main(["list", "deep_lora_subspaces", *args]) == 0

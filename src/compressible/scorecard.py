@@ -12,6 +12,8 @@ Each chapter saves its headline measurements with :func:`compressible.summaries.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -122,9 +124,25 @@ def _d1(s: dict) -> Judgement:
     return f"≥ {speedup:.1f}× (random narrow did not converge within the budget; d = {d})", TREND
 
 
+CHANCE_PEARSON = 0.05
+"""A mean Pearson correlation at or below this is treated as chance (a constant predictor scores 0)."""
+
+
+def _at_chance(s: dict, prefix: str) -> bool:
+    """Whether every stored mean ``<prefix>_lora_*`` / ``<prefix>_deep_*`` Pearson is at chance."""
+    pattern = re.compile(rf"{prefix}_(lora|deep)_n?\d+")
+    values = [v for k, v in s.items() if pattern.fullmatch(k) and isinstance(v, (int, float))]
+    return bool(values) and max(values) <= CHANCE_PEARSON
+
+
 def _table1(s: dict) -> Judgement:
     gain, lora, deep, tasks = _get(s, "table1_average_gain", "table1_lora_average", "table1_deep_average", "table1_tasks")
     ours = f"{lora:.2f} → {deep:.2f} ({gain:+.2f}) over {len(tasks)} tasks"
+    learned = s.get("table1_tasks_above_chance")
+    if learned is not None:
+        ours += f"; {len(learned)} of {len(tasks)} tasks above chance" + (f" ({', '.join(learned)})" if learned else "")
+        if not learned:
+            return ours, NOT
     if gain > 0:
         return ours, REPRODUCED if _at_paper_scale(s) and gain >= 2.0 else TREND
     return ours, NOT
@@ -135,6 +153,8 @@ def _fig6(s: dict) -> Judgement:
     if not gains:
         raise KeyError("fig6_gain_n<n>")
     ours = ", ".join(f"n = {n}: {g:+.3f}" for n, g in sorted(gains.items()))
+    if _at_chance(s, "fig6"):
+        return ours + " (both methods at chance)", NOT
     if all(g > 0 for g in gains.values()):
         smallest = min(gains)
         most_at_smallest = gains[smallest] == max(gains.values())
@@ -153,6 +173,8 @@ def _fig7(s: dict) -> Judgement:
 def _fig8(s: dict) -> Judgement:
     lora_drop, deep_drop = _get(s, "fig8_lora_drop_smallest_to_largest_r", "fig8_deep_drop_smallest_to_largest_r")
     ours = f"Pearson drop from smallest to largest r: LoRA {lora_drop:+.3f}, Deep LoRA {deep_drop:+.3f}"
+    if _at_chance(s, "fig8"):
+        return ours + " (both methods at chance)", NOT
     if lora_drop > deep_drop:
         return ours, REPRODUCED if _at_paper_scale(s) and deep_drop <= 0.02 else TREND
     return ours, NOT
