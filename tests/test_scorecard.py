@@ -85,3 +85,16 @@ def test_a_gain_between_runs_at_chance_is_not_a_trend():
     assert row(card, "table1").verdict == "trend reproduced" and "1 of 2 tasks above chance (mrpc)" in row(card, "table1").ours
     assert row(card, "fig6").verdict == "trend reproduced"
     assert row(card, "fig8").verdict == "trend reproduced"
+
+
+def test_d2_falls_back_to_training_loss_when_pearson_is_uninformative():
+    base = {"d2_first_step_compressed_within_0.05_of_original": 20, "d2_first_step_random_within_0.05_of_original": 20,
+            "d2_original_best_pearson": 0.09, "d2_comparison_informative": False,
+            "d2_final_train_loss_original": 0.16, "d2_final_train_loss_compressed": 0.08}
+    save_summary("deep_lora_subspaces", "ci", dict(base, d2_final_train_loss_random=1.35))
+    r = row(scorecard("ci"), "d2")
+    assert r.verdict == "trend reproduced" and "uninformative (original's best 0.09)" in r.ours and "random 1.35" in r.ours
+    save_summary("deep_lora_subspaces", "ci", dict(base, d2_final_train_loss_random=0.2))
+    assert row(scorecard("ci"), "d2").verdict == "not reproduced"
+    save_summary("deep_lora_subspaces", "ci", dict(base, d2_comparison_informative=True, d2_final_train_loss_random=1.35))
+    assert row(scorecard("ci"), "d2").verdict == "not reproduced"  # informative: random catches up as early
