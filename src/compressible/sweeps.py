@@ -133,8 +133,6 @@ class GluePlan:
     initialisation). Applies to every run of both chapters, so every method trains the same head."""
     head_lr: float | None = None
     """Learning rate of the head when ``train_head``."""
-    lora_lr: float | None = None
-    """Learning rate of LoRA (``None``: the protocol's 1e-4)."""
     deep_lr: float | None = None
     """Inner learning rate of compressed Deep LoRA (``None``: the App. D.2 value 1e-2)."""
     deep_gamma: float | None = None
@@ -155,8 +153,6 @@ class GluePlan:
     def method(self, adapter: str) -> dict:
         """``RunConfig`` keyword arguments of a method (``"lora"`` or ``"compressed"``) at this scale."""
         kwargs: dict = {"adapter": adapter}
-        if adapter == "lora" and self.lora_lr is not None:
-            kwargs["lr"] = self.lora_lr
         if adapter == "compressed":
             if self.deep_lr is not None:
                 kwargs["lr"] = self.deep_lr
@@ -349,13 +345,12 @@ def _subspaces(p: GluePlan) -> list[Experiment]:
         "backbone": p.backbone,
         "targets": p.d2_targets,
         "eval_limit": p.d2_eval_limit,
-        **p.head(),
     }
     return [
         Experiment("fig2", METHOD_LABELS["full"], fig2, (0,)),
-        Experiment("d2", "original", RunConfig(adapter="full", lr=1e-4, **d2), (0,)),
-        Experiment("d2", "compressed", RunConfig(adapter="compressed", rank=8, lr=p.deep_lr or 1e-2, gamma=p.deep_gamma or 1e-2, **d2), (0,)),
-        Experiment("d2", "random", RunConfig(adapter="random", rank=8, lr=1e-4, **d2), (0,)),
+        Experiment("d2", "original", RunConfig(adapter="full", lr=1e-4, **d2, **p.head()), (0,)),
+        Experiment("d2", "compressed", RunConfig(rank=8, **d2, **p.method("compressed")), (0,)),
+        Experiment("d2", "random", RunConfig(adapter="random", rank=8, lr=1e-4, **d2, **p.head()), (0,)),
     ]
 
 
