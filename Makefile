@@ -49,11 +49,11 @@ test: setup
 	$(PY) -m pytest -q
 
 book: setup
-	$(PY) -m compressible.bookbuild build --scale $(SCALE) --timeout $(TIMEOUT)
+	$(PY) -m compressible.reproduction.bookbuild build --scale $(SCALE) --timeout $(TIMEOUT)
 
 chapter: setup
 	@test -n "$(NAME)" || { echo "usage: make chapter NAME=<chapter in book/> [SCALE=smoke|ci|paper]"; exit 2; }
-	$(PY) -m compressible.bookbuild execute book/$(NAME).py --scale $(SCALE) --timeout $(TIMEOUT)
+	$(PY) -m compressible.reproduction.bookbuild execute book/$(NAME).py --scale $(SCALE) --timeout $(TIMEOUT)
 
 browser-check:
 	$(PY) .ci/browser_check.py

@@ -28,7 +28,7 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from compressible.bookbuild import read_toc
+from compressible.reproduction.bookbuild import read_toc
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from compressible.completion import (
+from compressible.matrix.completion import (
     ProblemConfig,
     TrainConfig,
     _Stepper,

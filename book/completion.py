@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from compressible.completion import (
+from compressible.matrix.completion import (
     CompressionRaceConfig,
     RandomVsCompressedConfig,
     WidthSweepConfig,

@@ -41,7 +41,7 @@
 # distance between the two trajectories by $m \sum_l \varepsilon_l^2$ with $m = d - 2r$.
 # This chapter runs the Fig. 4 experiment: both models from the same initialisation, side by
 # side, timing each model's steps separately. The construction lives in
-# `compressible.compression`, the trainer in `compressible.completion`.
+# `compressible.matrix.compression`, the trainer in `compressible.matrix.completion`.
 
 # %% tags=["parameters", "remove-cell"]
 scale = "ci"
@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from compressible.completion import FactorizationTrackConfig, rescale_lr, run_factorization_track
-from compressible.compression import parameter_counts, prop22_bound
+from compressible.matrix.completion import FactorizationTrackConfig, rescale_lr, run_factorization_track
+from compressible.matrix.compression import parameter_counts, prop22_bound
 from compressible.scales import check_scale, scale_label
 from compressible.store import ResultStore
 from compressible.summaries import save_summary

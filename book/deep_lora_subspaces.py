@@ -68,12 +68,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from compressible.glue import data_card
-from compressible.reference import PROVENANCE, paper_value
+from compressible.finetune.glue import data_card
+from compressible.reproduction.reference import PROVENANCE, paper_value
 from compressible.scales import check_scale, scale_label
 from compressible.summaries import save_summary
 from compressible.sweeps import ATTENTION_TARGETS, PLANS, load_runs, plan, run_chapter
-from compressible.training import TINY_BERT
+from compressible.finetune.classify import TINY_BERT
 
 check_scale(scale)
 device = "cuda" if torch.cuda.is_available() else "cpu"

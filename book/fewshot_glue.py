@@ -55,7 +55,7 @@
 # Deep LoRA subspaces chapter (App. D.2) compares the three variants directly.
 #
 # The columns labelled "paper (authors' logs)" are recomputed from the authors' committed run logs
-# (`compressible.reference`); ours are labelled with the scale and the backbone that produced them.
+# (`compressible.reproduction.reference`); ours are labelled with the scale and the backbone that produced them.
 #
 # **Smaller scales depart from this protocol**, and the cell below prints how. At `ci` scale the
 # two departures that matter are: the **classification head trains** (at the same rate for both
@@ -77,9 +77,9 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from compressible import glue
+from compressible.finetune import glue
 from compressible.hub import load_dataset
-from compressible.reference import PROVENANCE, paper_value
+from compressible.reproduction.reference import PROVENANCE, paper_value
 from compressible.scales import check_scale, scale_label
 from compressible.summaries import save_summary
 from compressible.sweeps import METHOD_LABELS, PLANS, load_runs, plan, run_chapter
@@ -148,7 +148,7 @@ display(Markdown(
 # %% [markdown]
 # ## Data
 #
-# One card per task the chapter uses, from `compressible.glue.data_card`, with the size of the
+# One card per task the chapter uses, from `compressible.finetune.glue.data_card`, with the size of the
 # pool few-shot samples are drawn from and of the evaluation split after the 128-token filter (as
 # stored with the runs). When the offline mirror is used, its caveats are listed with the card.
 

@@ -62,7 +62,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from compressible.generation import (
+from compressible.finetune.generate import (
     DEEP_LABEL,
     VANILLA_LABEL,
     GenerationExperiment,

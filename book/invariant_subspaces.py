@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from compressible.factorization import InvariantSubspaceConfig, run_invariant_subspaces
+from compressible.matrix.factorization import InvariantSubspaceConfig, run_invariant_subspaces
 from compressible.scales import check_scale, scale_label
 from compressible.summaries import save_summary
 

@@ -30,7 +30,7 @@
 # at small orthogonal initialisation, that the singular values of $\nabla_{W_2}$ still separate: a
 # few large ones, then a bulk. The paper publishes no sizes for this figure; we use the Sec. 2
 # setting (a rank-$r^*$ truncated Gaussian target, $\varepsilon = 10^{-3}$, mean loss) and compare
-# with the linear network $\sigma(x) = x$. Gradients come from autograd (`compressible.nonlinear`).
+# with the linear network $\sigma(x) = x$. Gradients come from autograd (`compressible.matrix.nonlinear`).
 
 # %% tags=["parameters", "remove-cell"]
 scale = "ci"
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from compressible.nonlinear import NonlinearConfig, gradient_spectra, spectral_gap
+from compressible.matrix.nonlinear import NonlinearConfig, gradient_spectra, spectral_gap
 from compressible.scales import check_scale, scale_label
 from compressible.summaries import save_summary
 

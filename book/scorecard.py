@@ -33,7 +33,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from compressible.scales import check_scale, scale_label
-from compressible.scorecard import VERDICTS, scorecard
+from compressible.reproduction.scorecard import VERDICTS, scorecard
 
 check_scale(scale)
 card = scorecard(scale)

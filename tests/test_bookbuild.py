@@ -1,11 +1,11 @@
-"""Tests of compressible.bookbuild: a broken chapter fails the build and says where."""
+"""Tests of compressible.reproduction.bookbuild: a broken chapter fails the build and says where."""
 
 import textwrap
 
 import nbformat
 import pytest
 
-from compressible.bookbuild import BookBuildError, execute_chapter, read_toc
+from compressible.reproduction.bookbuild import BookBuildError, execute_chapter, read_toc
 
 HEADER = """\
 # ---

@@ -1,13 +1,13 @@
 """Every chapter of the book executes at smoke scale, with its declared figures and no errors.
 
-These are the same checks `make book` applies (compressible.bookbuild.execute_chapter).
+These are the same checks `make book` applies (compressible.reproduction.bookbuild.execute_chapter).
 """
 
 from pathlib import Path
 
 import pytest
 
-from compressible.bookbuild import execute_chapter, read_toc
+from compressible.reproduction.bookbuild import execute_chapter, read_toc
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [c for c in read_toc(ROOT) if c.executable]

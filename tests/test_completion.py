@@ -1,4 +1,4 @@
-"""Tests for compressible.completion: problems, the trainer, gamma semantics, the observed-entries residual."""
+"""Tests for compressible.matrix.completion: problems, the trainer, gamma semantics, the observed-entries residual."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compressible.completion import (
+from compressible.matrix.completion import (
     CompletionProblem,
     DivergenceError,
     Factorization,
@@ -22,7 +22,7 @@ from compressible.completion import (
     random_mask,
     train,
 )
-from compressible.factorization import factor_gradients
+from compressible.matrix.factorization import factor_gradients
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -187,7 +187,7 @@ def test_float32_and_dtype_mismatch():
 
 def test_zero_padded_widths_train_exactly_like_narrow_ones():
     """Padding hidden units with zeros changes nothing: they get zero gradient and stay zero."""
-    from compressible.completion import pad_width
+    from compressible.matrix.completion import pad_width
 
     problem = make_problem(ProblemConfig(12, 2, 0.5), 0)
     narrow = narrow_factorization(12, 3, 3, 0.1, 1)

@@ -1,11 +1,11 @@
-"""Tests for compressible.compression: the Sec. 2.3 construction and Proposition 2.2."""
+"""Tests for compressible.matrix.compression: the Sec. 2.3 construction and Proposition 2.2."""
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
 
-from compressible.completion import (
+from compressible.matrix.completion import (
     ProblemConfig,
     TrainConfig,
     compressed_factorization,
@@ -13,14 +13,14 @@ from compressible.completion import (
     make_problem,
     track_compression,
 )
-from compressible.compression import (
+from compressible.matrix.compression import (
     compress_from_gradient,
     compression_basis,
     init_scales,
     parameter_counts,
     prop22_bound,
 )
-from compressible.factorization import end_to_end, factor_gradients, scaled_orthogonal_init
+from compressible.matrix.factorization import end_to_end, factor_gradients, scaled_orthogonal_init
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -29,7 +29,7 @@ from compressible.deeplora import (
     haar_actions,
 )
 from compressible.deeplora.compress import outer_factors_from_singular_vectors, top_singular_vectors
-from compressible.factorization import end_to_end, haar_orthogonal
+from compressible.matrix.factorization import end_to_end, haar_orthogonal
 
 EPS = 1e-3
 

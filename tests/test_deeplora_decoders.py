@@ -1,7 +1,7 @@
 """Deep LoRA on the decoders the generation experiment uses: a tiny random LLaMA (decoder only,
 as SmolLM2) and a tiny random T5 (encoder-decoder, as the paper's T5-base).
 
-Checked end to end on each family, the way :mod:`compressible.generation` uses the library:
+Checked end to end on each family, the way :mod:`compressible.finetune.generate` uses the library:
 injection by the ``attention-mlp`` preset, the compressed initialisation from one batch,
 training, merge / unmerge, save / load, and export to a standard PEFT LoRA adapter that
 ``peft.PeftModel.from_pretrained`` runs to the same outputs (1e-5).

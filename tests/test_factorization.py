@@ -1,10 +1,10 @@
-"""Tests of compressible.factorization: Theorem 2.1 to machine precision, exact gradients, init."""
+"""Tests of compressible.matrix.factorization: Theorem 2.1 to machine precision, exact gradients, init."""
 
 import numpy as np
 import pytest
 import torch
 
-from compressible.factorization import (
+from compressible.matrix.factorization import (
     InvariantSubspaceConfig,
     end_to_end,
     factor_gradients,

@@ -1,4 +1,4 @@
-"""Tests of :mod:`compressible.generation` (few-shot E2E NLG, paper App. C).
+"""Tests of :mod:`compressible.finetune.generate` (few-shot E2E NLG, paper App. C).
 
 Nothing here downloads: the data are small in-memory stand-ins with the E2E columns and the
 models are tiny random LLaMA / T5 configs with a word-level tokenizer. The one test that loads
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from compressible import generation as gen
-from compressible.generation import (
+from compressible.finetune import generate as gen
+from compressible.finetune.generate import (
     AdapterSpec,
     Backbone,
     GenerationConfig,

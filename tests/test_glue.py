@@ -1,4 +1,4 @@
-"""Tests of compressible.glue: the authors' length filter, few-shot sampling, batching, data cards.
+"""Tests of compressible.finetune.glue: the authors' length filter, few-shot sampling, batching, data cards.
 
 Most tests build a tiny GLUE-layout folder and a word-level tokenizer in a temporary directory, so
 that lengths are known exactly (a sentence of k words is k + 2 tokens, a pair k1 + k2 + 3).
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from compressible import glue
-from compressible.glue import (
+from compressible.finetune import glue
+from compressible.finetune.glue import (
     Examples,
     collate,
     data_card,

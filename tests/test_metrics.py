@@ -1,10 +1,10 @@
-"""Tests of compressible.metrics against values computed by hand."""
+"""Tests of compressible.finetune.metrics against values computed by hand."""
 
 import math
 
 import pytest
 
-from compressible.metrics import TASK_METRICS, glue_metrics, mean_std, paired_differences, primary_metric
+from compressible.finetune.metrics import TASK_METRICS, glue_metrics, mean_std, paired_differences, primary_metric
 
 
 def test_primary_metrics_are_the_papers():

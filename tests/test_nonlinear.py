@@ -1,11 +1,11 @@
-"""Tests for compressible.nonlinear: gradients of the Fig. 9 network."""
+"""Tests for compressible.matrix.nonlinear: gradients of the Fig. 9 network."""
 
 import numpy as np
 import pytest
 import torch
 
-from compressible.factorization import factor_gradients, scaled_orthogonal_init
-from compressible.nonlinear import NonlinearConfig, gradient_spectra, middle_gradient, network_output, spectral_gap
+from compressible.matrix.factorization import factor_gradients, scaled_orthogonal_init
+from compressible.matrix.nonlinear import NonlinearConfig, gradient_spectra, middle_gradient, network_output, spectral_gap
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

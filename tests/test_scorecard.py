@@ -1,8 +1,8 @@
-"""Tests of compressible.scorecard: verdicts follow the summaries, and gaps are never passed."""
+"""Tests of compressible.reproduction.scorecard: verdicts follow the summaries, and gaps are never passed."""
 
 import pytest
 
-from compressible.scorecard import CLAIMS, scorecard
+from compressible.reproduction.scorecard import CLAIMS, scorecard
 from compressible.summaries import load_summary, save_summary
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from compressible.glue import TASKS
+from compressible.finetune.glue import TASKS
 from compressible.store import ResultStore
 from compressible.sweeps import (
     CHAPTERS,
@@ -17,7 +17,7 @@ from compressible.sweeps import (
     run_experiments,
     status,
 )
-from compressible.training import TINY_BERT, RunConfig
+from compressible.finetune.classify import TINY_BERT, RunConfig
 
 BERT = "google-bert/bert-base-cased"
 
@@ -177,7 +177,7 @@ def test_status_and_results_frame(tmp_path):
 def test_cli_runs_and_lists_a_smoke_sweep(tmp_path, capsys):
     """End to end on the tiny random BERT: run one part, list it, rerun computes nothing."""
     from compressible.hub import ResourceMissingError
-    from compressible.training import load_tokenizer
+    from compressible.finetune.classify import load_tokenizer
 
     try:
         load_tokenizer(TINY_BERT)

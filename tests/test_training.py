@@ -1,4 +1,4 @@
-"""Tests of compressible.training: the run configuration and smoke runs on a tiny random BERT.
+"""Tests of compressible.finetune.classify: the run configuration and smoke runs on a tiny random BERT.
 
 The smoke runs need the GLUE mirror (``COMPRESSIBLE_GLUE``) and the MiniLM tokenizer in the hub
 cache (``HF_HUB_CACHE``), which the tiny BERT borrows; they are skipped when those are absent.
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from compressible.hub import ResourceMissingError
-from compressible.training import TINY_BERT, RunConfig, Runner
+from compressible.finetune.classify import TINY_BERT, RunConfig, Runner
 
 
 def test_defaults_resolve_to_the_authors_protocol():

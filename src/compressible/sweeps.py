@@ -48,11 +48,11 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from .glue import TASKS, check_task
+from .finetune.glue import TASKS, check_task
 from .hub import BACKBONES
 from .scales import SCALES, check_scale
 from .store import ResultStore, config_key
-from .training import TINY_BERT, RunConfig, Runner
+from .finetune.classify import TINY_BERT, RunConfig, Runner
 
 __all__ = [
     "CHAPTERS",
@@ -411,7 +411,7 @@ def run_experiments(
     """Compute every missing ``(config, seed)`` of ``experiments`` into ``store``; returns how many ran.
 
     ``experiments`` are ``(config, seeds)`` pairs or :class:`Experiment` s (merged first).
-    ``fn(config, seed) -> dict`` defaults to a :class:`~compressible.training.Runner` on ``device``.
+    ``fn(config, seed) -> dict`` defaults to a :class:`~compressible.finetune.classify.Runner` on ``device``.
     Finished runs are never recomputed; a run that raises stops the sweep, keeping everything
     finished before it.
     """
@@ -498,7 +498,7 @@ def run_chapter(
 ) -> pd.DataFrame:
     """Run what is missing of ``chapter`` at ``scale`` and return :func:`results_frame` of it.
 
-    ``threads`` sets torch's CPU threads during each run (see :class:`~compressible.training.Runner`).
+    ``threads`` sets torch's CPU threads during each run (see :class:`~compressible.finetune.classify.Runner`).
     """
     experiments = plan(chapter, scale, parts)
     store = _store(store)

@@ -50,7 +50,7 @@ def haar_stiefel(
 ) -> Tensor:
     """A ``(rows, cols)`` slice of a Haar-orthogonal matrix, sampled without forming the square one.
 
-    Same law as ``compressible.factorization.haar_orthogonal``, but from the thin QR of a
+    Same law as ``compressible.matrix.factorization.haar_orthogonal``, but from the thin QR of a
     ``(max, min)`` Gaussian matrix (with the sign correction that makes QR Haar), so the cost is
     ``O(max * min^2)`` instead of ``O(max^3)``. Orthonormal columns if ``rows >= cols``, else rows.
     """

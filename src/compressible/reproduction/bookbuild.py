@@ -1,6 +1,6 @@
 """Build the companion book: execute every chapter, check it, and run Jupyter Book.
 
-Pipeline (``python -m compressible.bookbuild build --scale ci``, which ``make book`` calls):
+Pipeline (``python -m compressible.reproduction.bookbuild build --scale ci``, which ``make book`` calls):
 
 1. read ``_toc.yml``; an entry ``book/<name>`` is a chapter when ``book/<name>.py`` exists
    (jupytext percent format) and a plain page when ``book/<name>.md`` exists;
@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .scales import check_scale
+from ..scales import check_scale
 
 __all__ = [
     "BookBuildError",
@@ -343,7 +343,7 @@ def build_book(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compressible.bookbuild", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m compressible.reproduction.bookbuild", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="execute all chapters and build the HTML book")
     build.add_argument("--scale", default="ci", choices=["smoke", "ci", "paper"])

@@ -37,9 +37,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .hub import ResourceMissingError, load_dataset, load_pretrained
-from .scales import check_scale
-from .store import ResultStore
+from ..hub import ResourceMissingError, load_dataset, load_pretrained
+from ..scales import check_scale
+from ..store import ResultStore
 
 __all__ = [
     "E2E_HUB_ID",
@@ -130,7 +130,7 @@ class AdapterSpec:
     """Scale of the ``eps * I`` inner factors of compressed adapters."""
 
     def __post_init__(self) -> None:
-        from .deeplora.config import INITS
+        from ..deeplora.config import INITS
 
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
@@ -143,7 +143,7 @@ class AdapterSpec:
 
     def deeplora_config(self, targets: Any, seed: int):
         """The :class:`~compressible.deeplora.DeepLoRAConfig` of this method for ``seed``."""
-        from .deeplora import DeepLoRAConfig
+        from ..deeplora import DeepLoRAConfig
 
         return DeepLoRAConfig(
             init=self.init,
@@ -591,7 +591,7 @@ def train_adapters(
     Inner factors train at ``spec.lr``, the outer factors of compressed adapters at
     ``spec.gamma * spec.lr``. Dropout is on (``model.train()``). Returns the loss of every step.
     """
-    from .deeplora import param_groups
+    from ..deeplora import param_groups
 
     optimizer = torch.optim.Adam(param_groups(model, lr=spec.lr, gamma=spec.gamma), betas=(0.9, 0.999), eps=1e-6)
     model.train()
@@ -721,7 +721,7 @@ def run_generation(
     ``train_indices`` (the few-shot rows), ``train_loss`` (per step), ``trainable_parameters``,
     ``adapted_modules``, and ``seconds`` (``init``, ``train``, ``eval``).
     """
-    from .deeplora import add_adapters, compress_from_batch
+    from ..deeplora import add_adapters, compress_from_batch
 
     spec = config.adapter
     indices = few_shot_indices(data.train_rows, backbone.tokenizer, config.n_train, seed,

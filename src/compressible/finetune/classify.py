@@ -17,7 +17,7 @@ One run is ``(RunConfig, seed)``; :func:`run` returns a JSON-ready dict that
   adapters default to ``lr = 1e-4``.
 
 Every random stream has its own generator derived from the seed (see
-:func:`compressible.glue.derived_seed`): the training subset depends on ``(task, n, seed)``, the
+:func:`compressible.finetune.glue.derived_seed`): the training subset depends on ``(task, n, seed)``, the
 batch order and the dropout masks on ``(task, seed)``, the random head on ``seed``, the adapters on
 ``seed`` -- so at a given seed every method sees the same data in the same order and starts from
 the same head. Global RNG state is left as it was found.
@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .deeplora import (
+from ..deeplora import (
     DeepLoRAConfig,
     adapter_layers,
     add_adapters,
@@ -49,7 +49,7 @@ from .deeplora import (
     numerical_rank,
     param_groups,
 )
-from .deeplora.config import INITS
+from ..deeplora.config import INITS
 from .glue import (
     Examples,
     GlueData,
@@ -61,7 +61,7 @@ from .glue import (
     num_labels,
     train_batches,
 )
-from .hub import BACKBONES, load_pretrained
+from ..hub import BACKBONES, load_pretrained
 from .metrics import glue_metrics, primary_metric
 
 __all__ = [
@@ -109,7 +109,7 @@ class RunConfig:
     """
 
     task: str
-    """GLUE task, one of :data:`compressible.glue.TASKS`."""
+    """GLUE task, one of :data:`compressible.finetune.glue.TASKS`."""
 
     n_train: int | None = 1024
     """Training examples drawn per seed from the length-filtered train split; ``None`` = all of it."""

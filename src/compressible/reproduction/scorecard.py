@@ -20,8 +20,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from .reference import paper_value
-from .scales import check_scale
-from .summaries import load_summary
+from ..scales import check_scale
+from ..summaries import load_summary
 
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "scorecard"]
 

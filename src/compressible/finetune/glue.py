@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .hub import dataset_source, load_dataset
+from ..hub import dataset_source, load_dataset
 
 __all__ = [
     "HUB_ID",

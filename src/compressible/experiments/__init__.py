@@ -1,0 +1,1 @@
+"""One module per book chapter: its frozen per-scale plan, ``run()`` and ``summarise()``."""
