@@ -35,15 +35,9 @@ from pathlib import Path
 
 import torch
 
-from compressible.matrix.completion import (
-    ProblemConfig,
-    TrainConfig,
-    _Stepper,
-    compressed_factorization,
-    full_width_factorization,
-    make_problem,
-    train,
-)
+from compressible.matrix.chains import compressed_factorization, full_width_factorization
+from compressible.matrix.completion import Stepper, TrainConfig, train
+from compressible.matrix.problems import ProblemConfig, make_problem
 
 log = logging.getLogger("benchmarks.matrix_completion")
 
@@ -62,7 +56,7 @@ def matmul_rate(d: int, dtype: torch.dtype, repeats: int = 7) -> float:
 
 def step_time(factorization, problem, config: TrainConfig, steps: int = 30) -> float:
     """Median seconds of one gradient-descent step (gradient + update)."""
-    stepper = _Stepper(factorization, problem, config)
+    stepper = Stepper(factorization, problem, config)
     times = []
     for _ in range(steps):
         tic = time.perf_counter()
@@ -142,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     modes = {}
     for mode in ("dense", "observed", "sampled"):
         modes[mode] = step_time(compressed, problem, TrainConfig(lr=args.lr, gamma=args.gamma, residual=mode))
-    mode_auto = _Stepper(compressed, problem, TrainConfig(lr=args.lr, gamma=args.gamma)).mode
+    mode_auto = Stepper(compressed, problem, TrainConfig(lr=args.lr, gamma=args.gamma)).mode
     orig_step = orig.wall_time / max(orig_steps, 1)
 
     result = {

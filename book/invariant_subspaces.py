@@ -46,27 +46,20 @@ scale = "ci"
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
-from compressible.matrix.factorization import InvariantSubspaceConfig, run_invariant_subspaces
-from compressible.scales import check_scale, scale_label
+from compressible.experiments import invariant_subspaces as experiment
+from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
-check_scale(scale)
-# Fig. 3 of the paper: d = 30, r = 3, L = 3, eps = 1, eta = 1, 50 GD steps. It is cheap, so the
-# ci scale runs the paper's setting; smoke shrinks it.
-setting = dict(d=30, rank=3, depth=3, epsilon=1.0, lr=1.0, steps=50) if scale != "smoke" else dict(
-    d=12, rank=2, depth=3, epsilon=1.0, lr=1.0, steps=15
-)
-weight_decays = [0.0, 1e-2]
-results = {wd: run_invariant_subspaces(InvariantSubspaceConfig(**setting, weight_decay=wd, seed=0)) for wd in weight_decays}
-cfg = results[0.0].config
+plan = experiment.plan(scale)
+results = experiment.run(scale)
+summary = experiment.summarise(results, scale)
+save_summary(summary)
 display(Markdown(
-    f"**Setting ({scale_label(scale)}):** $d = {cfg.d}$, $r = {cfg.rank}$, $L = {cfg.depth}$, "
-    f"$\\varepsilon = {cfg.epsilon}$, $\\eta = {cfg.lr}$, {cfg.steps} steps, float64, "
-    f"weight decay $\\lambda \\in \\{{{', '.join(str(w) for w in weight_decays)}\\}}$."
+    f"**Setting ({scale_label(scale)}):** $d = {plan.d}$, $r = {plan.rank}$, $L = {plan.depth}$, "
+    f"$\\varepsilon = {plan.epsilon}$, $\\eta = {plan.lr}$, {plan.steps} steps, float64, "
+    f"weight decay $\\lambda \\in \\{{{', '.join(str(w) for w in plan.weight_decays)}\\}}$; {plan.notes}"
 ))
 
 # %% [markdown]
@@ -78,23 +71,7 @@ display(Markdown(
 # (the top $r$ grow to fit $\Phi$, the next $r$ are pushed around the bulk).
 
 # %%
-fig, axes = plt.subplots(len(weight_decays), cfg.depth, figsize=(4 * cfg.depth, 3.2 * len(weight_decays)), sharex=True)
-for row, wd in enumerate(weight_decays):
-    res = results[wd]
-    steps = np.arange(res.singular_values.shape[0])
-    for l in range(cfg.depth):
-        ax = axes[row, l]
-        ax.plot(steps, res.singular_values[:, l, :], color="tab:blue", lw=0.8, alpha=0.7)
-        ax.plot(steps, res.rho[:, l], "--", color="tab:red", lw=2, label=r"$\rho_l(t)$ (recursion)")
-        ax.set_yscale("log")
-        ax.set_title(f"layer {l + 1}, $\\lambda$ = {wd}")
-        if row == len(weight_decays) - 1:
-            ax.set_xlabel("iteration t")
-        if l == 0:
-            ax.set_ylabel(r"$\sigma_i(W_l(t))$")
-axes[0, 0].legend(loc="lower left")
-fig.suptitle(f"Singular values of every factor (Fig. 3, {scale_label(scale)})")
-fig.tight_layout()
+experiment.plot_singular_values(results, scale)
 plt.show()
 
 # %% [markdown]
@@ -106,23 +83,7 @@ plt.show()
 # every layer. It stays at rounding level: the vectors rotate *within* a subspace that does not move.
 
 # %%
-res = results[0.0]
-t_axis = np.arange(1, res.vector_angles.shape[0] + 1)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
-for i in range(res.vector_angles.shape[2]):
-    ax1.plot(t_axis, np.degrees(res.vector_angles[:, 0, i]), label=f"$v_{{{i + 1}}}$")
-ax1.set_xlabel("iteration t")
-ax1.set_ylabel("angle to t = 1 (degrees)")
-ax1.set_title("active right singular vectors, layer 1")
-ax1.legend(ncol=2, fontsize=8)
-for l in range(cfg.depth):
-    ax2.semilogy(t_axis, np.maximum(res.subspace_angles[:, l], 1e-18), label=f"layer {l + 1}")
-ax2.set_xlabel("iteration t")
-ax2.set_ylabel("largest principal angle (radians)")
-ax2.set_title("active 2r-dim subspace vs t = 1")
-ax2.legend()
-fig.suptitle(f"Singular vectors (Fig. 3, $\\lambda$ = 0, {scale_label(scale)})")
-fig.tight_layout()
+experiment.plot_singular_vectors(results[0.0], scale)
 plt.show()
 
 # %% [markdown]
@@ -134,52 +95,17 @@ plt.show()
 # the passive right singular subspace at $t = 1$. Both are zero in exact arithmetic.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-for wd, style in zip(weight_decays, ["-", "--"]):
-    rep = results[wd].report.groupby("step")[["rel_error", "subspace_drift"]].max()
-    axes[0].semilogy(rep.index, np.maximum(rep.rel_error, 1e-18), style, label=f"$\\lambda$ = {wd}")
-    axes[1].semilogy(rep.index, np.maximum(rep.subspace_drift, 1e-18), style, label=f"$\\lambda$ = {wd}")
-axes[0].axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":", label="float64 eps")
-axes[1].axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":")
-axes[0].set_title(r"max relative gap $|\sigma - \rho_l(t)| / \rho_l(t)$")
-axes[1].set_title("passive subspace drift")
-for ax in axes:
-    ax.set_xlabel("iteration t")
-    ax.legend()
-fig.suptitle(f"Theorem 2.1 checked numerically ({scale_label(scale)})")
-fig.tight_layout()
+experiment.plot_theorem_check(results, scale)
 plt.show()
 
 # %%
-rows = []
-for wd in weight_decays:
-    rep = results[wd].report
-    rows.append({
-        "weight decay λ": wd,
-        "paper: multiplicity of ρ_l(t)": f"≥ d − 2r = {cfg.d - 2 * cfg.rank}",
-        "ours: min multiplicity": int(rep.multiplicity.min()),
-        "paper: |σ − ρ| / ρ": "0 (exact)",
-        "ours: max |σ − ρ| / ρ": f"{rep.rel_error.max():.1e}",
-        "ours: max subspace drift": f"{rep.subspace_drift.max():.1e}",
-        "ours: final ρ (layer 1)": f"{results[wd].rho[-1, 0]:.4f}",
-        "final loss": f"{results[wd].trajectory.losses[-1]:.3e}",
-    })
-table = pd.DataFrame(rows)
-display(table.style.hide(axis="index").set_caption(f"Theorem 2.1: paper vs this build ({scale_label(scale)})"))
-
-worst_gap = max(results[wd].report.rel_error.max() for wd in weight_decays)
-worst_drift = max(results[wd].report.subspace_drift.max() for wd in weight_decays)
-min_mult = min(int(results[wd].report.multiplicity.min()) for wd in weight_decays)
-save_summary("invariant_subspaces", scale, {
-    "d": cfg.d, "rank": cfg.rank, "steps": cfg.steps,
-    "max_rel_gap": float(worst_gap), "max_subspace_drift": float(worst_drift),
-    "min_multiplicity": min_mult, "required_multiplicity": cfg.d - 2 * cfg.rank,
-})
+display(experiment.theorem_table(summary).style.hide(axis="index").set_caption(
+    f"Theorem 2.1: paper vs this build ({scale_label(scale)})"))
 display(Markdown(
     f"Across both weight decays, every layer and every step, $\\rho_l(t)$ is a singular value of "
-    f"multiplicity at least {min_mult} (the theorem asks for {cfg.d - 2 * cfg.rank}), matched to a "
-    f"relative {worst_gap:.1e}, and the passive subspace moved by at most {worst_drift:.1e}: "
-    f"the theorem holds to float64 rounding."
+    f"multiplicity at least {summary.min_multiplicity} (the theorem asks for {summary.required_multiplicity}), "
+    f"matched to a relative {summary.max_rel_gap:.1e}, and the passive subspace moved by at most "
+    f"{summary.max_subspace_drift:.1e}: the theorem holds to float64 rounding."
 ))
 
 # %% [markdown]

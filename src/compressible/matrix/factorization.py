@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 __all__ = [
     "haar_orthogonal",
     "scaled_orthogonal_init",
+    "as_epsilons",
     "end_to_end",
     "half_mse",
     "factor_gradients",
@@ -97,14 +98,15 @@ def scaled_orthogonal_init(
     if any(d < 1 for d in dims):
         raise ValueError(f"every size in dims must be positive, got {dims}")
     depth = len(dims) - 1
-    epsilons = _as_epsilons(epsilon, depth)
+    epsilons = as_epsilons(epsilon, depth)
     return [
         eps * haar_orthogonal(dims[l + 1], dims[l], generator=generator, dtype=dtype, device=device)
         for l, eps in enumerate(epsilons)
     ]
 
 
-def _as_epsilons(epsilon: float | Sequence[float], depth: int) -> list[float]:
+def as_epsilons(epsilon: float | Sequence[float], depth: int) -> list[float]:
+    """One init scale per layer from one scale or a sequence of ``depth`` scales (positive, finite)."""
     if isinstance(epsilon, (int, float)):
         epsilons = [float(epsilon)] * depth
     else:
@@ -366,7 +368,7 @@ class InvariantSubspaceConfig:
             )
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        _as_epsilons(self.epsilon, self.depth)
+        as_epsilons(self.epsilon, self.depth)
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,7 @@ def run_invariant_subspaces(config: InvariantSubspaceConfig) -> InvariantSubspac
     factors = scaled_orthogonal_init([config.d] * (config.depth + 1), config.epsilon, generator=generator)
     trajectory = gradient_descent(factors, target, config.steps, config.lr, config.weight_decay)
     rho = rho_recursion(
-        _as_epsilons(config.epsilon, config.depth), config.lr, config.steps, config.weight_decay,
+        as_epsilons(config.epsilon, config.depth), config.lr, config.steps, config.weight_decay,
         loss_scale=1.0 / target.numel(),
     )
     report = invariant_subspace_report(trajectory, rho, config.rank)

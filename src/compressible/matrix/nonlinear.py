@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .completion import low_rank_target
+from .problems import low_rank_target
 from .factorization import scaled_orthogonal_init
 
 __all__ = ["NonlinearConfig", "network_output", "middle_gradient", "gradient_spectra", "spectral_gap"]

@@ -5,14 +5,9 @@ import pytest
 import scipy.linalg
 import torch
 
-from compressible.matrix.completion import (
-    ProblemConfig,
-    TrainConfig,
-    compressed_factorization,
-    full_width_factorization,
-    make_problem,
-    track_compression,
-)
+from compressible.matrix.chains import compressed_factorization, full_width_factorization
+from compressible.matrix.completion import TrainConfig, track_compression
+from compressible.matrix.problems import ProblemConfig, make_problem
 from compressible.matrix.compression import (
     compress_from_gradient,
     compression_basis,

@@ -1,4 +1,6 @@
-"""Tests for compressible.matrix.completion: problems, the trainer, gamma semantics, the observed-entries residual."""
+"""Tests for the deep matrix completion rooms of the matrix wing: compressible.matrix.problems
+(targets, masks), compressible.matrix.chains (factorisations, the observed-entries residual) and
+compressible.matrix.completion (the trainer, gamma semantics)."""
 
 import math
 
@@ -6,22 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from compressible.matrix.completion import (
-    CompletionProblem,
-    DivergenceError,
+from compressible.matrix.chains import (
     Factorization,
-    ProblemConfig,
-    TrainConfig,
     compressed_factorization,
     full_width_factorization,
-    low_rank_target,
-    make_problem,
     masked_residual_dense,
     masked_residual_observed,
     narrow_factorization,
-    random_mask,
-    train,
+    pad_width,
 )
+from compressible.matrix.completion import DivergenceError, TrainConfig, train
+from compressible.matrix.problems import CompletionProblem, ProblemConfig, low_rank_target, make_problem, random_mask
 from compressible.matrix.factorization import factor_gradients
 
 
@@ -187,8 +184,6 @@ def test_float32_and_dtype_mismatch():
 
 def test_zero_padded_widths_train_exactly_like_narrow_ones():
     """Padding hidden units with zeros changes nothing: they get zero gradient and stay zero."""
-    from compressible.matrix.completion import pad_width
-
     problem = make_problem(ProblemConfig(12, 2, 0.5), 0)
     narrow = narrow_factorization(12, 3, 3, 0.1, 1)
     tc = TrainConfig(lr=10.0, max_steps=60, log_every=20)

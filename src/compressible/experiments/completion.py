@@ -1,0 +1,738 @@
+"""The deep matrix completion chapter (paper Sec. 3, Fig. 1, Fig. 5, App. D.1): plan, runs, summary, figures.
+
+Three experiments, each a frozen config whose run returns a tidy DataFrame (stored in the result
+store, so a rebuild only loads it):
+
+- :func:`run_width_sweep` (Fig. 1): recovery error and iterations of narrow factorisations vs width;
+- :func:`run_compression_race` (Fig. 5): the original vs its compression with ``gamma = 0`` and
+  ``gamma > 0``, in iterations and wall time;
+- :func:`run_random_vs_compressed` (App. D.1): the compression vs a randomly initialised narrow
+  factorisation of the same width.
+
+:func:`run` runs the three of a scale's :data:`PLANS` entry; :func:`summarise` reduces them to a
+:class:`CompletionSummary` with :func:`width_sweep_stats`, :func:`race_stats` and :func:`d1_stats`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict
+from tqdm.auto import tqdm
+
+from ..matrix.chains import (
+    Factorization,
+    compressed_factorization,
+    full_width_factorization,
+    narrow_factorization,
+    pad_width,
+)
+from ..matrix.completion import TrainConfig, rescale_lr, torch_threads, train
+from ..matrix.problems import ProblemConfig, check_int, make_problem, torch_dtype
+from ..reproduction.reference import PROVENANCE
+from ..scales import check_scale, scale_label
+from ..store import ResultStore
+from ..summaries import Summary
+from .compression import finite_or_none, stored_frame
+
+__all__ = [
+    "WidthSweepConfig",
+    "run_width_sweep",
+    "Fig5Setting",
+    "CompressionRaceConfig",
+    "run_compression_race",
+    "RandomVsCompressedConfig",
+    "run_random_vs_compressed",
+    "race_summary",
+    "random_vs_compressed_summary",
+    "CompletionPlan",
+    "PLANS",
+    "plan",
+    "CompletionRuns",
+    "run",
+    "WidthSweepStats",
+    "RaceMethod",
+    "RaceStats",
+    "RankEstimate",
+    "RandomVsCompressedStats",
+    "CompletionSummary",
+    "width_sweep_stats",
+    "race_stats",
+    "d1_stats",
+    "summarise",
+    "comparison_table",
+    "race_table",
+    "d1_table",
+    "plot_width_sweep",
+    "plot_race",
+    "plot_random_vs_compressed",
+]
+
+
+@dataclass(frozen=True)
+class WidthSweepConfig:
+    """Fig. 1: recovery error and iterations to tolerance of narrow factorisations vs width.
+
+    One run trains, for every width, ``trials`` independent problems at once (batched). The
+    width-``d`` model is the full-width factorisation.
+
+    Attributes:
+        depth: ``L`` (2 or 3 in the paper); lr: its step (paper: 1e2 for L=2, 3e2 for L=3).
+    """
+
+    d: int = 100
+    true_rank: int = 10
+    observed_fraction: float = 0.3
+    depth: int = 3
+    lr: float = 300.0
+    epsilon: float = 1e-3
+    widths: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+    max_steps: int = 60_000
+    tol: float = 1e-10
+    trials: int = 5
+    dtype: str = "float64"
+    threads: int | None = 1
+
+    def __post_init__(self):
+        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
+        check_int("depth", self.depth, 2)
+        check_int("trials", self.trials)
+        bad = [w for w in self.widths if not (isinstance(w, int) and 1 <= w <= self.d)]
+        if bad or not self.widths:
+            raise ValueError(f"widths must be non-empty ints in [1, d={self.d}], got {self.widths}")
+        torch_dtype(self.dtype)
+        TrainConfig(lr=self.lr, max_steps=self.max_steps, tol=self.tol, threads=self.threads)
+
+
+def run_width_sweep(config: WidthSweepConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """Rows ``depth, width, trial, steps, converged, train_loss, test_loss, wall_time``.
+
+    Problem seeds are ``seed * 1000 + trial`` and init seeds ``seed * 1000 + 500 + trial``. All
+    widths and trials run as one batch (narrow models zero-padded to the largest width with
+    :func:`pad_width`); ``wall_time`` is that of the whole batch.
+    """
+
+    def compute() -> pd.DataFrame:
+        dtype = torch_dtype(config.dtype)
+        seeds = [seed * 1000 + i for i in range(config.trials)]
+        init_seeds = [s + 500 for s in seeds]
+        widths = list(config.widths)
+        top = max(widths)
+        problem = make_problem(
+            ProblemConfig(config.d, config.true_rank, config.observed_fraction), seeds * len(widths), dtype=dtype
+        )
+        members = []
+        for width in widths:
+            if width == config.d:
+                fact = full_width_factorization(config.d, config.depth, config.epsilon, init_seeds, dtype=dtype)
+            else:
+                fact = narrow_factorization(config.d, width, config.depth, config.epsilon, init_seeds, dtype=dtype)
+            members.append(pad_width(fact, top))
+        batch = Factorization(
+            tuple(torch.cat([m.factors[k] for m in members]) for k in range(config.depth)), (False,) * config.depth, "narrow"
+        )
+        tc = TrainConfig(
+            lr=config.lr, max_steps=config.max_steps, tol=config.tol, log_every=config.max_steps, threads=config.threads
+        )
+        df = train(batch, problem, tc).summary().drop(columns="kind")
+        df["width"] = [w for w in widths for _ in seeds]
+        df["trial"] = list(range(config.trials)) * len(widths)
+        return df.drop(columns="member").assign(depth=config.depth)
+
+    return stored_frame(config, seed, compute, store)
+
+
+@dataclass(frozen=True)
+class Fig5Setting:
+    """The problem and step of Fig. 5 and App. D.1 (paper: ``d = 1000``, ``r* = 5``, ``p = 0.2``,
+    ``L = 3``, ``eps = 1e-3``, ``lr = 5e3``), shared by :class:`CompressionRaceConfig` and
+    :class:`RandomVsCompressedConfig`."""
+
+    d: int = 1000
+    true_rank: int = 5
+    observed_fraction: float = 0.2
+    depth: int = 3
+    epsilon: float = 1e-3
+    lr: float = 5e3
+
+
+@dataclass(frozen=True)
+class CompressionRaceConfig(Fig5Setting):
+    """Fig. 5: the original full-width factorisation vs its compression with ``gamma`` in ``gammas``.
+
+    Every model runs until its train loss is below its tolerance (paper: 1e-9 for the original,
+    1e-13 for the compressed ones) or ``max_steps``. Wall time excludes evaluation; the
+    compressed models' time includes building the compression (one gradient and one SVD).
+    """
+
+    gammas: tuple[float, ...] = (0.0, 0.01)
+    max_steps: int = 170_000
+    max_steps_compressed: int | None = None
+    tol_original: float = 1e-9
+    tol_compressed: float = 1e-13
+    log_every: int = 100
+    dtype: str = "float32"
+    threads: int | None = None
+    include_original: bool = True
+
+    def __post_init__(self):
+        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
+        check_int("depth", self.depth, 2)
+        if 2 * self.true_rank >= self.d:
+            raise ValueError(f"compression needs 2 r* < d, got r*={self.true_rank}, d={self.d}")
+        torch_dtype(self.dtype)
+        for g in self.gammas:
+            TrainConfig(lr=self.lr, gamma=g)
+        TrainConfig(lr=self.lr, max_steps=self.max_steps, tol=self.tol_original, log_every=self.log_every, threads=self.threads)
+
+
+def run_compression_race(config: CompressionRaceConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """Histories of every model, stacked: columns ``method`` ("original", "compressed γ=..."),
+    ``gamma``, ``step``, ``train_loss``, ``test_loss``, ``wall_time``, ``setup_time``."""
+
+    def compute() -> pd.DataFrame:
+        dtype = torch_dtype(config.dtype)
+        problem = make_problem(ProblemConfig(config.d, config.true_rank, config.observed_fraction), seed, dtype=dtype)
+        original = full_width_factorization(config.d, config.depth, config.epsilon, seed + 500, dtype=dtype)
+        with torch_threads(config.threads):
+            tic = time.perf_counter()
+            compressed = compressed_factorization(original, problem, config.true_rank)
+            setup = time.perf_counter() - tic
+        frames = []
+        if config.include_original:
+            tc = TrainConfig(
+                lr=config.lr, max_steps=config.max_steps, tol=config.tol_original,
+                log_every=config.log_every, threads=config.threads,
+            )
+            h = train(original, problem, tc).history
+            frames.append(h.assign(method="original", gamma=float("nan"), setup_time=0.0))
+        for gamma in config.gammas:
+            tc = TrainConfig(
+                lr=config.lr, gamma=gamma, max_steps=config.max_steps_compressed or config.max_steps,
+                tol=config.tol_compressed, log_every=config.log_every, threads=config.threads,
+            )
+            h = train(compressed, problem, tc).history
+            h = h.assign(method=f"compressed γ={gamma:g}", gamma=gamma, setup_time=setup)
+            h["wall_time"] = h["wall_time"] + setup
+            frames.append(h)
+        return pd.concat(frames, ignore_index=True).drop(columns="member")
+
+    return stored_frame(config, seed, compute, store)
+
+
+@dataclass(frozen=True)
+class RandomVsCompressedConfig(Fig5Setting):
+    """App. D.1: compressed (width ``2 r``, gamma) vs randomly initialised narrow width ``2 r``,
+    for every rank estimate ``r`` in ``ranks``; ``trials`` problems batched per run."""
+
+    gamma: float = 0.01
+    ranks: tuple[int, ...] = (5, 8, 11, 14, 17, 20)
+    trials: int = 5
+    max_steps: int = 20_000
+    tol: float = 1e-9
+    dtype: str = "float32"
+    threads: int | None = None
+
+    def __post_init__(self):
+        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
+        bad = [r for r in self.ranks if not (isinstance(r, int) and 1 <= r and 2 * r < self.d)]
+        if bad or not self.ranks:
+            raise ValueError(f"ranks must be non-empty ints with 1 <= r and 2r < d={self.d}, got {self.ranks}")
+        check_int("trials", self.trials)
+        torch_dtype(self.dtype)
+        TrainConfig(lr=self.lr, gamma=self.gamma, max_steps=self.max_steps, tol=self.tol, threads=self.threads)
+
+
+def run_random_vs_compressed(config: RandomVsCompressedConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """Rows ``method`` ("compressed"/"random"), ``rank``, ``trial``, ``steps``, ``converged``,
+    ``train_loss``, ``test_loss``, ``wall_time`` (per batch of trials; compression setup included)."""
+
+    def compute() -> pd.DataFrame:
+        dtype = torch_dtype(config.dtype)
+        seeds = [seed * 1000 + i for i in range(config.trials)]
+        init_seeds = [s + 500 for s in seeds]
+        problem = make_problem(ProblemConfig(config.d, config.true_rank, config.observed_fraction), seeds, dtype=dtype)
+        original = full_width_factorization(config.d, config.depth, config.epsilon, init_seeds, dtype=dtype)
+        frames = []
+        for rank in tqdm(config.ranks, desc="rank estimates", leave=False):
+            with torch_threads(config.threads):
+                tic = time.perf_counter()
+                comp = compressed_factorization(original, problem, rank)
+                setup = time.perf_counter() - tic
+            narrow = narrow_factorization(config.d, 2 * rank, config.depth, config.epsilon, init_seeds, dtype=dtype)
+            for method, fact, gamma, extra in (("compressed", comp, config.gamma, setup), ("random", narrow, 1.0, 0.0)):
+                tc = TrainConfig(
+                    lr=config.lr, gamma=gamma, max_steps=config.max_steps, tol=config.tol,
+                    log_every=config.max_steps, threads=config.threads,
+                )
+                res = train(fact, problem, tc)
+                df = res.summary().rename(columns={"member": "trial"}).drop(columns="kind")
+                df["wall_time"] = df["wall_time"] + extra
+                frames.append(df.assign(method=method, rank=rank))
+        return pd.concat(frames, ignore_index=True)
+
+    return stored_frame(config, seed, compute, store)
+
+
+def race_summary(history: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
+    """Per method of :func:`run_compression_race`: final step and recovery error, and the wall time
+    and step at which the recovery error first came within ``tolerance`` (relative) of the
+    original's final recovery error; ``speedup`` = original's time / the method's time."""
+    orig = history[history.method == "original"]
+    if orig.empty:
+        raise ValueError("race_summary needs the 'original' run in the history")
+    level = float(orig.test_loss.iloc[-1]) * (1 + tolerance)
+    rows = []
+    for method, h in history.groupby("method", sort=False):
+        hit = h[h.test_loss <= level]
+        rows.append({
+            "method": method,
+            "steps": int(h.step.iloc[-1]),
+            "final_test_loss": float(h.test_loss.iloc[-1]),
+            "final_train_loss": float(h.train_loss.iloc[-1]),
+            "step_to_target": float(hit.step.iloc[0]) if len(hit) else float("nan"),
+            "time_to_target": float(hit.wall_time.iloc[0]) if len(hit) else float("nan"),
+            "total_time": float(h.wall_time.iloc[-1]),
+        })
+    out = pd.DataFrame(rows)
+    t_orig = float(out.loc[out.method == "original", "time_to_target"].iloc[0])
+    out["speedup"] = t_orig / out["time_to_target"]
+    return out
+
+
+def random_vs_compressed_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Per rank estimate: mean steps and wall time of each method and the ratios random / compressed.
+
+    ``converged_*`` is the fraction of trials that reached the tolerance. A method that did not
+    converge was stopped at ``max_steps``, so its steps and time (and the ratios) are lower bounds;
+    ``ratio_is_lower_bound`` flags those rows.
+    """
+    g = results.groupby(["rank", "method"])[["steps", "wall_time", "test_loss", "converged"]].mean().unstack("method")
+    out = pd.DataFrame({
+        "rank": g.index,
+        "steps_compressed": g[("steps", "compressed")].to_numpy(),
+        "steps_random": g[("steps", "random")].to_numpy(),
+        "time_compressed": g[("wall_time", "compressed")].to_numpy(),
+        "time_random": g[("wall_time", "random")].to_numpy(),
+        "test_loss_compressed": g[("test_loss", "compressed")].to_numpy(),
+        "test_loss_random": g[("test_loss", "random")].to_numpy(),
+        "converged_compressed": g[("converged", "compressed")].to_numpy(),
+        "converged_random": g[("converged", "random")].to_numpy(),
+    })
+    out["steps_ratio"] = out.steps_random / out.steps_compressed
+    out["time_ratio"] = out.time_random / out.time_compressed
+    out["ratio_is_lower_bound"] = (out.converged_random < 1) & (out.converged_compressed == 1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the chapter's plan and runs
+
+LR_FIG1 = {2: 100.0, 3: 300.0}
+"""Fig. 1 step sizes at the paper's ``d = 100`` (``paper_numbers.json``, ``matrix_completion/figure1``)."""
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """What the chapter runs at one scale.
+
+    Attributes:
+        fig1: the Fig. 1 width sweeps, depth 2 then depth 3.
+        race: the Fig. 5 run.
+        d1: the App. D.1 comparison.
+        notes: how this scale departs from the paper's protocol (shown in the chapter).
+    """
+
+    fig1: tuple[WidthSweepConfig, WidthSweepConfig]
+    race: CompressionRaceConfig
+    d1: RandomVsCompressedConfig
+    notes: str
+
+    def __post_init__(self):
+        if [c.depth for c in self.fig1] != [2, 3]:
+            raise ValueError(f"fig1 must hold the depth-2 and the depth-3 sweep, got depths {[c.depth for c in self.fig1]}")
+
+
+PLANS: dict[str, CompletionPlan] = {
+    "paper": CompletionPlan(
+        fig1=tuple(WidthSweepConfig(depth=L, lr=LR_FIG1[L]) for L in (2, 3)),
+        race=CompressionRaceConfig(),
+        d1=RandomVsCompressedConfig(),
+        notes="the paper's protocol (Fig. 5 and App. D.1 in float32)",
+    ),
+    # Fig. 1: d 100 -> 50 (r* 10 -> 5, widths scaled), 2 trials, at most 20 000 steps, tol 1e-10.
+    # Fig. 5 and D.1: d 1000 -> 200, steps rescaled by rescale_lr; D.1 with 3 rank estimates, 2 trials.
+    "ci": CompletionPlan(
+        fig1=tuple(
+            WidthSweepConfig(d=50, true_rank=5, depth=L, lr=rescale_lr(LR_FIG1[L], 50, 100), widths=(5, 10, 20, 30, 50),
+                             max_steps=20_000, trials=2)
+            for L in (2, 3)
+        ),
+        race=CompressionRaceConfig(d=200, lr=rescale_lr(5e3, 200, 1000), max_steps=40_000, log_every=100, threads=1),
+        d1=RandomVsCompressedConfig(d=200, lr=rescale_lr(5e3, 200, 1000), ranks=(5, 10, 15), trials=2,
+                                    max_steps=20_000, threads=1),
+        notes="d = 50 for Fig. 1 and d = 200 for Fig. 5 / App. D.1, step sizes rescaled, fewer trials and widths",
+    ),
+    # smoke: tiny problems, larger init so that learning starts quickly
+    "smoke": CompletionPlan(
+        fig1=tuple(
+            WidthSweepConfig(d=16, true_rank=2, depth=L, lr=20.0, epsilon=0.1, widths=(2, 8, 16), max_steps=300,
+                             tol=1e-8, trials=2)
+            for L in (2, 3)
+        ),
+        race=CompressionRaceConfig(d=24, true_rank=2, observed_fraction=0.5, lr=20.0, epsilon=0.1, max_steps=400,
+                                   tol_original=1e-8, tol_compressed=1e-10, log_every=10, dtype="float64", threads=1),
+        d1=RandomVsCompressedConfig(d=24, true_rank=2, observed_fraction=0.5, lr=20.0, epsilon=0.1, ranks=(2, 4),
+                                    trials=2, max_steps=300, tol=1e-8, dtype="float64", threads=1),
+        notes="tiny problems for a smoke test",
+    ),
+}
+
+
+def plan(scale: str) -> CompletionPlan:
+    """The plan of ``scale`` (``smoke``, ``ci`` or ``paper``)."""
+    return PLANS[check_scale(scale)]
+
+
+@dataclass(frozen=True)
+class CompletionRuns:
+    """The three tidy results of one scale: ``sweep`` (:func:`run_width_sweep`, both depths),
+    ``race`` (:func:`run_compression_race`) and ``d1`` (:func:`run_random_vs_compressed`)."""
+
+    sweep: pd.DataFrame
+    race: pd.DataFrame
+    d1: pd.DataFrame
+
+
+def run(scale: str, store: ResultStore | None = None) -> CompletionRuns:
+    """Run (or load from ``store``, default the results folder's) every experiment of ``scale``, seed 0."""
+    p = plan(scale)
+    store = store if store is not None else ResultStore()
+    sweep = pd.concat([run_width_sweep(cfg, seed=0, store=store) for cfg in p.fig1], ignore_index=True)
+    race = run_compression_race(p.race, seed=0, store=store)
+    d1 = run_random_vs_compressed(p.d1, seed=0, store=store)
+    return CompletionRuns(sweep, race, d1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the summary
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WidthSweepStats(_Part):
+    """Fig. 1: depth and width."""
+
+    d: int
+    """Size of the ``(d, d)`` targets."""
+    true_rank: int
+    """``r*`` of the targets."""
+    error_widest: dict[int, float | None]
+    """Depth -> median recovery error over trials at the widest width (``None`` if not finite)."""
+    narrowest_width: int | None
+    """Smallest width of the depth-3 sweep."""
+    widest_width: int | None
+    """Largest width of the depth-3 sweep."""
+    steps_narrowest: float | None
+    """Depth 3: mean iterations to the tolerance at the smallest width (the cap if not reached)."""
+    steps_widest: float | None
+    """Depth 3: mean iterations to the tolerance at the widest width."""
+
+
+class RaceMethod(_Part):
+    """One model of the Fig. 5 race (a row of :func:`race_summary`)."""
+
+    method: str
+    """``original`` or ``compressed γ=<gamma>``."""
+    steps: int
+    """Last step of the run."""
+    final_test_loss: float
+    """Recovery error at the last step."""
+    final_train_loss: float
+    """Train loss at the last step."""
+    step_to_target: float | None
+    """First logged step within 1 % of the original's final recovery error (``None``: never)."""
+    time_to_target: float | None
+    """Wall time (s) at that step, compression setup included (``None``: never)."""
+    total_time: float
+    """Wall time (s) of the whole run."""
+    speedup: float | None
+    """Original's time to target / this method's (``None``: not reached)."""
+
+
+class RaceStats(_Part):
+    """Fig. 5: original vs compressed with ``gamma = 0`` and ``gamma > 0``."""
+
+    d: int
+    """Size of the target."""
+    gamma: float | None
+    """The positive ``gamma`` compared with the original (``None`` if only ``gamma = 0`` ran)."""
+    speedup: float | None
+    """Original / compressed (``gamma > 0``) wall time to the original's final recovery error (+1 %)."""
+    error_original: float | None
+    """Final recovery error of the original."""
+    error_compressed: float | None
+    """Final recovery error of the compression with ``gamma > 0``."""
+    error_gamma0: float | None
+    """Final recovery error of the compression with ``gamma = 0`` (``None`` if it did not run)."""
+    methods: list[RaceMethod]
+    """Every model of the race, in run order."""
+
+    def row(self, method: str) -> RaceMethod | None:
+        """The race row of ``method`` (e.g. ``"original"``), or ``None``."""
+        return next((m for m in self.methods if m.method == method), None)
+
+    @property
+    def compressed(self) -> RaceMethod | None:
+        """The race row of the compression with the positive ``gamma`` (``None`` if it did not run)."""
+        return None if self.gamma is None else self.row(f"compressed γ={self.gamma:g}")
+
+
+class RankEstimate(_Part):
+    """App. D.1 at one rank estimate (a row of :func:`random_vs_compressed_summary`, means over trials)."""
+
+    rank: int
+    """Rank estimate ``r^``; both models have width ``2 r^``."""
+    steps_compressed: float
+    """Mean iterations of the compression (the cap when not converged)."""
+    steps_random: float
+    """Mean iterations of the random narrow model."""
+    time_compressed: float
+    """Wall time (s) of the batch of trials, compression setup included."""
+    time_random: float
+    """Wall time (s) of the random narrow batch."""
+    test_loss_compressed: float
+    """Mean final recovery error of the compression."""
+    test_loss_random: float
+    """Mean final recovery error of the random narrow model."""
+    converged_compressed: float
+    """Fraction of trials of the compression that reached the tolerance."""
+    converged_random: float
+    """Fraction of trials of the random narrow model that reached the tolerance."""
+    steps_ratio: float
+    """``steps_random / steps_compressed``."""
+    time_ratio: float
+    """``time_random / time_compressed``."""
+    ratio_is_lower_bound: bool
+    """The random model hit the step cap while the compression converged: the ratios are lower bounds."""
+
+
+class RandomVsCompressedStats(_Part):
+    """App. D.1: compression vs random narrow factorisation of the same width."""
+
+    d: int
+    """Size of the targets."""
+    max_steps: int
+    """Step cap of every run."""
+    trials: int
+    """Problems per rank estimate (trained as one batch)."""
+    speedup: float | None
+    """Geometric mean over rank estimates of ``time_random / time_compressed``."""
+    steps_ratio: float | None
+    """Geometric mean over rank estimates of ``steps_random / steps_compressed``."""
+    ratio_is_lower_bound: bool
+    """True when at some rank estimate the random model hit the cap and the compression converged:
+    the ratios are then lower bounds."""
+    converged_random: float
+    """Fraction of random narrow runs that reached the tolerance (mean over rank estimates)."""
+    converged_compressed: float
+    """Fraction of compressed runs that reached the tolerance."""
+    ranks: list[RankEstimate]
+    """Per rank estimate."""
+
+
+class CompletionSummary(Summary):
+    """Sec. 3: Fig. 1, Fig. 5 and App. D.1 measured at one scale."""
+
+    chapter = "completion"
+
+    fig1: WidthSweepStats
+    """Fig. 1: depth and width."""
+    fig5: RaceStats
+    """Fig. 5: original vs compressed."""
+    d1: RandomVsCompressedStats
+    """App. D.1: compressed vs random narrow."""
+
+
+def width_sweep_stats(sweep: pd.DataFrame, d: int, true_rank: int) -> WidthSweepStats:
+    """Fig. 1 statistics of a :func:`run_width_sweep` frame (both depths stacked)."""
+    widest = sweep[sweep.width == sweep.width.max()].groupby("depth").test_loss.median()
+    steps_by_width = sweep[sweep.depth == 3].groupby("width").steps.mean()
+    empty = steps_by_width.empty
+    return WidthSweepStats(
+        d=d, true_rank=true_rank,
+        error_widest={int(L): finite_or_none(e) for L, e in widest.items()},
+        narrowest_width=None if empty else int(steps_by_width.index[0]),
+        widest_width=None if empty else int(steps_by_width.index[-1]),
+        steps_narrowest=None if empty else finite_or_none(steps_by_width.iloc[0]),
+        steps_widest=None if empty else finite_or_none(steps_by_width.iloc[-1]),
+    )
+
+
+def race_stats(history: pd.DataFrame, d: int) -> RaceStats:
+    """Fig. 5 statistics of a :func:`run_compression_race` history."""
+    table = race_summary(history)
+    gamma_pos = [m for m in table.method if m.startswith("compressed") and not m.endswith("γ=0")]
+    g0 = table[table.method.str.endswith("γ=0")]
+    row_gp = table[table.method == gamma_pos[0]].iloc[0] if gamma_pos else None
+    orig_row = table[table.method == "original"].iloc[0]
+    gammas = history.drop_duplicates("method").set_index("method").gamma
+    return RaceStats(
+        d=d,
+        gamma=float(gammas[gamma_pos[0]]) if gamma_pos else None,
+        speedup=finite_or_none(float(row_gp.speedup) if row_gp is not None else float("nan")),
+        error_original=finite_or_none(orig_row.final_test_loss),
+        error_compressed=finite_or_none(row_gp.final_test_loss) if row_gp is not None else None,
+        error_gamma0=finite_or_none(g0.iloc[0].final_test_loss) if len(g0) else None,
+        methods=[
+            RaceMethod(
+                method=r.method, steps=int(r.steps), final_test_loss=float(r.final_test_loss),
+                final_train_loss=float(r.final_train_loss), step_to_target=finite_or_none(r.step_to_target),
+                time_to_target=finite_or_none(r.time_to_target), total_time=float(r.total_time),
+                speedup=finite_or_none(r.speedup),
+            )
+            for r in table.itertuples()
+        ],
+    )
+
+
+def d1_stats(results: pd.DataFrame, config: RandomVsCompressedConfig) -> RandomVsCompressedStats:
+    """App. D.1 statistics of a :func:`run_random_vs_compressed` frame."""
+    per_rank = random_vs_compressed_summary(results)
+    return RandomVsCompressedStats(
+        d=config.d, max_steps=config.max_steps, trials=config.trials,
+        speedup=finite_or_none(float(np.exp(np.log(per_rank.time_ratio).mean()))),
+        steps_ratio=finite_or_none(float(np.exp(np.log(per_rank.steps_ratio).mean()))),
+        ratio_is_lower_bound=bool(per_rank.ratio_is_lower_bound.any()),
+        converged_random=float(per_rank.converged_random.mean()),
+        converged_compressed=float(per_rank.converged_compressed.mean()),
+        ranks=[RankEstimate(**{k: v.item() if hasattr(v, "item") else v for k, v in row.items()})
+               for row in per_rank.to_dict("records")],
+    )
+
+
+def summarise(runs: CompletionRuns, completion_plan: CompletionPlan, scale: str) -> CompletionSummary:
+    """The chapter's numbers from :func:`run`'s results."""
+    c3 = completion_plan.fig1[-1]
+    return CompletionSummary(
+        scale=scale,
+        fig1=width_sweep_stats(runs.sweep, c3.d, c3.true_rank),
+        fig5=race_stats(runs.race, completion_plan.race.d),
+        d1=d1_stats(runs.d1, completion_plan.d1),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# tables and figures
+
+
+def _g(value, fmt: str = ".3g") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def comparison_table(summary: CompletionSummary) -> pd.DataFrame:
+    """Sec. 3: each claim, the paper's statement and this build's numbers."""
+    f1, f5, d1 = summary.fig1, summary.fig5, summary.d1
+    orig = f5.row("original")
+    g0 = f"{f5.error_gamma0:.2e}" if f5.error_gamma0 is not None else "not run"
+    bound = "≥ " if d1.ratio_is_lower_bound else ""
+    d1_text = f"{bound}{_g(d1.speedup, '.1f')}× (geometric mean over r̂, d={d1.d}); iterations {bound}{_g(d1.steps_ratio, '.1f')}×"
+    if d1.ratio_is_lower_bound:
+        d1_text += (f"; random converged in {d1.converged_random:.0%} of runs within {d1.max_steps} steps, "
+                    f"compressed in {d1.converged_compressed:.0%}")
+    rows = [
+        ("Fig. 1: at the widest width, depth 2 overfits, depth 3 recovers", "L=2 error ≫ L=3 error",
+         f"median recovery error L=2: {_g(f1.error_widest.get(2), '.2e')}, L=3: {_g(f1.error_widest.get(3), '.2e')} (d={f1.d})"),
+        ("Fig. 1: wider converges in fewer iterations (L=3)", "decreasing in width",
+         f"{_g(f1.steps_narrowest, '.0f')} steps at w={f1.narrowest_width}, {_g(f1.steps_widest, '.0f')} at w={f1.widest_width}"),
+        ("Fig. 5: compressed γ>0 vs original, wall time to the same recovery error", "≈5× faster (GPU)",
+         f"{f5.speedup:.1f}× at d={f5.d}" if f5.speedup is not None
+         else f"not reached: γ>0 never came within 1 % of the original's error (d={f5.d})"),
+        ("Fig. 5: γ=0 drifts from the original", "worse recovery",
+         f"final recovery error {g0} vs original {_g(orig.final_test_loss if orig else None, '.2e')}"),
+        ("App. D.1: compressed vs random narrow, wall time", "≈3× faster", d1_text),
+    ]
+    return pd.DataFrame(rows, columns=["claim", PROVENANCE, f"ours ({scale_label(summary.scale)})"])
+
+
+def race_table(summary: CompletionSummary) -> pd.DataFrame:
+    """Fig. 5 per model: steps, errors, time to the original's final recovery error and speed-up."""
+    return pd.DataFrame([
+        {"method": m.method, "steps": m.steps, "final recovery error": _g(m.final_test_loss),
+         "final train loss": _g(m.final_train_loss), "step to target": _g(m.step_to_target, ".0f"),
+         "time to target (s)": _g(m.time_to_target), "total time (s)": _g(m.total_time), "speed-up": _g(m.speedup)}
+        for m in summary.fig5.methods
+    ])
+
+
+def d1_table(summary: CompletionSummary) -> pd.DataFrame:
+    """App. D.1 per rank estimate (means over trials)."""
+    return pd.DataFrame([
+        {"r̂": r.rank, "iterations compressed": _g(r.steps_compressed, ".0f"), "iterations random": _g(r.steps_random, ".0f"),
+         "time compressed (s)": _g(r.time_compressed), "time random (s)": _g(r.time_random),
+         "recovery error compressed": _g(r.test_loss_compressed), "recovery error random": _g(r.test_loss_random),
+         "converged compressed": f"{r.converged_compressed:.0%}", "converged random": f"{r.converged_random:.0%}",
+         "time ratio": ("≥ " if r.ratio_is_lower_bound else "") + _g(r.time_ratio)}
+        for r in summary.d1.ranks
+    ])
+
+
+def plot_width_sweep(sweep: pd.DataFrame, completion_plan: CompletionPlan, scale: str) -> plt.Figure:
+    """Fig. 1: recovery error and iterations to the tolerance against the width, per depth."""
+    c3 = completion_plan.fig1[-1]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for L, h in sweep.groupby("depth"):
+        g = h.groupby("width")
+        ax1.semilogy(g.test_loss.mean().index, g.test_loss.mean(), "o-", label=f"L = {L}")
+        ax1.scatter(h.width, h.test_loss, s=8, alpha=0.4)
+        ax2.plot(g.steps.mean().index, g.steps.mean(), "o-", label=f"L = {L}")
+    ax1.axvline(c3.true_rank, color="gray", ls=":", label="$r^*$")
+    ax1.set_xlabel("width w")
+    ax1.set_ylabel("recovery error")
+    ax1.legend()
+    ax2.set_xlabel("width w")
+    ax2.set_ylabel(f"iterations to train loss < {c3.tol:g}")
+    ax2.legend()
+    fig.suptitle(f"Fig. 1: depth and width, {scale_label(scale)}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_race(history: pd.DataFrame, scale: str) -> plt.Figure:
+    """Fig. 5: recovery error of every model against iterations and against wall time."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for method, h in history.groupby("method", sort=False):
+        ax1.semilogy(h.step, h.test_loss, label=method)
+        ax2.loglog(h.wall_time, h.test_loss, label=method)
+    ax1.set_xlabel("iteration")
+    ax2.set_xlabel("wall time (s)")
+    for ax in (ax1, ax2):
+        ax.set_ylabel("recovery error")
+        ax.legend()
+    fig.suptitle(f"Fig. 5: recovery error, original vs compressed, {scale_label(scale)}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_random_vs_compressed(summary: CompletionSummary, config: RandomVsCompressedConfig) -> plt.Figure:
+    """App. D.1: iterations and wall time of both models against the rank estimate."""
+    ranks = [r.rank for r in summary.d1.ranks]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for method in ("compressed", "random"):
+        ax1.plot(ranks, [getattr(r, f"steps_{method}") for r in summary.d1.ranks], "o-", label=method)
+        ax2.plot(ranks, [getattr(r, f"time_{method}") for r in summary.d1.ranks], "o-", label=method)
+    ax1.set_ylabel(f"iterations to train loss < {config.tol:g}")
+    ax2.set_ylabel(f"wall time for {config.trials} batched trials (s)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel(r"rank estimate $\hat r$ (width $2\hat r$)")
+        ax.legend()
+    fig.suptitle(f"App. D.1: compressed vs random narrow, d = {config.d}, {scale_label(summary.scale)}")
+    fig.tight_layout()
+    return fig

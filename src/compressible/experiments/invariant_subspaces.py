@@ -1,0 +1,237 @@
+"""The invariant-subspaces chapter (paper Sec. 2.1-2.2, Theorem 2.1, Fig. 3): plan, run, summary, figures.
+
+The Fig. 3 factorisation is trained once per weight decay of the scale's :data:`PLANS` entry with
+:func:`~compressible.matrix.factorization.run_invariant_subspaces`; :func:`summarise` reduces the
+per-step Theorem 2.1 reports to an :class:`InvariantSubspacesSummary`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from ..matrix.factorization import InvariantSubspaceConfig, InvariantSubspaceResult, run_invariant_subspaces
+from ..scales import check_scale, scale_label
+from ..summaries import Summary
+
+__all__ = [
+    "InvariantSubspacesPlan",
+    "PLANS",
+    "plan",
+    "run",
+    "TheoremCheck",
+    "theorem_check",
+    "InvariantSubspacesSummary",
+    "summarise",
+    "theorem_table",
+    "plot_singular_values",
+    "plot_singular_vectors",
+    "plot_theorem_check",
+]
+
+
+@dataclass(frozen=True)
+class InvariantSubspacesPlan:
+    """What the chapter runs at one scale: one Fig. 3 run (seed 0) per weight decay.
+
+    Attributes:
+        d, rank, depth, epsilon, lr, steps: the setting of :class:`InvariantSubspaceConfig`.
+        weight_decays: the values of ``lambda``, one run each.
+        notes: how this scale departs from the paper's setting (shown in the chapter).
+    """
+
+    d: int
+    rank: int
+    depth: int
+    epsilon: float
+    lr: float
+    steps: int
+    weight_decays: tuple[float, ...]
+    notes: str
+
+    def configs(self) -> dict[float, InvariantSubspaceConfig]:
+        """One config per weight decay, in the order of ``weight_decays``."""
+        return {
+            wd: InvariantSubspaceConfig(
+                d=self.d, rank=self.rank, depth=self.depth, epsilon=self.epsilon, lr=self.lr, steps=self.steps,
+                weight_decay=wd, seed=0,
+            )
+            for wd in self.weight_decays
+        }
+
+
+_FIG3 = dict(d=30, rank=3, depth=3, epsilon=1.0, lr=1.0, steps=50, weight_decays=(0.0, 1e-2))
+
+PLANS: dict[str, InvariantSubspacesPlan] = {
+    "paper": InvariantSubspacesPlan(**_FIG3, notes="the paper's Fig. 3 setting."),
+    "ci": InvariantSubspacesPlan(**_FIG3, notes="the paper's Fig. 3 setting (it is cheap, so ci runs it unchanged)."),
+    "smoke": InvariantSubspacesPlan(
+        d=12, rank=2, depth=3, epsilon=1.0, lr=1.0, steps=15, weight_decays=(0.0, 1e-2),
+        notes="a smaller factorisation for a smoke test.",
+    ),
+}
+
+
+def plan(scale: str) -> InvariantSubspacesPlan:
+    """The plan of ``scale`` (``smoke``, ``ci`` or ``paper``)."""
+    return PLANS[check_scale(scale)]
+
+
+def run(scale: str) -> dict[float, InvariantSubspaceResult]:
+    """Train the Fig. 3 factorisation of ``scale`` for every weight decay (float64, seconds)."""
+    return {wd: run_invariant_subspaces(config) for wd, config in plan(scale).configs().items()}
+
+
+class TheoremCheck(BaseModel):
+    """Theorem 2.1 measured on one run (one weight decay), worst case over every step and layer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weight_decay: float
+    """``lambda`` of this run."""
+    min_multiplicity: int
+    """Fewest singular values within a relative 1e-8 of ``rho_l(t)`` (the theorem: >= d - 2r)."""
+    max_rel_gap: float
+    """Largest relative gap between ``rho_l(t)`` and the ``d - 2r`` singular values closest to it."""
+    max_subspace_drift: float
+    """Largest drift of the passive singular subspace (zero in exact arithmetic)."""
+    final_rho_layer1: float
+    """``rho_1`` at the last step (the recursion's value)."""
+    final_loss: float
+    """Train loss at the last step."""
+
+
+def theorem_check(weight_decay: float, report: pd.DataFrame, rho: np.ndarray, losses) -> TheoremCheck:
+    """Reduce an :func:`~compressible.matrix.factorization.invariant_subspace_report` (columns
+    ``multiplicity``, ``rel_error``, ``subspace_drift``), the recursion ``rho`` ``(steps + 1, L)`` and
+    the recorded losses to their worst case."""
+    return TheoremCheck(
+        weight_decay=weight_decay,
+        min_multiplicity=int(report.multiplicity.min()),
+        max_rel_gap=float(report.rel_error.max()),
+        max_subspace_drift=float(report.subspace_drift.max()),
+        final_rho_layer1=float(rho[-1, 0]),
+        final_loss=float(losses[-1]),
+    )
+
+
+class InvariantSubspacesSummary(Summary):
+    """Theorem 2.1 checked on the Fig. 3 factorisation, worst case over every run, step and layer."""
+
+    chapter = "invariant_subspaces"
+
+    d: int
+    """Size of the ``(d, d)`` factors."""
+    rank: int
+    """Rank ``r`` of the target."""
+    depth: int
+    """Depth ``L``."""
+    steps: int
+    """Gradient-descent steps of each run."""
+    max_rel_gap: float
+    """Largest relative gap ``|sigma - rho_l(t)| / rho_l(t)`` over all runs (0 by the theorem)."""
+    max_subspace_drift: float
+    """Largest drift of the passive subspace over all runs (0 by the theorem)."""
+    min_multiplicity: int
+    """Fewest singular values equal to ``rho_l(t)`` over all runs, steps and layers."""
+    required_multiplicity: int
+    """What the theorem asks for: ``d - 2r``."""
+    checks: list[TheoremCheck]
+    """One entry per weight decay, in the plan's order."""
+
+
+def summarise(results: dict[float, InvariantSubspaceResult], scale: str) -> InvariantSubspacesSummary:
+    """The chapter's numbers from :func:`run`'s results (keyed by weight decay)."""
+    checks = [theorem_check(wd, r.report, r.rho, r.trajectory.losses) for wd, r in results.items()]
+    cfg = next(iter(results.values())).config
+    return InvariantSubspacesSummary(
+        scale=scale, d=cfg.d, rank=cfg.rank, depth=cfg.depth, steps=cfg.steps,
+        max_rel_gap=max(c.max_rel_gap for c in checks),
+        max_subspace_drift=max(c.max_subspace_drift for c in checks),
+        min_multiplicity=min(c.min_multiplicity for c in checks),
+        required_multiplicity=cfg.d - 2 * cfg.rank,
+        checks=checks,
+    )
+
+
+def theorem_table(summary: InvariantSubspacesSummary) -> pd.DataFrame:
+    """One row per weight decay: the theorem's statement (paper) next to what this build measured."""
+    return pd.DataFrame([
+        {
+            "weight decay λ": f"{c.weight_decay:g}",
+            "paper (Thm. 2.1): multiplicity of ρ_l(t)": f"≥ d − 2r = {summary.required_multiplicity}",
+            "ours: min multiplicity": c.min_multiplicity,
+            "paper (Thm. 2.1): |σ − ρ| / ρ": "0 (exact)",
+            "ours: max |σ − ρ| / ρ": f"{c.max_rel_gap:.1e}",
+            "ours: max subspace drift": f"{c.max_subspace_drift:.1e}",
+            "ours: final ρ (layer 1)": f"{c.final_rho_layer1:.4f}",
+            "ours: final loss": f"{c.final_loss:.3e}",
+        }
+        for c in summary.checks
+    ])
+
+
+def plot_singular_values(results: dict[float, InvariantSubspaceResult], scale: str) -> plt.Figure:
+    """All ``d`` singular values of every layer over the iterations, with ``rho_l(t)`` from the recursion."""
+    depth = next(iter(results.values())).config.depth
+    fig, axes = plt.subplots(len(results), depth, figsize=(4 * depth, 3.2 * len(results)), sharex=True, squeeze=False)
+    for row, (wd, res) in enumerate(results.items()):
+        steps = np.arange(res.singular_values.shape[0])
+        for l in range(depth):
+            ax = axes[row, l]
+            ax.plot(steps, res.singular_values[:, l, :], color="tab:blue", lw=0.8, alpha=0.7)
+            ax.plot(steps, res.rho[:, l], "--", color="tab:red", lw=2, label=r"$\rho_l(t)$ (recursion)")
+            ax.set_yscale("log")
+            ax.set_title(f"layer {l + 1}, $\\lambda$ = {wd}")
+            if row == len(results) - 1:
+                ax.set_xlabel("iteration t")
+            if l == 0:
+                ax.set_ylabel(r"$\sigma_i(W_l(t))$")
+    axes[0, 0].legend(loc="lower left")
+    fig.suptitle(f"Singular values of every factor (Fig. 3, {scale_label(scale)})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_singular_vectors(result: InvariantSubspaceResult, scale: str) -> plt.Figure:
+    """Angles of the active right singular vectors of layer 1 to ``t = 1``, and of the active subspace of every layer."""
+    t_axis = np.arange(1, result.vector_angles.shape[0] + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for i in range(result.vector_angles.shape[2]):
+        ax1.plot(t_axis, np.degrees(result.vector_angles[:, 0, i]), label=f"$v_{{{i + 1}}}$")
+    ax1.set_xlabel("iteration t")
+    ax1.set_ylabel("angle to t = 1 (degrees)")
+    ax1.set_title("active right singular vectors, layer 1")
+    ax1.legend(ncol=2, fontsize=8)
+    for l in range(result.config.depth):
+        ax2.semilogy(t_axis, np.maximum(result.subspace_angles[:, l], 1e-18), label=f"layer {l + 1}")
+    ax2.set_xlabel("iteration t")
+    ax2.set_ylabel("largest principal angle (radians)")
+    ax2.set_title("active 2r-dim subspace vs t = 1")
+    ax2.legend()
+    fig.suptitle(f"Singular vectors (Fig. 3, $\\lambda$ = {result.config.weight_decay}, {scale_label(scale)})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_theorem_check(results: dict[float, InvariantSubspaceResult], scale: str) -> plt.Figure:
+    """Per step, the largest relative gap to ``rho_l(t)`` and the passive-subspace drift, for every weight decay."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for (wd, res), style in zip(results.items(), ["-", "--", ":", "-."]):
+        rep = res.report.groupby("step")[["rel_error", "subspace_drift"]].max()
+        axes[0].semilogy(rep.index, np.maximum(rep.rel_error, 1e-18), style, label=f"$\\lambda$ = {wd}")
+        axes[1].semilogy(rep.index, np.maximum(rep.subspace_drift, 1e-18), style, label=f"$\\lambda$ = {wd}")
+    axes[0].axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":", label="float64 eps")
+    axes[1].axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":")
+    axes[0].set_title(r"max relative gap $|\sigma - \rho_l(t)| / \rho_l(t)$")
+    axes[1].set_title("passive subspace drift")
+    for ax in axes:
+        ax.set_xlabel("iteration t")
+        ax.legend()
+    fig.suptitle(f"Theorem 2.1 checked numerically ({scale_label(scale)})")
+    fig.tight_layout()
+    return fig

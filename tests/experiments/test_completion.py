@@ -1,0 +1,141 @@
+"""Tests for compressible.experiments.completion: the Fig. 1, Fig. 5 and App. D.1 statistics."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from compressible.experiments import completion as experiment
+from compressible.store import ResultStore
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _history(method, gamma, test_loss, wall_time, steps=None):
+    n = len(test_loss)
+    return pd.DataFrame({"method": method, "gamma": gamma, "step": steps or list(range(0, 10 * n, 10)),
+                         "train_loss": [x / 10 for x in test_loss], "test_loss": test_loss, "wall_time": wall_time,
+                         "setup_time": 0.0})
+
+
+RACE = pd.concat([
+    _history("original", float("nan"), [1.0, 0.1, 0.01], [0.0, 1.0, 2.0]),
+    _history("compressed γ=0", 0.0, [1.0, 0.5, 0.4], [0.1, 0.2, 0.3]),
+    _history("compressed γ=0.01", 0.01, [1.0, 0.005, 0.001], [0.1, 0.5, 0.9]),
+], ignore_index=True)
+
+
+def test_race_speedup_is_the_time_ratio_to_the_originals_final_error():
+    """Target = 1.01 x the original's final recovery error (0.0101): original at 2 s, γ = 0.01 at 0.5 s."""
+    stats = experiment.race_stats(RACE, d=24)
+    assert stats.speedup == 4.0
+    assert stats.gamma == 0.01
+    assert (stats.error_original, stats.error_compressed, stats.error_gamma0) == (0.01, 0.001, 0.4)
+    assert stats.row("original").time_to_target == 2.0 and stats.row("original").speedup == 1.0
+    assert stats.compressed.step_to_target == 10.0
+    never = stats.row("compressed γ=0")
+    assert never.time_to_target is None and never.speedup is None  # never reached: None, not nan
+
+
+def test_race_without_a_positive_gamma_or_without_the_original():
+    only_zero = RACE[RACE.method != "compressed γ=0.01"]
+    stats = experiment.race_stats(only_zero, d=24)
+    assert stats.speedup is None and stats.error_compressed is None and stats.compressed is None
+    with pytest.raises(ValueError, match="needs the 'original' run"):
+        experiment.race_stats(RACE[RACE.method != "original"], d=24)
+
+
+def _d1_rows(rank, method, steps, converged, wall_time, test_loss=1e-3):
+    return [{"method": method, "rank": rank, "trial": t, "steps": s, "converged": c, "train_loss": 0.0,
+             "test_loss": test_loss, "wall_time": wall_time} for t, (s, c) in enumerate(zip(steps, converged))]
+
+
+def test_d1_ratio_is_a_lower_bound_when_random_hits_the_cap():
+    cap = 300
+    results = pd.DataFrame(
+        _d1_rows(2, "compressed", [100, 100], [True, True], 1.0) + _d1_rows(2, "random", [cap, cap], [False, False], 2.0)
+        + _d1_rows(4, "compressed", [100, 100], [True, True], 1.0) + _d1_rows(4, "random", [cap, cap], [False, False], 8.0)
+    )
+    config = experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2, 4), trials=2, max_steps=cap)
+    stats = experiment.d1_stats(results, config)
+    assert stats.speedup == pytest.approx(4.0)  # geometric mean of 2 and 8
+    assert stats.steps_ratio == pytest.approx(3.0)
+    assert stats.ratio_is_lower_bound
+    assert (stats.converged_random, stats.converged_compressed) == (0.0, 1.0)
+    assert [r.rank for r in stats.ranks] == [2, 4] and all(r.ratio_is_lower_bound for r in stats.ranks)
+    assert stats.ranks[1].time_ratio == 8.0
+
+
+def test_d1_ratio_is_exact_when_both_converge_and_not_a_lower_bound_when_compressed_is_capped():
+    results = pd.DataFrame(
+        _d1_rows(2, "compressed", [100, 200], [True, True], 1.0) + _d1_rows(2, "random", [300, 300], [True, True], 0.5)
+        + _d1_rows(3, "compressed", [300, 300], [False, False], 1.0) + _d1_rows(3, "random", [300, 300], [False, True], 1.0)
+    )
+    config = experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2, 3), trials=2, max_steps=300)
+    stats = experiment.d1_stats(results, config)
+    assert not stats.ratio_is_lower_bound
+    assert stats.ranks[0].steps_ratio == 2.0 and stats.ranks[0].time_ratio == 0.5
+    assert stats.ranks[1].converged_random == 0.5
+    assert stats.speedup == pytest.approx(math.sqrt(0.5 * 1.0))
+    assert "≥" not in experiment.comparison_table(
+        experiment.CompletionSummary(scale="smoke", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24), d1=stats)
+    ).iloc[4, 2]
+
+
+def _sweep():
+    rows = []
+    # depth 2 overfits at the widest width (errors 1e-2, 3e-2, 2e-2), depth 3 recovers
+    for depth, errors_wide, steps in ((2, [1e-2, 3e-2, 2e-2], (500, 200)), (3, [1e-8, 2e-8, 5e-9], (600, 100))):
+        for trial, err in enumerate(errors_wide):
+            rows.append({"depth": depth, "width": 2, "trial": trial, "steps": steps[0] + trial, "test_loss": 0.5})
+            rows.append({"depth": depth, "width": 8, "trial": trial, "steps": steps[1] + trial, "test_loss": err})
+    return pd.DataFrame(rows)
+
+
+def _fig1_stats():
+    return experiment.width_sweep_stats(_sweep(), d=8, true_rank=1)
+
+
+def test_fig1_trends_of_a_known_sweep():
+    stats = _fig1_stats()
+    assert stats.error_widest == {2: 2e-2, 3: 1e-8}  # medians at the widest width, per depth
+    assert (stats.narrowest_width, stats.widest_width) == (2, 8)
+    assert (stats.steps_narrowest, stats.steps_widest) == (601.0, 101.0)  # depth 3, mean over trials
+
+
+def test_summary_tables_put_the_paper_next_to_ours():
+    summary = experiment.CompletionSummary(
+        scale="ci", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24),
+        d1=experiment.d1_stats(pd.DataFrame(
+            _d1_rows(2, "compressed", [1], [True], 1.0) + _d1_rows(2, "random", [5], [False], 3.0)),
+            experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2,), trials=1, max_steps=5)),
+    )
+    table = experiment.comparison_table(summary)
+    assert list(table.columns) == ["claim", "paper (authors' logs)", "ours (ci scale)"]
+    assert table.iloc[2, 2] == "4.0× at d=24"
+    assert table.iloc[4, 2].startswith("≥ 3.0×")  # a lower bound says so
+    assert len(experiment.race_table(summary)) == 3 and len(experiment.d1_table(summary)) == 1
+    assert experiment.CompletionSummary.model_validate_json(summary.model_dump_json()) == summary
+
+
+def test_smoke_runs_are_stored_and_reloaded(tmp_path):
+    store = ResultStore(tmp_path)
+    plan = experiment.plan("smoke")
+    runs = experiment.run("smoke", store=store)
+    assert set(runs.sweep.depth) == {2, 3} and set(runs.sweep.width) == set(plan.fig1[0].widths)
+    again = experiment.run("smoke", store=store)
+    assert again.race.equals(runs.race) and again.d1.equals(runs.d1)
+    summary = experiment.summarise(runs, plan, "smoke")
+    assert summary.fig1.d == plan.fig1[-1].d and summary.d1.max_steps == plan.d1.max_steps
+
+
+def test_plans_and_bad_input():
+    assert set(experiment.PLANS) == {"smoke", "ci", "paper"}
+    assert [c.depth for c in experiment.plan("paper").fig1] == [2, 3]
+    p = experiment.plan("smoke")
+    with pytest.raises(ValueError, match=r"fig1 must hold the depth-2 and the depth-3 sweep, got depths \[3, 2\]"):
+        experiment.CompletionPlan(fig1=p.fig1[::-1], race=p.race, d1=p.d1, notes="")
+    with pytest.raises(ValueError, match=r"widths must be non-empty ints in \[1, d=10\], got \(12,\)"):
+        experiment.WidthSweepConfig(d=10, true_rank=2, widths=(12,))
+    with pytest.raises(ValueError, match=r"ranks must be non-empty ints with 1 <= r and 2r < d=10"):
+        experiment.RandomVsCompressedConfig(d=10, true_rank=2, ranks=(5,))
