@@ -12,15 +12,27 @@ every arm alike; ratios are within this run):
    width-``max(m, n)`` depth-3 factors, take the gradient of the square end factor, full SVD,
    the intersection of subspaces of paper Sec. 2.3, ``left = ΔW(0) right / eps^3``. Time and peak
    memory against ours.
+4. **How exact each SVD choice is** (``--svd-only`` runs this section alone): for the gradient of
+   every adapted weight on the first batch, the residual of its exact top ``r/2`` left / right
+   singular subspaces (float64 SVD) outside ``span(left)`` / ``span(right)``
+   (:func:`~compressible.deeplora.analysis.subspace_residual`, the sine of the largest principal
+   angle), the time of ``compressed_outer_factors`` summed over the modules, and the whole
+   compressed initialisation against one forward + backward, for ``svd="full"``, today's
+   ``svd="lowrank"`` (4 power iterations) and ``svd="lowrank", svd_tol=1e-6``; plus the gap
+   ``s_{h+1} / s_h`` of the gradients.
+
+The 7B-class layer (LLaMA-7B MLP shape) has its own script, ``benchmarks/compressed_init_7b.py``.
 
 Memory method: on CUDA ``torch.cuda.max_memory_allocated`` minus the allocated bytes at the start;
 on CPU the profiler's allocation records (``torch.profiler.profile(profile_memory=True)``: every
 allocation and free of the CPU allocator, with its time stamp), summed in time order, peak above
 the start. Both count tensor memory only (not Python objects or the allocator's cache).
 
-Run (offline mirrors)::
+Run (online; or offline with the mirrors of a ``../shared`` folder beside the project, as the
+README's "Offline mirrors" section describes)::
 
-    HF_HUB_OFFLINE=1 HF_HUB_CACHE=/work/shared/hf/hub COMPRESSIBLE_GLUE=/work/shared/data/glue \\
+    .venv/bin/python benchmarks/deep_lora.py --device cpu
+    HF_HUB_OFFLINE=1 HF_HUB_CACHE=../shared/hf/hub COMPRESSIBLE_GLUE=../shared/data/glue \\
         .venv/bin/python benchmarks/deep_lora.py --device cpu
 
 Prints a table and writes JSON to ``benchmarks/output/deep_lora_<lengths>_<device>.json``.
@@ -30,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
 import platform
@@ -48,7 +61,10 @@ from compressible.deeplora import (
     adapter_layers,
     add_adapters,
     compress_from_batch,
+    compressed_outer_factors,
     param_groups,
+    resolve_targets,
+    subspace_residual,
 )
 from compressible.hub import load_dataset, load_pretrained
 
@@ -159,6 +175,31 @@ def forward_backward(model: nn.Module, batch: dict) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def authors_outer_factors(
+    w1: torch.Tensor, g1: torch.Tensor, delta0: torch.Tensor, half: int, epsilon: float, transposed: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(left, right)`` from the square end factor ``w1 (d, d)``, its gradient ``g1`` and
+    ``ΔW(0) = F_3 F_2 F_1 (m, n)``, as the authors' code computes them (paper Sec. 2.3, notes Sec. 4).
+
+    Full SVD ``g1 = U S V^T``; ``Va = w1^T U[:, h:] / eps``, ``Vb = V[:, h:]``;
+    ``S = span(Va) ∩ span(Vb)`` from the principal vectors of ``Va^T Vb`` with cosine 1
+    (``d - 2h`` of them); an orthonormal basis of ``S^⊥`` from a complete QR; the other side is
+    ``ΔW(0)`` applied to it, divided by ``eps^3``.
+    """
+    d = w1.shape[0]
+    u_g, _, vh_g = torch.linalg.svd(g1)
+    va = w1.T @ u_g[:, half:] / epsilon  # (d, d - h), orthonormal columns
+    vb = vh_g[half:].T  # (d, d - h)
+    p, cosines, _ = torch.linalg.svd(va.T @ vb)
+    inter = va @ p[:, : d - 2 * half]  # (d, d - 2h): S = span(va) ∩ span(vb)
+    complete = torch.linalg.qr(inter, mode="complete").Q  # (d, d)
+    basis = complete[:, d - 2 * half :]  # (d, 2h): orthonormal basis of S^⊥
+    logger.debug("smallest intersection cosine %.3g", float(cosines[d - 2 * half - 1]))
+    if transposed:
+        return basis, delta0.T @ basis / epsilon**3
+    return delta0 @ basis / epsilon**3, basis
+
+
 def explicit_full_width_init(
     model: nn.Module, batch: dict, targets, rank: int, epsilon: float, seed: int
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -167,11 +208,8 @@ def explicit_full_width_init(
     Every adapted weight gets a full-width depth-3 factorisation ``F_3 F_2 F_1`` (width
     ``w = max(m, n)``, scaled Haar-orthogonal, materialised). One forward/backward with dropout off
     gives the gradient ``G_1`` of the square end factor (``F_1`` if ``n >= m``, else ``F_3^T`` of
-    the transposed problem). Then, with ``h = r/2`` (paper Sec. 2.3, notes Sec. 4):
-    full SVD ``G_1 = U S V^T``; ``Va = W_1^T U[:, h:] / eps``, ``Vb = V[:, h:]``;
-    ``S = span(Va) ∩ span(Vb)`` from the principal vectors of ``Va^T Vb`` with cosine 1
-    (``w - 2h`` of them); ``right`` = an orthonormal basis of ``S^⊥`` from a complete QR;
-    ``left = ΔW(0) right / eps^3``. The model keeps its full-width adapters.
+    the transposed problem); :func:`authors_outer_factors` does the rest. The model keeps its
+    full-width adapters.
     """
     add_adapters(model, DeepLoRAConfig(init="full", depth=3, epsilon=epsilon, seed=seed, targets=targets))
     layers = adapter_layers(model)
@@ -180,32 +218,123 @@ def explicit_full_width_init(
     model.zero_grad(set_to_none=True)
     model(**batch).loss.backward()
     model.train(training)
-    half = rank // 2
     out = {}
     with torch.no_grad():
         for name, layer in layers.items():
             factors = list(layer.factors)
-            m, n = layer.out_features, layer.in_features
-            transposed = n < m
+            transposed = layer.in_features < layer.out_features
             w1 = factors[-1].T if transposed else factors[0]  # (d, d)
             g1 = factors[-1].grad.T if transposed else factors[0].grad  # (d, d)
-            d = w1.shape[0]
-            u_g, _, vh_g = torch.linalg.svd(g1)
-            va = w1.T @ u_g[:, half:] / epsilon  # (d, d - h), orthonormal columns
-            vb = vh_g[half:].T  # (d, d - h)
-            p, cosines, _ = torch.linalg.svd(va.T @ vb)
-            inter = va @ p[:, : d - 2 * half]  # (d, d - 2h): S = span(va) ∩ span(vb)
-            complete = torch.linalg.qr(inter, mode="complete").Q  # (d, d)
-            basis = complete[:, d - 2 * half :]  # (d, 2h): orthonormal basis of S^⊥
             delta0 = layer.delta_weight() / layer.scaling  # ΔW(0) = F_3 F_2 F_1, (m, n)
-            if transposed:
-                left, right = basis, delta0.T @ basis / epsilon**3
-            else:
-                left, right = delta0 @ basis / epsilon**3, basis
-            out[name] = (left, right)
-            logger.debug("%s: smallest intersection cosine %.3g", name, float(cosines[d - 2 * half - 1]))
+            out[name] = authors_outer_factors(w1, g1, delta0, rank // 2, epsilon, transposed)
     model.zero_grad(set_to_none=True)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# how exact each SVD choice of the compressed initialisation is
+# --------------------------------------------------------------------------------------------
+
+#: (label, DeepLoRAConfig.svd, DeepLoRAConfig.svd_tol) of the compared choices; the second is today's default.
+SVD_CHOICES = [
+    ("full SVD", "full", None),
+    ("lowrank, 4 power it. (default)", "lowrank", None),
+    ("lowrank, svd_tol=1e-6", "lowrank", 1e-6),
+]
+
+
+def base_gradients(base: nn.Module, batch: dict, targets) -> dict[str, torch.Tensor]:
+    """``{module: dloss/dW (m, n)}`` of the base weights at ``ΔW = 0`` in eval mode: what
+    ``compress_from_batch`` reduces (``(out, in)`` layout, the model's dtype)."""
+    model = copy.deepcopy(base).eval()
+    names = resolve_targets(model, targets)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    weights = {name: model.get_submodule(name).weight for name in names}
+    for weight in weights.values():
+        weight.requires_grad_(True)
+    model(**batch).loss.backward()
+    return {name: w.grad.detach().clone() for name, w in weights.items()}
+
+
+def svd_choices(base: nn.Module, batch: dict, config: DeepLoRAConfig, reps: int, device: torch.device) -> dict:
+    """Residual of the exact top ``r/2`` subspaces outside the outer factors, and time, per SVD choice."""
+    half = config.rank // 2
+    grads = base_gradients(base, batch, config.targets)
+    exact, gaps = {}, []
+    for name, g in grads.items():
+        u, s, vh = torch.linalg.svd(g.double().cpu(), full_matrices=False)
+        exact[name] = (u[:, :half], vh[:half].T)
+        gaps.append(float(s[half] / s[half - 1]))
+    out: dict = {
+        "modules": len(grads),
+        "shapes": sorted({tuple(g.shape) for g in grads.values()}),
+        "gap_ratio_s_h1_over_s_h": {"min": min(gaps), "median": median(gaps), "max": max(gaps)},
+        "choices": {},
+    }
+    dtypes = [("gradient dtype", None), ("float64", torch.float64)]
+    for label, svd, tol in SVD_CHOICES:
+        for dtype_label, dtype in dtypes:
+            residuals, seconds = [], 0.0
+            for index, (name, g) in enumerate(grads.items()):
+                g = g if dtype is None else g.to(dtype)
+                generator = torch.Generator().manual_seed(config.seed + index)
+                start = time.perf_counter()
+                left, right = compressed_outer_factors(g, config.rank, svd=svd, svd_tol=tol, generator=generator)
+                _sync(device)
+                seconds += time.perf_counter() - start
+                u_h, v_h = exact[name]
+                residuals.append(max(subspace_residual(left, u_h), subspace_residual(right, v_h)))
+            out["choices"][f"{label} | {dtype_label}"] = {
+                "svd": svd,
+                "svd_tol": tol,
+                "dtype": str(next(iter(grads.values())).dtype if dtype is None else dtype),
+                "max_residual": max(residuals),
+                "median_residual": median(residuals),
+                "outer_factors_seconds": seconds,
+            }
+    # the whole compressed initialisation per choice against one forward + backward, interleaved
+    probe = copy.deepcopy(base).train()
+    add_adapters(probe, config)
+    init_times: dict[str, list[float]] = {"forward_backward": []} | {label: [] for label, _, _ in SVD_CHOICES}
+
+    def init(svd: str, tol: float | None) -> None:
+        model = fresh.pop()
+        add_adapters(model, dataclasses.replace(config, svd=svd, svd_tol=tol))
+        compress_from_batch(model, batch)
+
+    for rep in range(reps):
+        fresh = [copy.deepcopy(base).train() for _ in SVD_CHOICES]
+        jobs = {"forward_backward": lambda: forward_backward(probe, batch)}
+        jobs |= {label: (lambda svd=svd, tol=tol: init(svd, tol)) for label, svd, tol in SVD_CHOICES}
+        names = list(jobs) if rep % 2 == 0 else list(jobs)[::-1]
+        for name in names:
+            init_times[name].append(timed(jobs[name], device))
+    fb = median(init_times["forward_backward"])
+    out["init_over_forward_backward"] = {label: median(init_times[label]) / fb for label, _, _ in SVD_CHOICES}
+    out["init_seconds"] = init_times
+    return out
+
+
+def svd_table(result: dict) -> str:
+    svd = result["svd_choices"]
+    gap = svd["gap_ratio_s_h1_over_s_h"]
+    lines = [
+        f"SVD choices of the compressed init on {result['model']} ({svd['modules']} gradients, shapes {svd['shapes']}, "
+        f"r = {result['rank']}); gap s_(h+1)/s_h: min {gap['min']:.3f}, median {gap['median']:.3f}, max {gap['max']:.3f}",
+        f"{'choice':34s} {'arithmetic':>10s} {'max resid.':>11s} {'median':>9s} {'outer [ms]':>11s} {'init / f+b':>11s}",
+    ]
+    for key, row in svd["choices"].items():
+        label, _ = key.split(" | ")
+        ratio = svd["init_over_forward_backward"][label] if row["dtype"] != "torch.float64" else None
+        lines.append(
+            f"{label:34s} {row['dtype'].removeprefix('torch.'):>10s} {row['max_residual']:11.1e} "
+            f"{row['median_residual']:9.1e} {row['outer_factors_seconds'] * 1e3:11.1f} "
+            f"{'' if ratio is None else f'{ratio:.2f}':>11s}"
+        )
+    lines.append("(residual: sine of the largest principal angle of the exact top r/2 subspace outside span(left), "
+                 "span(right); init / f+b: whole compressed init over one forward+backward, budget <= 1.5)")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,8 +355,29 @@ def run(args: argparse.Namespace) -> dict:
     tokens = [int(b["input_ids"].shape[1]) for b in batches]
     logger.info("batch lengths %s", tokens)
     config = DeepLoRAConfig(
-        init="compressed", depth=3, rank=args.rank, targets=args.targets, seed=args.seed, svd=args.svd
+        init="compressed", depth=3, rank=args.rank, targets=args.targets, seed=args.seed, svd=args.svd,
+        svd_tol=args.svd_tol,
     )
+    header = {
+        "benchmark": "deep_lora",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": args.model,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "batch_size": args.batch,
+        "lengths": args.lengths,
+        "batch_tokens": tokens,
+        "rank": args.rank,
+        "targets": args.targets,
+        "svd": args.svd,
+        "svd_tol": args.svd_tol,
+    }
+    logger.info("section 4: SVD choices of the compressed init")
+    svd_section = svd_choices(base, batches[0], config, args.init_reps, device)
+    if args.svd_only:
+        return header | {"svd_choices": svd_section}
 
     # --- the two arms, built from the same base -------------------------------------------
     deep = copy.deepcopy(base).train()
@@ -303,20 +453,7 @@ def run(args: argparse.Namespace) -> dict:
     med = {name: median(values) for name, values in step_times.items()}
     mem = {name: median([float(v) for v in values]) for name, values in step_memory.items()}
     init = {name: median(values) for name, values in init_times.items()}
-    result = {
-        "benchmark": "deep_lora",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": args.model,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "batch_size": args.batch,
-        "lengths": args.lengths,
-        "batch_tokens": tokens,
-        "rank": args.rank,
-        "targets": args.targets,
-        "svd": args.svd,
+    result = header | {
         "adapted_modules": len(targets),
         "trainable_params": {"deep_lora": deep_params, "peft_lora": lora_params},
         "memory_method": (
@@ -346,6 +483,7 @@ def run(args: argparse.Namespace) -> dict:
             },
             "targets": {"compressed_over_forward_backward": 1.5},
         },
+        "svd_choices": svd_section,
     }
     return result
 
@@ -391,6 +529,8 @@ def table(result: dict) -> str:
         f"compressed init / forward+backward = {init['compressed_over_forward_backward']:.2f} (target <= 1.5)",
         f"explicit / compressed init = {init['explicit_over_compressed']:.1f}x time, "
         f"{init['peak_bytes']['explicit_init'] / max(init['peak_bytes']['compressed_init'], 1):.1f}x peak memory",
+        "",
+        svd_table(result),
     ]
     return "\n".join(lines)
 
@@ -407,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--svd", default="auto", choices=["auto", "full", "lowrank"], help="DeepLoRAConfig.svd of the compressed init"
     )
+    parser.add_argument("--svd-tol", type=float, default=None, help="DeepLoRAConfig.svd_tol (default None)")
+    parser.add_argument("--svd-only", action="store_true", help="run only section 4 (SVD choices)")
     parser.add_argument("--reps", type=int, default=9, help="interleaved train-step repetitions")
     parser.add_argument("--memory-reps", type=int, default=3, help="interleaved profiled train steps")
     parser.add_argument("--init-reps", type=int, default=5, help="interleaved compressed-init repetitions")
@@ -423,10 +565,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     result = run(args)
-    out = args.out or OUTPUT / f"deep_lora_{args.lengths}_{torch.device(args.device).type}.json"
+    suffix = "_svd" if args.svd_only else ""
+    out = args.out or OUTPUT / f"deep_lora_{args.lengths}_{torch.device(args.device).type}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(table(result))
+    print(svd_table(result) if args.svd_only else table(result))
     print(f"\nwritten to {out}")
     return 0
 

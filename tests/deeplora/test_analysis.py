@@ -21,6 +21,7 @@ from compressible.deeplora import (
     numerical_rank,
     singular_values,
     subspace_alignment,
+    subspace_residual,
 )
 
 
@@ -112,3 +113,15 @@ def test_subspace_alignment():
         subspace_alignment(final, final.T)
     with pytest.raises(ValueError, match=r"k must be in \[1, 30\]"):
         subspace_alignment(final, final, k=31)
+
+
+def test_subspace_residual_is_the_sine_of_the_largest_principal_angle():
+    e = torch.eye(5, dtype=torch.float64)
+    assert subspace_residual(e[:, :2], e[:, :1]) == 0.0  # contained
+    assert subspace_residual(e[:, :2], e[:, 2:3]) == pytest.approx(1.0)  # orthogonal
+    theta = 0.3
+    tilted = (np.cos(theta) * e[:, 0] + np.sin(theta) * e[:, 3]).unsqueeze(1)
+    assert subspace_residual(e[:, :2], tilted) == pytest.approx(np.sin(theta), rel=1e-12)
+    assert subspace_residual(e[:, :2] @ torch.tensor([[3.0, 1.0], [0.0, 2.0]], dtype=torch.float64), 7.0 * tilted) == pytest.approx(np.sin(theta), rel=1e-12)
+    with pytest.raises(ValueError, match=r"same number of rows, got \(5, 2\) and \(4, 1\)"):
+        subspace_residual(e[:, :2], e[:4, :1])

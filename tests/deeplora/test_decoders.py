@@ -23,7 +23,7 @@ from compressible.deeplora import (
     compress_from_batch,
     param_groups,
 )
-from compressible.deeplora.io import export_peft, load_adapters, merge_adapters, save_adapters, unmerge_adapters
+from compressible.deeplora import export_peft, load_adapters, merge_adapters, save_adapters, unmerge_adapters
 
 VOCAB = 50
 FAMILIES = ("llama", "t5")
@@ -72,9 +72,9 @@ def _expected_modules(family: str) -> int:
 def _trained(family: str, steps: int = 40, rank: int = 4):
     model = _model(family)
     batch = _batch(family)
-    report = add_adapters(model, DeepLoRAConfig(init="compressed", depth=3, rank=rank, targets="attention-mlp", seed=0))
+    report = add_adapters(model, DeepLoRAConfig(init="compressed", depth=3, rank=rank, targets="attention-mlp", seed=0, gamma=1e-1))
     compress_from_batch(model, batch)
-    optimizer = torch.optim.Adam(param_groups(model, lr=1e-2, gamma=1e-1), betas=(0.9, 0.999), eps=1e-6)
+    optimizer = torch.optim.Adam(param_groups(model, lr=1e-2), betas=(0.9, 0.999), eps=1e-6)
     losses = []
     model.train()
     for _ in range(steps):

@@ -3,13 +3,16 @@
 Facts checked: the presets find 6 adapted weights per BERT block (72 for bert-base's 12 blocks),
 4 Conv1D per GPT-2 block, 7 per LLaMA block, 6 / 10 per T5 encoder / decoder block; every base
 parameter is frozen; a compressed adapter has (m + n) r + L r^2 parameters; the adapted model's
-output equals the base model with W0 + Delta W; param_groups puts inner factors at lr and outer
+output equals the base model with W0 + Delta W; merge -> unmerge gives back the base weights (to
+float32 rounding) and a merged model computes what the unmerged one computes; param_groups puts inner factors at lr and outer
 factors at gamma * lr (gamma = 0 freezes them) in Adam and in a transformers Trainer run.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 
 import pytest
 import torch
@@ -35,8 +38,12 @@ from compressible.deeplora import (
     add_adapters,
     compress_from_batch,
     delta_weights,
+    merge_adapters,
     param_groups,
+    unmerge_adapters,
 )
+
+from . import tiny
 
 VOCAB = 97
 
@@ -204,8 +211,8 @@ def test_injection_errors_name_the_offender():
     with pytest.raises(ValueError):
         add_adapters(fresh, DeepLoRAConfig(rank=34))
     assert all(p.requires_grad for p in fresh.parameters())  # a failed call leaves the model untouched
-    with pytest.raises(ValueError, match="holds no Deep LoRA adapters"):
-        param_groups(fresh)
+    with pytest.raises(ValueError, match="cannot build parameter groups: BertForSequenceClassification has no Deep LoRA"):
+        param_groups(fresh, lr=1e-2)
 
 
 def _compressed_bert(gamma=1e-2):
@@ -224,9 +231,11 @@ def test_param_groups_lr_and_gamma_semantics():
     assert len(by_name["inner"]["params"]) == 3 * len(layers) and len(by_name["outer"]["params"]) == 2 * len(layers)
     outer_ids = {id(layer.factors[k]) for layer in layers for k in layer.outer}
     assert {id(p) for p in by_name["outer"]["params"]} == outer_ids
-    assert param_groups(model, lr=1e-3, gamma=0.5)[1]["lr"] == pytest.approx(5e-4)
+    assert param_groups(_compressed_bert(gamma=0.5), lr=1e-3)[1]["lr"] == pytest.approx(5e-4)
     # gamma = 0: outer factors frozen and left out
-    groups = param_groups(model, lr=1e-2, gamma=0)
+    model = _compressed_bert(gamma=0)
+    layers = adapter_layers(model).values()
+    groups = param_groups(model, lr=1e-2)
     assert [g["name"] for g in groups] == ["inner"]
     assert not any(p.requires_grad for layer in layers for k, p in enumerate(layer.factors) if k in layer.outer)
     # non-compressed adapters: one group at lr
@@ -234,6 +243,16 @@ def test_param_groups_lr_and_gamma_semantics():
     add_adapters(lora, DeepLoRAConfig(init="lora", rank=4))
     groups = param_groups(lora, lr=1e-4)
     assert len(groups) == 1 and groups[0]["lr"] == 1e-4 and len(groups[0]["params"]) == 2 * 12
+
+
+def test_param_groups_reads_gamma_from_the_adapters_and_rejects_disagreement():
+    model = _compressed_bert(gamma=0.25)
+    assert [g["lr"] for g in param_groups(model, lr=1e-2)] == [1e-2, pytest.approx(2.5e-3)]
+    layers = adapter_layers(model)
+    last = list(layers)[-1]
+    layers[last].config = dataclasses.replace(layers[last].config, gamma=0.5)
+    with pytest.raises(ValueError, match=rf"disagree on gamma: '.*' has 0.25, '{re.escape(last)}' has 0.5"):
+        param_groups(model, lr=1e-2)
 
 
 def _unit_gradient_step(model, groups):
@@ -255,8 +274,8 @@ def test_adam_step_moves_inner_at_lr_and_outer_at_gamma_lr():
     outer = [c for n, c in change.items() if ".factors.0" in n or ".factors.4" in n]
     assert min(inner) == pytest.approx(1e-2, rel=1e-3) and max(inner) == pytest.approx(1e-2, rel=1e-3)
     assert min(outer) == pytest.approx(1e-4, rel=1e-3) and max(outer) == pytest.approx(1e-4, rel=1e-3)
-    model = _compressed_bert()
-    change = _unit_gradient_step(model, param_groups(model, lr=1e-2, gamma=0))
+    model = _compressed_bert(gamma=0)
+    change = _unit_gradient_step(model, param_groups(model, lr=1e-2))
     assert max(c for n, c in change.items() if ".factors.0" in n or ".factors.4" in n) == 0.0
     assert min(c for n, c in change.items() if ".factors.2" in n) == pytest.approx(1e-2, rel=1e-3)
 
@@ -317,3 +336,31 @@ def _step_changes_lm(model):
     loss.backward()
     opt.step()
     return {n: (p.detach().float() - before[n].float()).abs().max().item() for n, p in model.named_parameters()}
+
+
+# ----------------------------------------------------------------------------- merge / unmerge
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_merge_unmerge_round_trip(kind):
+    """merge: same outputs without the factors; unmerge: the base weights come back (float32 rounding)."""
+    model, _ = tiny.adapted(kind)
+    inputs = tiny.inputs()
+    layers = adapter_layers(model)
+    before = {path: layer.base.weight.detach().clone() for path, layer in layers.items()}
+    expected = tiny.logits(model, inputs)
+
+    assert set(merge_adapters(model)) == set(layers)
+    assert all(layer.merged for layer in layers.values())
+    assert merge_adapters(model) == [], "merging twice must not add ΔW twice"
+    for path, layer in layers.items():
+        delta = layer.delta_weight()
+        delta = delta.T if type(layer.base).__name__ == "Conv1D" else delta
+        torch.testing.assert_close(layer.base.weight - before[path], delta, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tiny.logits(model, inputs), expected, rtol=1e-5, atol=1e-5)
+
+    assert set(unmerge_adapters(model)) == set(layers)
+    assert unmerge_adapters(model) == []
+    for path, layer in layers.items():
+        torch.testing.assert_close(layer.base.weight, before[path], rtol=0, atol=1e-6)
+    torch.testing.assert_close(tiny.logits(model, inputs), expected, rtol=1e-5, atol=1e-5)

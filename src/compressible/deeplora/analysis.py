@@ -13,7 +13,14 @@ from torch import Tensor, nn
 
 from .model import adapter_layers
 
-__all__ = ["delta_weights", "singular_values", "numerical_rank", "subspace_alignment", "DEEP_RANK_THRESHOLD"]
+__all__ = [
+    "delta_weights",
+    "singular_values",
+    "numerical_rank",
+    "subspace_alignment",
+    "subspace_residual",
+    "DEEP_RANK_THRESHOLD",
+]
 
 DEEP_RANK_THRESHOLD = 1e-3
 """Spectral norm at or below which the paper counts a deep adapter's update as rank 0 (Fig. 7)."""
@@ -94,3 +101,23 @@ def subspace_alignment(delta_t: Tensor, delta_final: Tensor, k: int = 8) -> floa
     u_t = torch.linalg.svd(delta_t.detach().double(), full_matrices=False).U[:, :k]
     u_f = torch.linalg.svd(delta_final.detach().double(), full_matrices=False).U[:, :k]
     return float(torch.linalg.matrix_norm(u_t.T @ u_f, ord=2))
+
+
+def subspace_residual(basis: Tensor, target: Tensor) -> float:
+    """How far the columns of ``target (d, k)`` reach outside the column span of ``basis (d, w)``.
+
+    ``||(I - P) target||_2 / ||target||_2`` in float64, with ``P`` the orthogonal projector onto the
+    span of ``basis`` (full column rank). For orthonormal ``target`` it is the sine of the largest
+    principal angle between ``span(target)`` and its projection: 0 when ``span(basis)`` contains it.
+    Used to check that the outer factors of the compressed initialisation contain the top ``r/2``
+    singular subspaces of the gradient (``left`` against ``U_h``, ``right`` against ``V_h``).
+    """
+    if basis.dim() != 2 or target.dim() != 2 or basis.shape[0] != target.shape[0]:
+        raise ValueError(
+            f"basis (d, w) and target (d, k) must be matrices with the same number of rows, "
+            f"got {tuple(basis.shape)} and {tuple(target.shape)}"
+        )
+    q = torch.linalg.qr(basis.detach().double()).Q
+    x = target.detach().double()
+    outside = x - q @ (q.T @ x)
+    return float(torch.linalg.matrix_norm(outside, ord=2) / torch.linalg.matrix_norm(x, ord=2))

@@ -23,8 +23,16 @@ The adapter then starts at ``Delta W(0) = left (eps^L I_r) right^T``.
 
 So nothing of size ``w x w`` is formed: beyond the gradient the construction needs
 ``O((m + n) r)`` memory, and :func:`haar_actions` samples ``Q^T U_h`` and ``Q V_h`` with the
-joint law of a Haar ``Q`` without forming ``Q``. ``tests/test_deeplora_compress.py`` checks the
+joint law of a Haar ``Q`` without forming ``Q``. ``tests/deeplora/test_compress.py`` checks the
 result against the explicit full-width construction to ``1e-10`` in float64.
+
+That exactness needs the exact top ``h`` singular vectors of ``G``. The full SVD (``svd="full"``,
+and ``"auto"`` below ``min(m, n) = 256``) gives them. The randomized SVD that ``"auto"`` uses from
+256 on gives them only approximately with its fixed 4 power iterations (about 1e-3 on MiniLM
+gradients), and to a chosen tolerance with ``DeepLoRAConfig.svd_tol`` (e.g. ``1e-6``: the exact
+top-``h`` subspaces then lie in ``span(left)``, ``span(right)`` to a residual <= 1e-6 in float64)
+whenever ``G`` has a gap after its ``h``-th singular value; without a gap the top-``h`` subspace
+is not defined. ``benchmarks/deep_lora.py`` reports the residual and the time of each choice.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from .layer import DeepLoRALinear, haar_stiefel
 from .model import adapter_layers
 
 __all__ = [
+    "MAX_POWER_ITERATIONS",
     "top_singular_vectors",
     "haar_actions",
     "outer_factors_from_singular_vectors",
@@ -49,6 +58,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+#: Cap on the power iterations of the randomized SVD run to a tolerance (``svd_tol``).
+MAX_POWER_ITERATIONS = 200
+
+
 def top_singular_vectors(
     g: Tensor,
     k: int,
@@ -56,30 +69,94 @@ def top_singular_vectors(
     *,
     oversample: int = 10,
     niter: int = 4,
+    tol: float | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Top-``k`` singular triplets of ``g (m, n)``: ``U_k (m, k)``, ``S_k (k,)``, ``V_k (n, k)``.
 
     ``method="full"`` uses ``torch.linalg.svd``; ``"lowrank"`` a randomized range finder with
-    ``niter`` power iterations and ``oversample`` extra columns (Halko, Martinsson & Tropp, 2011;
-    what ``torch.svd_lowrank`` does, but drawing from ``generator`` instead of the global RNG).
+    ``oversample`` extra columns (Halko, Martinsson & Tropp, 2011; what ``torch.svd_lowrank`` does,
+    but drawing from ``generator`` instead of the global RNG), and then:
+
+    - ``tol=None``: a fixed ``niter`` power iterations. The top-``k`` subspaces are then accurate
+      only to about ``(s_{k+oversample+1} / s_k)^(2 niter + 1)``: about 1e-3 (relative) on the
+      gradients of a MiniLM encoder with the defaults.
+    - ``tol`` a float: power iterations until the a-posteriori bound of Wedin's sin-theta theorem,
+      ``||g V_k - U_k S_k||_F / (s_k - s_{k+1})`` with the singular values estimated by the
+      Rayleigh-Ritz values of the current subspace, is at most ``tol``, for at most
+      :data:`MAX_POWER_ITERATIONS`; it stops earlier (logged) once the bound is below the rounding
+      floor ``16 eps(dtype) s_1 / (s_k - s_{k+1})`` when that floor is above ``tol``. In float32 that
+      floor is often above 1e-6 (the float32 gradient itself only defines the subspace that well). The bound controls the sine of the largest principal angle
+      between the computed and the exact top-``k`` left and right singular subspaces. It needs a
+      gap after the ``k``-th singular value: without one (``s_k = s_{k+1}``) the top-``k``
+      subspace is not defined, the bound does not shrink, and the iterations stop with a warning. Each iteration costs two products with ``g`` of width ``k + oversample``.
     """
     if method not in ("full", "lowrank"):
         raise ValueError(f"method must be 'full' or 'lowrank', got {method!r}")
     m, n = g.shape
     if not 1 <= k <= min(m, n):
         raise ValueError(f"k must be in [1, {min(m, n)}] for a {m} x {n} matrix, got {k}")
+    if tol is not None and not (0 < tol < 1):
+        raise ValueError(f"tol must be None or in (0, 1), got {tol!r}")
+    if tol is not None and oversample < 1:
+        raise ValueError(f"tol needs oversample >= 1 (to estimate the gap after s_k), got {oversample}")
     width = min(k + oversample, m, n)
     if method == "full" or width >= min(m, n):
         u, s, vh = torch.linalg.svd(g, full_matrices=False)
         return u[:, :k], s[:k], vh[:k].T
     omega = torch.randn(n, width, generator=generator, dtype=torch.float64).to(device=g.device, dtype=g.dtype)
     basis = torch.linalg.qr(g @ omega).Q  # (m, width)
+    if tol is not None:
+        return _subspace_iteration_to_tolerance(g, k, basis, tol)
     for _ in range(niter):
         basis = torch.linalg.qr(g.T @ basis).Q  # (n, width)
         basis = torch.linalg.qr(g @ basis).Q  # (m, width)
     ub, s, vh = torch.linalg.svd(basis.T @ g, full_matrices=False)  # (width, n)
     return (basis @ ub)[:, :k], s[:k], vh[:k].T
+
+
+def _subspace_iteration_to_tolerance(g: Tensor, k: int, basis: Tensor, tol: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Power iterations from the orthonormal ``basis (m, w)`` until Wedin's bound is ``<= tol``.
+
+    Per iteration: ``Y = g^T basis = Q_y R_y`` (thin QR), ``Z = g Q_y``. The Ritz triplets of
+    ``basis^T g = R_y^T Q_y^T`` come from the SVD ``R_y^T = A S B^T``: ``U = basis A``,
+    ``V = Q_y B``, and ``g V = Z B`` is already at hand, so the residual ``g V_k - U_k S_k`` costs
+    ``O(m w k)``; ``G^T U - V S`` vanishes by construction.
+    """
+    eps = torch.finfo(g.dtype).eps
+    bound = float("inf")
+    for iteration in range(MAX_POWER_ITERATIONS + 1):
+        q_y, r_y = torch.linalg.qr(g.T @ basis)  # (n, w), (w, w)
+        z = g @ q_y  # (m, w)
+        a, s, bh = torch.linalg.svd(r_y.T)
+        b_k = bh[:k].T
+        u_k, v_k = basis @ a[:, :k], q_y @ b_k
+        gap = float(s[k - 1] - s[k])
+        residual = float(torch.linalg.matrix_norm(z @ b_k - u_k * s[:k]))
+        bound = residual / gap if gap > 0 else float("inf")
+        floor = 16 * eps * float(s[0]) / gap if gap > 0 else float("inf")
+        if bound <= tol:
+            logger.debug("randomized SVD converged to %.1e after %d power iterations", bound, iteration)
+            return u_k, s[:k], v_k
+        if bound <= floor:  # converged to rounding: tol is out of reach in this dtype
+            clear_gap = gap > eps**0.5 * float(s[0])
+            logger.log(
+                logging.INFO if clear_gap else logging.WARNING,
+                "randomized SVD: the top-%d singular subspace is accurate to %.1e, the rounding floor of %s "
+                "for s_k = %.6g, s_k+1 ~ %.6g (tol %.1e)%s", k, bound, g.dtype, float(s[k - 1]), float(s[k]), tol,
+                "" if clear_gap else f"; there is no clear gap after the {k}-th singular value, where the "
+                "subspace is not well defined",
+            )
+            return u_k, s[:k], v_k
+        if iteration < MAX_POWER_ITERATIONS:
+            basis = torch.linalg.qr(z).Q
+    logger.warning(
+        "randomized SVD: the top-%d singular subspace reached only %.1e (tol %.1e) after %d power "
+        "iterations: there is no clear gap after the %d-th singular value (s_k = %.6g, s_k+1 ~ %.6g), "
+        "where the subspace is not well defined",
+        k, bound, tol, MAX_POWER_ITERATIONS, k, float(s[k - 1]), float(s[k]),
+    )
+    return u_k, s[:k], v_k
 
 
 def _apply_completion(x: Tensor, v: Tensor) -> Tensor:
@@ -175,16 +252,20 @@ def compressed_outer_factors(
     q: Tensor | None = None,
     generator: torch.Generator | None = None,
     svd: str = "full",
+    svd_tol: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``left (m, r)``, ``right (n, r)`` from the gradient ``grad (m, n)`` of the loss w.r.t. ``Delta W``.
 
-    The whole construction of the module docstring in one call; ``rank`` must be even.
+    The whole construction of the module docstring in one call; ``rank`` must be even. ``svd`` and
+    ``svd_tol`` choose how the top ``r/2`` singular vectors are found (:func:`top_singular_vectors`).
+    Beyond ``grad`` and the SVD, the memory is ``O((m + n) r)``; ``svd="lowrank"`` keeps the SVD at
+    ``O((m + n) (r/2 + 10))`` too, where ``"full"`` needs ``O(m n)``.
     """
     if rank % 2 or rank < 2:
         raise ValueError(f"rank must be even and >= 2, got {rank}")
     if rank > min(grad.shape):
         raise ValueError(f"rank {rank} exceeds min(m, n) = {min(grad.shape)} of the gradient")
-    u_h, _, v_h = top_singular_vectors(grad, rank // 2, svd, generator=generator)
+    u_h, _, v_h = top_singular_vectors(grad, rank // 2, svd, tol=svd_tol, generator=generator)
     return outer_factors_from_singular_vectors(u_h, v_h, q=q, generator=generator)
 
 
@@ -245,7 +326,7 @@ def compress_from_batch(
             if layer.is_conv1d:
                 g = g.T  # Conv1D stores (in, out)
             gen = torch.Generator().manual_seed(seed) if method == "lowrank" else None
-            found[name] = top_singular_vectors(g, half, method, generator=gen)
+            found[name] = top_singular_vectors(g, half, method, tol=layer.config.svd_tol, generator=gen)
             weight.grad = None
 
         return hook

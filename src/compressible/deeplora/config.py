@@ -92,8 +92,9 @@ class DeepLoRAConfig:
     LoRA scaling ``alpha / r``."""
 
     gamma: float = 1e-2
-    """Learning-rate ratio of the outer factors (``left``, ``right``) of compressed adapters, used by
-    :func:`compressible.deeplora.model.param_groups`; 0 freezes them."""
+    """Learning-rate ratio of the outer factors (``left``, ``right``) of compressed adapters (paper
+    App. D.2: 1e-2); 0 freezes them. This field is the one home of ``gamma``:
+    :func:`compressible.deeplora.model.param_groups` reads it from the adapters."""
 
     seed: int = 0
     """Seed of every random draw of the adapters (LoRA's ``A``, orthogonal factors, the ``Q`` of the
@@ -110,6 +111,18 @@ class DeepLoRAConfig:
     10 extra columns) is much cheaper than a full one: on the MiniLM encoder (``min(m, n) = 384``)
     it brings the compressed initialisation from 1.99x to 1.00x the cost of one forward+backward
     (``benchmarks/deep_lora.py``)."""
+
+    svd_tol: float | None = None
+    """Accuracy of the randomized SVD (``svd="lowrank"``, or ``"auto"`` above the threshold).
+    ``None`` (today's default): a fixed 4 power iterations, which leaves the top ``r/2`` singular
+    subspaces of MiniLM's gradients accurate to only 1e-4 (median over its 36 weights) to 1e-2 (worst). A float such as ``1e-6``:
+    power iterations until Wedin's a-posteriori bound on the largest principal angle between the
+    computed and the exact top ``r/2`` left and right singular subspaces is at most ``svd_tol``
+    (in the gradient's dtype; float32 cannot go below about ``1e-7 s_1 / (s_h - s_{h+1})``). This
+    holds whenever the gradient's spectrum has a gap after the ``r/2``-th singular value; without
+    a gap the subspace is not defined (see
+    :func:`compressible.deeplora.compress.top_singular_vectors`). ``svd="full"`` is exact and
+    ignores it."""
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -142,6 +155,10 @@ class DeepLoRAConfig:
             raise ValueError(f"gamma must be >= 0 and finite, got {self.gamma!r}")
         if self.svd not in SVD_METHODS:
             raise ValueError(f"svd must be one of {SVD_METHODS}, got {self.svd!r}")
+        if self.svd_tol is not None and not (
+            isinstance(self.svd_tol, (int, float)) and not isinstance(self.svd_tol, bool) and 0 < self.svd_tol < 1
+        ):
+            raise ValueError(f"svd_tol must be None or a float in (0, 1), e.g. 1e-6; got {self.svd_tol!r}")
         if self.lowrank_threshold < 1:
             raise ValueError(f"lowrank_threshold must be >= 1, got {self.lowrank_threshold}")
         self._check_targets()

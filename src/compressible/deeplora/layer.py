@@ -155,6 +155,11 @@ class DeepLoRALinear(nn.Module):
         return self.base.weight
 
     @property
+    def base_kind(self) -> str:
+        """``"Conv1D"`` for a transformers ``Conv1D`` base, else ``"Linear"`` (as saved and exported)."""
+        return "Conv1D" if type(self.base).__name__ == "Conv1D" else "Linear"
+
+    @property
     def bias(self) -> Tensor | None:
         """The base bias ``(m,)`` (some model code reads ``module.weight`` / ``module.bias``)."""
         return self.base.bias

@@ -1,8 +1,11 @@
-"""Injection of Deep LoRA adapters into a model, and the optimiser's parameter groups.
+"""Deep LoRA adapters in a model: injection, merge/unmerge, and the optimiser's parameter groups.
 
 :func:`add_adapters` walks a model, finds the target modules by name, freezes every base
-parameter and swaps each target for a :class:`~compressible.deeplora.layer.DeepLoRALinear`. :func:`param_groups` puts inner
-factors at ``lr`` and the outer factors of compressed adapters at ``gamma * lr`` (paper Sec. 3-4).
+parameter and swaps each target for a :class:`~compressible.deeplora.layer.DeepLoRALinear`.
+:func:`merge_adapters` adds every adapter's ``ΔW`` into its frozen base weight for inference and
+:func:`unmerge_adapters` takes it out again. :func:`param_groups` puts inner factors at ``lr`` and
+the outer factors of compressed adapters at ``gamma * lr`` (paper Sec. 3-4), with ``gamma`` read
+from the adapters' :attr:`~compressible.deeplora.config.DeepLoRAConfig.gamma`, its one home.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ from torch import nn
 from .config import HEAD_NAMES, TARGET_PRESETS, DeepLoRAConfig
 from .layer import DeepLoRALinear, is_adaptable
 
-__all__ = ["AdapterReport", "add_adapters", "adapter_layers", "param_groups", "resolve_targets"]
+__all__ = [
+    "AdapterReport",
+    "add_adapters",
+    "adapter_layers",
+    "require_adapters",
+    "merge_adapters",
+    "unmerge_adapters",
+    "param_groups",
+    "resolve_targets",
+]
 
 
 def _suffix_match(name: str, suffix: str) -> bool:
@@ -197,43 +209,85 @@ def adapter_layers(model: nn.Module) -> dict[str, DeepLoRALinear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, DeepLoRALinear)}
 
 
+def require_adapters(model: nn.Module, action: str) -> dict[str, DeepLoRALinear]:
+    """:func:`adapter_layers` of ``model``, or a ``ValueError`` saying that ``action`` needs adapters."""
+    layers = adapter_layers(model)
+    if not layers:
+        raise ValueError(
+            f"cannot {action}: {type(model).__name__} has no Deep LoRA adapters; "
+            f"call add_adapters(model, DeepLoRAConfig(...)) or load_adapters(model, folder) first"
+        )
+    return layers
+
+
+def merge_adapters(model: nn.Module) -> list[str]:
+    """Add every adapter's ``ΔW`` into its frozen base weight (faster inference, same outputs).
+
+    Layers that are already merged are left alone. Returns the paths of the layers merged now.
+    """
+    done = []
+    for path, layer in require_adapters(model, "merge adapters").items():
+        if not layer.merged:
+            layer.merge()
+            done.append(path)
+    return done
+
+
+def unmerge_adapters(model: nn.Module) -> list[str]:
+    """Undo :func:`merge_adapters`: subtract every merged ``ΔW`` from its base weight again.
+
+    Returns the paths of the layers unmerged now.
+    """
+    done = []
+    for path, layer in require_adapters(model, "unmerge adapters").items():
+        if layer.merged:
+            layer.unmerge()
+            done.append(path)
+    return done
+
+
 def _iter_factors(model: nn.Module) -> Iterator[tuple[DeepLoRALinear, int, nn.Parameter]]:
     for layer in adapter_layers(model).values():
         for k, f in enumerate(layer.factors):
             yield layer, k, f
 
 
-def param_groups(model: nn.Module, lr: float = 1e-2, gamma: float | None = None) -> list[dict]:
+def param_groups(model: nn.Module, lr: float) -> list[dict]:
     """Optimiser parameter groups for the adapters of ``model``.
 
     Inner factors train at ``lr``; the outer factors (``left``, ``right``) of compressed adapters
-    at ``gamma * lr`` (``gamma`` defaults to the adapters' ``config.gamma``). ``gamma = 0`` freezes
-    the outer factors: they get ``requires_grad = False`` and are left out of the groups. LoRA,
-    random and full adapters have no outer factors: everything trains at ``lr``. Each group has a
-    ``"name"`` (``"inner"`` / ``"outer"``); empty groups are omitted.
+    at ``gamma * lr``, with ``gamma`` the adapters' ``config.gamma`` (set it in the
+    :class:`~compressible.deeplora.config.DeepLoRAConfig` given to :func:`add_adapters`).
+    ``gamma = 0`` freezes the outer factors: they get ``requires_grad = False`` and are left out of
+    the groups. LoRA, random and full adapters have no outer factors: everything trains at ``lr``.
+    Each group has a ``"name"`` (``"inner"`` / ``"outer"``); empty groups are omitted.
 
     Use as ``torch.optim.Adam(param_groups(model, lr), betas=(0.9, 0.999), eps=1e-6)``.
+
+    Raises:
+        ValueError: without adapters, for ``lr <= 0``, or when compressed adapters disagree on
+            ``gamma`` (naming two modules and their values).
     """
-    layers = adapter_layers(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} holds no Deep LoRA adapters; call add_adapters first")
+    layers = require_adapters(model, "build parameter groups")
     if not (lr > 0):
         raise ValueError(f"lr must be positive, got {lr}")
-    if gamma is not None and not (gamma >= 0):
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    gammas = {name: layer.config.gamma for name, layer in layers.items() if layer.outer}
+    if len(set(gammas.values())) > 1:
+        first = next(iter(gammas))
+        other = next(name for name, g in gammas.items() if g != gammas[first])
+        raise ValueError(
+            f"compressed adapters disagree on gamma: {first!r} has {gammas[first]}, {other!r} has "
+            f"{gammas[other]}; add all adapters of a model with one DeepLoRAConfig"
+        )
     inner, outer = [], []
-    outer_gamma = None
+    outer_gamma = next(iter(gammas.values()), None)
     for layer, k, f in _iter_factors(model):
         if k not in layer.outer:
             f.requires_grad_(True)
             inner.append(f)
             continue
-        g = layer.config.gamma if gamma is None else gamma
-        if outer_gamma is not None and g != outer_gamma:
-            raise ValueError(f"adapters disagree on gamma ({outer_gamma} vs {g}); pass gamma explicitly")
-        outer_gamma = g
-        f.requires_grad_(g > 0)
-        if g > 0:
+        f.requires_grad_(outer_gamma > 0)
+        if outer_gamma > 0:
             outer.append(f)
     groups = []
     if inner:
