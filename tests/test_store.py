@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pickle
 
 import pytest
 
@@ -57,3 +58,76 @@ def test_bad_input(tmp_path):
     with pytest.raises(TypeError, match="cannot store a value of type object"):
         store.save(Toy(), 0, {"x": object()})
     assert not store.has(Toy(), 0)
+
+
+def test_local_folder_and_file_url_are_the_same_store(tmp_path):
+    ResultStore(tmp_path).save(Toy(), 1, {"value": 1})
+    by_url = ResultStore(f"file://{tmp_path}")
+    assert by_url.local and by_url.root == tmp_path.resolve() and by_url.load(Toy(), 1)["value"] == 1
+    assert by_url.path(Toy(), 1) == tmp_path / "Toy" / config_key(Toy()) / "seed-1.json"
+
+
+@pytest.mark.parametrize("object_store", [True, False], ids=["single-put", "write-then-rename"])
+def test_fsspec_url_store(monkeypatch, object_store):
+    """memory:// stands in for s3:// or gs://; without it in the object stores, the store renames."""
+    import fsspec
+
+    from compressible import store as module
+
+    if not object_store:
+        monkeypatch.setattr(module, "_OBJECT_STORES", frozenset())
+    root = f"memory://results-{object_store}"
+    store = ResultStore(root)
+    assert not store.local and store.root == root and repr(store) == f"ResultStore('{root}')"
+    moves = []
+    monkeypatch.setattr(store.fs, "mv", lambda *a, **k: moves.append(a) or type(store.fs).mv(store.fs, *a, **k))
+    path = store.save(Toy(), 2, {"value": [1.5]})
+    assert path == f"{root}/Toy/{config_key(Toy())}/seed-2.json" and store.has(Toy(), 2)
+    assert len(moves) == (0 if object_store else 2)  # config.json and the result
+    assert store.load(Toy(), 2)["value"] == [1.5]
+    assert not [p for p in fsspec.filesystem("memory").find(f"/results-{object_store}") if p.endswith(".tmp")]
+    reopened = pickle.loads(pickle.dumps(store))  # what a Ray worker receives
+    assert reopened.url == root and reopened.load(Toy(), 2)["value"] == [1.5]
+    fsspec.filesystem("memory").rm(f"/results-{object_store}", recursive=True)
+
+
+def test_failure_is_recorded_until_the_run_succeeds(tmp_path):
+    store = ResultStore(tmp_path)
+    assert store.failure(Toy(), 4) is None
+    where = store.save_failure(Toy(), 4, "ValueError: bad", "Traceback ...\nValueError: bad")
+    assert where == store.failure_path(Toy(), 4) and where.name == "seed-4.failed.json"
+    record = store.failure(Toy(), 4)
+    assert record["error"] == "ValueError: bad" and record["traceback"].endswith("ValueError: bad") and record["_seed"] == 4
+    assert not store.has(Toy(), 4)  # a failed run is not stored: the next sweep tries it again
+    store.save(Toy(), 4, {"value": 4})
+    assert store.failure(Toy(), 4) is None and store.has(Toy(), 4)
+
+
+def test_bad_roots():
+    with pytest.raises(ValueError, match="a store root must be a non-empty folder or URL, got ''"):
+        ResultStore("")
+    with pytest.raises(ValueError, match="cannot open the result store 'nosuchprotocol://x'"):
+        ResultStore("nosuchprotocol://x")
+
+
+def test_concurrent_writers_of_one_file(tmp_path, monkeypatch):
+    """Two workers writing the same file (config.json of two seeds): each removes the other's stale
+    temporary files after its rename, so the slower one may find its own gone -- then the file is there."""
+    import os
+
+    store = ResultStore(tmp_path)
+    store.save(Toy(), 0, {"value": 0})
+    stale = tmp_path / "Toy" / config_key(Toy()) / ".seed-1.json.killed.tmp"
+    stale.write_text("{half a res")  # left by a worker killed before its rename
+    store.save(Toy(), 1, {"value": 1})
+    assert not stale.exists() and store.load(Toy(), 1)["value"] == 1
+
+    def lost_race(src, dst):
+        os.unlink(src)  # the other writer removed our temporary file...
+        raise FileNotFoundError(src)
+
+    monkeypatch.setattr(os, "replace", lost_race)
+    store.save(Toy(), 1, {"value": 1})  # ...after it had renamed its own: the result is in place
+    with pytest.raises(FileNotFoundError):
+        store.save(Toy(), 2, {"value": 2})  # nothing in place: the error stands
+    assert not list(tmp_path.rglob("*.tmp"))

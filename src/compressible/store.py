@@ -1,10 +1,20 @@
-"""A result store that makes sweeps survive interruption.
+"""A result store that makes sweeps survive interruption, on a local disk or shared storage.
 
 An experiment is a frozen dataclass config; one run is ``(config, seed)``. Its result (a
 JSON-serialisable dict: metrics at each evaluation step, the loss curve, wall time, ...) is written
 atomically to ``<root>/<ConfigClass>/<key>/seed-<seed>.json``, where ``key`` is a hash of the
 config's fields. Re-running a sweep recomputes only the runs whose file is missing; a run killed
-half-way leaves no file (the write goes to a temporary file that is renamed when complete).
+half-way leaves no file.
+
+``root`` is a local folder or an `fsspec <https://filesystem-spec.readthedocs.io>`_ URL
+(``file:///scratch/results``, ``s3://bucket/results``, ``gs://...``; the object-store protocols need
+their fsspec package, e.g. ``s3fs``). On a file system a result is written to a temporary file
+beside its destination and renamed when complete; on an object store it is one ``put`` of the whole
+object, which the store makes visible only when complete. So several machines can write into one
+store at once: each run has its own file.
+
+A run that raised is recorded as ``seed-<seed>.failed.json`` (its traceback and environment); it
+does not count as stored, so the next sweep tries it again, and a later success removes the record.
 
 Every stored result also records the environment it was computed in (package versions, device,
 git commit) under ``"_environment"`` and the config itself under ``"_config"``.
@@ -13,7 +23,9 @@ git commit) under ``"_environment"`` and the config itself under ``"_config"``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -21,6 +33,7 @@ import platform
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -46,6 +59,22 @@ def config_key(config: Any) -> str:
     return digest[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> str | None:
+    """The package's git commit (asked once per process: a sweep saves many results)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit.stdout.strip() if commit.returncode == 0 else None
+
+
 def environment_info(device: str | None = None) -> dict:
     """Versions, device and git commit, stored beside every result."""
     import torch
@@ -54,81 +83,163 @@ def environment_info(device: str | None = None) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
+        "host": platform.node(),
+        "pid": os.getpid(),
         "device": device or ("cuda" if torch.cuda.is_available() else "cpu"),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     for name in ("transformers", "peft", "datasets", "numpy"):
-        try:
-            info[name] = __import__(name).__version__
-        except ImportError:
+        try:  # from the installed metadata: importing transformers costs seconds in a fresh worker
+            info[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             pass
-    try:
-        from . import __version__
+    from . import __version__
 
-        info["compressible"] = __version__
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if commit.returncode == 0:
-            info["git_commit"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    info["compressible"] = __version__
+    commit = _git_commit()
+    if commit:
+        info["git_commit"] = commit
     return info
 
 
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "memory"})
+"""fsspec protocols whose objects appear whole when one ``put`` completes (no rename needed)."""
+
+
 class ResultStore:
-    """Stores one JSON result per ``(config, seed)`` under ``root`` (default: :func:`compressible.hub.results_dir`)."""
+    """Stores one JSON result per ``(config, seed)`` under ``root``.
+
+    ``root``: a local folder, an fsspec URL (``file://``, ``s3://``, ``gs://``, ...) or ``None`` for
+    :func:`compressible.hub.results_dir`. :attr:`root` is a resolved :class:`~pathlib.Path` for a
+    local store and the URL otherwise; :attr:`url` is always a string that another process (a Ray
+    worker) can open the same store with.
+    """
 
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root).expanduser().resolve() if root is not None else results_dir()
+        import fsspec.core
 
-    def path(self, config: Any, seed: int) -> Path:
-        """Where the result of ``(config, seed)`` lives."""
+        if root is None:
+            root = results_dir()
+        text = os.fspath(root)
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"a store root must be a non-empty folder or URL, got {root!r}")
+        try:
+            self.fs, base = fsspec.core.url_to_fs(text)
+        except (ImportError, ValueError) as error:
+            raise ValueError(f"cannot open the result store {text!r}: {error}") from error
+        self.local = "file" in _protocols(self.fs)
+        if self.local:
+            self.root: Path | str = Path(base).expanduser().resolve()
+            self._base = str(self.root)
+            self.url = str(self.root)
+        else:
+            self._base = base.rstrip("/")
+            self.root = self.url = text.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"ResultStore({self.url!r})"
+
+    def __reduce__(self):  # workers reopen the store from its URL (file systems need not pickle)
+        return (type(self), (self.url,))
+
+    def _location(self, config: Any, seed: int, suffix: str = ".json") -> str:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {seed!r}")
-        return self.root / type(config).__name__ / config_key(config) / f"seed-{seed}.json"
+        return f"{self._base}/{type(config).__name__}/{config_key(config)}/seed-{seed}{suffix}"
+
+    def _shown(self, location: str) -> Path | str:
+        return Path(location) if self.local else self.url + location[len(self._base):]
+
+    def path(self, config: Any, seed: int) -> Path | str:
+        """Where the result of ``(config, seed)`` lives (a ``Path`` for a local store, else a URL)."""
+        return self._shown(self._location(config, seed))
+
+    def failure_path(self, config: Any, seed: int) -> Path | str:
+        """Where the failure record of ``(config, seed)`` lives (see :meth:`save_failure`)."""
+        return self._shown(self._location(config, seed, ".failed.json"))
 
     def has(self, config: Any, seed: int) -> bool:
-        return self.path(config, seed).is_file()
+        return self.fs.isfile(self._location(config, seed))
 
     def load(self, config: Any, seed: int) -> dict:
-        path = self.path(config, seed)
-        if not path.is_file():
-            raise KeyError(f"no stored result for {type(config).__name__} seed {seed} (looked at {path})")
-        with open(path) as handle:
-            return json.load(handle)
+        location = self._location(config, seed)
+        try:
+            with self.fs.open(location, "r") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            raise KeyError(
+                f"no stored result for {type(config).__name__} seed {seed} (looked at {self._shown(location)})"
+            ) from None
 
-    def save(self, config: Any, seed: int, result: dict) -> Path:
-        """Write ``result`` atomically (temporary file + rename); returns its path."""
+    def save(self, config: Any, seed: int, result: dict) -> Path | str:
+        """Write ``result`` atomically; returns its path (see the module docstring)."""
         if not isinstance(result, dict):
             raise TypeError(f"a result must be a dict, got {type(result).__name__}")
-        path = self.path(config, seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        config_file = path.parent / "config.json"
-        if not config_file.exists():
-            self._atomic_write(config_file, {"class": type(config).__name__, **_config_dict(config)})
+        location = self._location(config, seed)
+        self._save_config(config, location)
         record = {"_config": _config_dict(config), "_seed": seed, **result}
         record.setdefault("_environment", environment_info())
-        self._atomic_write(path, record)
-        return path
+        self._atomic_write(location, record)
+        failed = self._location(config, seed, ".failed.json")
+        if self.fs.exists(failed):
+            self.fs.rm(failed)
+        return self._shown(location)
 
-    @staticmethod
-    def _atomic_write(path: Path, payload: dict) -> None:
-        text = json.dumps(payload, indent=1, sort_keys=True, default=_json_default)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    def save_failure(self, config: Any, seed: int, error: str, traceback: str = "") -> Path | str:
+        """Record that ``(config, seed)`` failed with ``error`` (one line) and its ``traceback``."""
+        location = self._location(config, seed, ".failed.json")
+        self._save_config(config, location)
+        record = {"_config": _config_dict(config), "_seed": seed, "error": str(error), "traceback": str(traceback),
+                  "_environment": environment_info()}
+        self._atomic_write(location, record)
+        return self._shown(location)
+
+    def failure(self, config: Any, seed: int) -> dict | None:
+        """The failure record of ``(config, seed)``, or ``None`` when its last attempt did not fail."""
         try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            with self.fs.open(self._location(config, seed, ".failed.json"), "r") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return None
+
+    def _save_config(self, config: Any, location: str) -> None:
+        config_file = location.rsplit("/", 1)[0] + "/config.json"
+        if not self.fs.exists(config_file):
+            self._atomic_write(config_file, {"class": type(config).__name__, **_config_dict(config)})
+
+    def _atomic_write(self, location: str, payload: dict) -> None:
+        data = json.dumps(payload, indent=1, sort_keys=True, default=_json_default).encode()
+        folder, name = location.rsplit("/", 1)
+        if self.local:
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, location)
+            except FileNotFoundError:
+                if not os.path.isfile(location):
+                    raise
+                # another writer of the same file renamed first and removed our temporary file as stale
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            for stale in Path(folder).glob(f".{name}.*.tmp"):  # left by an attempt whose process was killed
+                stale.unlink(missing_ok=True)
+        elif _protocols(self.fs) & _OBJECT_STORES:
+            self.fs.pipe_file(location, data)  # one put: the object appears whole or not at all
+        else:  # another file system (sftp, hdfs, ...): write beside, then rename
+            self.fs.makedirs(folder, exist_ok=True)
+            tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+            try:
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, location)
+            except BaseException:
+                if self.fs.exists(tmp):
+                    self.fs.rm(tmp)
+                raise
 
     def run(
         self,
@@ -146,6 +257,11 @@ class ResultStore:
         for seed in tqdm(missing, disable=not progress or not missing, desc=desc or type(config).__name__):
             self.save(config, seed, fn(config, seed))
         return [self.load(config, s) for s in seeds]
+
+
+def _protocols(fs: Any) -> set[str]:
+    protocol = fs.protocol
+    return {protocol} if isinstance(protocol, str) else set(protocol)
 
 
 def _json_default(value: Any) -> Any:

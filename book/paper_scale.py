@@ -1,0 +1,120 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   compressible:
+#     figures: 0
+# ---
+
+# %% [markdown]
+# # Running the paper scale
+#
+# This book is built at `ci` scale on two CPU cores. The `paper` scale is the authors' protocol:
+# `bert-base-cased`, every task, every seed and every step -- hundreds of GPU runs for the two
+# Deep LoRA chapters alone. This page says how to compute them on one GPU, on a machine with
+# several GPUs, or on a cluster, and where the results go. Every run is one `(config, seed)`,
+# stored as one file: a sweep can stop at any time and resume where it stopped, on any machine
+# that sees the same store.
+
+# %% tags=["parameters", "remove-cell"]
+scale = "ci"
+
+# %%
+from IPython.display import Markdown, display
+
+from compressible.experiments import paper_scale as experiment
+from compressible.scales import scale_label
+from compressible.summaries import save_summary
+
+summary = experiment.summarise(scale)
+save_summary(summary)
+
+# %% [markdown]
+# ## How many runs
+#
+# Unique runs of each sweep chapter at each scale (a run that two figures share counts once) and
+# the training steps they add up to, counted from the chapters' frozen plans. The Table 1
+# protocol alone is 8 tasks × 10 seeds × 2 methods × 1000 steps (SST-2: 600) of `bert-base-cased`.
+
+# %%
+display(experiment.counts_table(summary).style.hide(axis="index").set_caption(
+    "Runs and training steps per chapter and scale (from the plans)"))
+
+# %% [markdown]
+# ## What a run costs
+#
+# The wall time that each stored run of this build recorded, per chapter. The GLUE chapters run at
+# different steps, sequence lengths and evaluation sizes, so seconds per training step (evaluation
+# included) is the more portable number. GPU costs are not measured here: this machine has no GPU,
+# and a CPU time says little about a GPU one.
+
+# %%
+display(experiment.costs_table(summary).style.hide(axis="index").set_caption(
+    f"Measured cost per run ({scale_label(scale)})"))
+display(Markdown(experiment.cost_note(summary)))
+
+# %% [markdown]
+# ## On one GPU
+#
+# ```bash
+# python -m compressible.sweeps plan fewshot_glue --scale paper        # what will run
+# python -m compressible.sweeps run all --scale paper --device cuda    # compute what is missing
+# make book SCALE=paper                                                # chapters load the stored runs
+# ```
+#
+# The runs execute one after another (`--executor local`, the default). Stop the sweep at any
+# time: finished runs stay stored and the next `run` computes only the missing ones.
+#
+# ## On one machine with several GPUs
+#
+# ```bash
+# pip install 'compressible[cluster]'        # Ray; `make test` installs it too
+# python -m compressible.sweeps run all --scale paper --device cuda --executor ray --gpus-per-run 1
+# ```
+#
+# `--executor ray` starts a [Ray](https://docs.ray.io) instance on this machine with all its CPUs
+# and GPUs and makes every missing run one Ray task that asks for `--gpus-per-run` GPUs and
+# `--cpus-per-run` CPUs (default 1). Ray gives each task its own GPU (`cuda` inside a task is
+# that GPU); `--gpus-per-run 0.5` puts two runs on each GPU. One progress bar counts finished runs,
+# and the sweep ends with a summary line: runs done, skipped because already stored, and failed,
+# with each failure's config key and error.
+#
+# ## On a cluster
+#
+# Start Ray on the nodes with the tool the cluster already runs, or by hand:
+#
+# ```bash
+# ray start --head --port=6379                     # on the head node
+# ray start --address=<head-node>:6379             # on every other node
+# python -m compressible.sweeps run all --scale paper --device cuda \
+#     --executor ray --address auto --gpus-per-run 1 --root s3://<bucket>/compressible-results
+# ```
+#
+# `--address auto` joins the cluster started on this node; `--address ray://<head-node>:10001`
+# joins it from another machine. Every node needs the package (`pip install 'compressible[cluster]'`)
+# and the same data: either network access to the Hugging Face hub, or the offline mirrors and the
+# environment variables of the README, set in the shell that ran `ray start`.
+#
+# ## Where the results go
+#
+# Workers write their results themselves; nothing is shipped back through the driver. So on
+# several machines the store must be one that every node sees: a shared folder (`--root
+# /shared/results`) or an object store URL (`--root s3://...`, `gs://...`, with the matching fsspec
+# package such as `s3fs`). Each run is one file, `<root>/RunConfig/<config key>/seed-<seed>.json`,
+# written atomically -- to a temporary file renamed when complete, or in one object-store put -- so a
+# worker killed mid-run leaves nothing behind, and a rerun computes only what is missing. A worker
+# that dies is retried (Ray's `max_retries`); a run that raises is recorded as
+# `seed-<seed>.failed.json` with its traceback and the sweep goes on; Ctrl-C on the driver cancels
+# the pending runs and keeps the finished ones.
+#
+# Every result records where and with what it was computed (`_environment`: host, device, package
+# versions, git commit). Runs are reproducible wherever they execute: a task fixes torch's threads
+# (`--threads`, by default `--cpus-per-run`) and each run draws from its own seed exactly as a local
+# sweep does (for bit-identical numbers between two sweeps, give both the same `--threads`). The book reads a local folder: point `COMPRESSIBLE_RESULTS` at the shared folder, or
+# copy an object store there first, then `make book SCALE=paper`.

@@ -1,0 +1,338 @@
+"""Where a sweep's runs execute: one after another in this process, or as Ray tasks on a cluster.
+
+A sweep is a list of ``(config, seeds)``; every ``(config, seed)`` that the
+:class:`~compressible.store.ResultStore` does not hold yet is one *run*. :func:`execute` computes
+the missing runs and returns a :class:`SweepSummary` (done / skipped as already stored / failed,
+with each failure's config key and error):
+
+``executor="local"``
+    the runs one after another in this process (the default, and what the book does).
+``executor="ray"``
+    each run is one `Ray <https://docs.ray.io>`_ task with ``cpus_per_run`` CPUs and
+    ``gpus_per_run`` GPUs (Ray sets ``CUDA_VISIBLE_DEVICES`` so that ``cuda`` in a task is the GPU
+    it was given). ``address=None`` starts a Ray instance on this machine (all its CPUs and GPUs);
+    ``"auto"`` joins the cluster that ``ray start --head`` started here; ``"ray://host:10001"``
+    joins a remote one. Workers write their own results into the store -- so on several machines
+    the store must be shared (a network folder or an object store URL, see
+    :mod:`compressible.store`) -- and return only a small status to the driver.
+
+Faults: a run that raises is recorded in the store as failed, with its traceback, and the sweep
+goes on; a Ray worker that dies (killed, out of memory, node lost) is retried up to
+``max_retries`` times, and a run whose retries are spent is recorded as failed like the others.
+Ctrl-C on the driver cancels the runs not finished yet and raises :class:`SweepInterrupted`
+(a ``KeyboardInterrupt`` carrying the summary so far); finished results stay in the store.
+
+Same numbers wherever a run executes: the run function is given the same ``(config, seed)`` as in
+a local sweep (per-run seeds are part of the run, not of the executor), and every task fixes
+torch's intra-op threads (``threads``, by default ``cpus_per_run``) for the duration of the run.
+
+Ray is optional (``pip install compressible[cluster]``): it is imported only by the Ray executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import time
+import traceback as tb
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from tqdm.auto import tqdm
+
+from .store import ResultStore, config_key
+
+__all__ = ["EXECUTORS", "Failure", "SweepSummary", "SweepInterrupted", "missing_runs", "execute"]
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+"""The executors :func:`execute` accepts."""
+
+RunFactory = Callable[[], Callable[[Any, int], dict]]
+"""Makes the function that computes one run, ``run_one(config, seed) -> result dict``. A factory
+(e.g. ``functools.partial(Runner, device="cuda", progress=False)``) rather than the function itself,
+so that each Ray worker builds its own (with its own caches) instead of receiving a pickled one."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One run that did not produce a result."""
+
+    config_key: str
+    """:func:`~compressible.store.config_key` of the run's config (its folder in the store)."""
+    seed: int
+    description: str
+    """A short human-readable name of the config."""
+    error: str
+    """The exception, on one line (``ValueError: ...``)."""
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.config_key} seed {self.seed} ({self.description}): {self.error}"
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a sweep did: runs computed, skipped because already stored, and failed."""
+
+    executor: str
+    done: int
+    skipped: int
+    failed: tuple[Failure, ...] = ()
+    cancelled: int = 0
+    """Runs not finished when the sweep was interrupted (nothing of them is stored)."""
+    seconds: float = 0.0
+    stored_in: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.done + self.skipped + len(self.failed) + self.cancelled
+
+    def line(self) -> str:
+        """``"ray: 11 done, 1 skipped (already stored), 0 failed in 42.1 s, store ..."``."""
+        text = f"{self.executor}: {self.done} done, {self.skipped} skipped (already stored), {len(self.failed)} failed"
+        if self.cancelled:
+            text += f", {self.cancelled} cancelled"
+        text += f" in {self.seconds:.1f} s"
+        return text + (f", store {self.stored_in}" if self.stored_in else "")
+
+    def __str__(self) -> str:
+        return "\n".join([self.line(), *(f"  failed: {f}" for f in self.failed)])
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`execute`: pending runs were cancelled; ``summary`` says what finished."""
+
+    def __init__(self, summary: SweepSummary):
+        super().__init__(summary.line())
+        self.summary = summary
+
+
+def missing_runs(
+    experiments: Iterable[tuple[Any, Iterable[int]]], store: ResultStore
+) -> tuple[list[tuple[Any, int]], int]:
+    """``([(config, seed) not stored yet], number already stored)``, in the experiments' order."""
+    todo, skipped, seen = [], 0, set()
+    for config, seeds in experiments:
+        for seed in seeds:
+            if (config_key(config), seed) in seen:
+                continue
+            seen.add((config_key(config), seed))
+            if store.has(config, seed):
+                skipped += 1
+            else:
+                todo.append((config, seed))
+    return todo, skipped
+
+
+def _describe(config: Any) -> str:
+    simple = (str, int, float, type(None))
+    shown = [f"{k}={v}" for k, v in vars(config).items() if isinstance(v, simple)][:4]
+    return " ".join([type(config).__name__, *shown])
+
+
+def _check_positive(name: str, value: Any, integer: bool) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < (1 if integer else 0):
+        raise ValueError(f"{name} must be {'an int >= 1' if integer else 'a number >= 0'}, got {value!r}")
+
+
+class _Threads:
+    """Fixes torch's intra-op threads for one run (``None``: leave them as they are)."""
+
+    def __init__(self, threads: int | None):
+        self.threads, self.previous = threads, None
+
+    def __enter__(self) -> None:
+        if self.threads is not None:
+            import torch
+
+            self.previous = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            import torch
+
+            torch.set_num_threads(self.previous)
+
+
+_WORKER_RUNNERS: dict[str, Callable[[Any, int], dict]] = {}
+"""In a Ray worker process: the run function of each factory, built once and reused by later tasks."""
+
+
+def _runner(make_runner: RunFactory) -> Callable[[Any, int], dict]:
+    try:
+        key = hashlib.sha1(pickle.dumps(make_runner)).hexdigest()
+    except (pickle.PicklingError, TypeError, AttributeError):
+        try:  # a lambda or closure: Ray's cloudpickle serialises it by value
+            from ray import cloudpickle
+
+            key = hashlib.sha1(cloudpickle.dumps(make_runner)).hexdigest()
+        except Exception:
+            return make_runner()  # not cacheable: a fresh run function for this task
+    if key not in _WORKER_RUNNERS:
+        _WORKER_RUNNERS[key] = make_runner()
+    return _WORKER_RUNNERS[key]
+
+
+def _attempt(run_one: Callable[[Any, int], dict], store: ResultStore, config: Any, seed: int, threads: int | None) -> dict:
+    """Compute and store one run; a run that raises is stored as failed. Returns a small status."""
+    try:
+        with _Threads(threads):
+            result = run_one(config, seed)
+        store.save(config, seed, result)
+    except Exception as error:  # recorded, reported, and the sweep goes on
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        trace = tb.format_exc()
+        try:
+            store.save_failure(config, seed, message, trace)
+        except Exception:  # the store itself failed: still report the run's error
+            log.exception("could not record the failure of %s seed %d", config_key(config), seed)
+        return {"ok": False, "error": message, "traceback": trace}
+    return {"ok": True}
+
+
+def _ray_task(make_runner: RunFactory, store: ResultStore, config: Any, seed: int, threads: int | None) -> dict:
+    return _attempt(_runner(make_runner), store, config, seed, threads)
+
+
+def execute(
+    experiments: Sequence[tuple[Any, Sequence[int]]],
+    make_runner: RunFactory,
+    store: ResultStore | str | None = None,
+    executor: str = "local",
+    *,
+    address: str | None = None,
+    gpus_per_run: float = 0,
+    cpus_per_run: float = 1,
+    threads: int | None = None,
+    max_retries: int = 3,
+    progress: bool = True,
+    desc: str = "runs",
+    describe: Callable[[Any], str] = _describe,
+) -> SweepSummary:
+    """Compute every ``(config, seed)`` of ``experiments`` that ``store`` does not hold yet.
+
+    ``make_runner()`` returns the function ``run_one(config, seed) -> dict`` whose result is
+    stored (see :data:`RunFactory`). ``executor`` is ``"local"`` or ``"ray"`` (see the module
+    docstring for ``address``); ``gpus_per_run`` and ``cpus_per_run`` are each Ray task's
+    resources, ``max_retries`` how often Ray reruns a task whose worker died. ``threads`` fixes
+    torch's intra-op threads during each run (default: ``cpus_per_run`` rounded down, at least 1,
+    on Ray; unchanged locally). ``describe(config)`` names a failed run's config in the summary.
+    One progress bar counts finished runs; raises
+    :class:`SweepInterrupted` on Ctrl-C after cancelling what is pending.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid executors are {EXECUTORS}")
+    _check_positive("cpus_per_run", cpus_per_run, integer=False)
+    _check_positive("gpus_per_run", gpus_per_run, integer=False)
+    if threads is not None:
+        _check_positive("threads", threads, integer=True)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    if executor == "local" and (address is not None or gpus_per_run):
+        raise ValueError(f"address={address!r} and gpus_per_run={gpus_per_run!r} need executor='ray'")
+    if not callable(make_runner):
+        raise TypeError(f"make_runner must be callable (a factory of run functions), got {make_runner!r}")
+    store = store if isinstance(store, ResultStore) else ResultStore(store)
+    todo, skipped = missing_runs(experiments, store)
+    sweep = _Sweep(executor, skipped, str(store.url), describe)
+    if executor == "ray" and address is not None and store.local:
+        log.warning("every Ray node writes its results under %s on its own disk: give a folder that all nodes share "
+                    "or an object-store URL (s3://..., gs://...)", store.url)
+    if todo:
+        log.info("%s executor: %d runs to compute, %d already stored", executor, len(todo), skipped)
+    bar = tqdm(total=len(todo), disable=not progress or not todo, desc=desc, unit="run")
+    try:
+        if executor == "local" or not todo:  # nothing to compute: no Ray instance to start
+            sweep.local(todo, make_runner(), store, threads, bar)
+        else:
+            threads = threads if threads is not None else max(1, int(cpus_per_run))
+            sweep.ray(todo, make_runner, store, threads, bar, address, cpus_per_run, gpus_per_run, max_retries)
+    finally:
+        bar.close()
+    summary = sweep.summary()
+    log.info("%s", summary.line())
+    return summary
+
+
+@dataclass
+class _Sweep:
+    """Book-keeping of one :func:`execute`: what finished, what failed."""
+
+    executor: str
+    skipped: int
+    stored_in: str
+    describe: Callable[[Any], str]
+    done: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    start: float = field(default_factory=time.perf_counter)
+
+    def summary(self, cancelled: int = 0) -> SweepSummary:
+        return SweepSummary(self.executor, self.done, self.skipped, tuple(self.failed), cancelled,
+                            time.perf_counter() - self.start, self.stored_in)
+
+    def record(self, config: Any, seed: int, status: dict, bar: Any) -> None:
+        if status["ok"]:
+            self.done += 1
+        else:
+            failure = Failure(config_key(config), seed, self.describe(config), status["error"], status.get("traceback", ""))
+            self.failed.append(failure)
+            log.warning("run failed: %s", failure)
+        bar.update(1)
+
+    def local(self, todo: list, run_one: Callable[[Any, int], dict], store: ResultStore, threads: int | None, bar: Any) -> None:
+        for i, (config, seed) in enumerate(todo):
+            try:
+                status = _attempt(run_one, store, config, seed, threads)
+            except KeyboardInterrupt:
+                raise SweepInterrupted(self.summary(cancelled=len(todo) - i)) from None
+            self.record(config, seed, status, bar)
+
+    def ray(self, todo, make_runner, store, threads, bar, address, cpus_per_run, gpus_per_run, max_retries) -> None:
+        try:
+            import ray
+        except ImportError as error:
+            raise ImportError("executor='ray' needs Ray: pip install 'compressible[cluster]'") from error
+        started = False
+        if not ray.is_initialized():
+            if address is None:
+                ray.init(include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address)
+            started = True
+        try:
+            task = ray.remote(_ray_task).options(
+                num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries, retry_exceptions=False
+            )
+            factory = ray.put(make_runner)
+            pending = {task.remote(factory, store, config, seed, threads): (config, seed) for config, seed in todo}
+            try:
+                while pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in ready:
+                        config, seed = pending.pop(ref)
+                        self.record(config, seed, self._status(ray, ref, store, config, seed), bar)
+            except KeyboardInterrupt:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise SweepInterrupted(self.summary(cancelled=len(pending))) from None
+        finally:
+            if started:
+                ray.shutdown()
+
+    @staticmethod
+    def _status(ray: Any, ref: Any, store: ResultStore, config: Any, seed: int) -> dict:
+        """The task's status; a task whose retries are spent (its worker kept dying) becomes a failure."""
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as error:
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            try:
+                store.save_failure(config, seed, message, str(error))
+            except Exception:
+                log.exception("could not record the failure of %s seed %d", config_key(config), seed)
+            return {"ok": False, "error": message, "traceback": str(error)}

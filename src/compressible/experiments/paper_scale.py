@@ -1,0 +1,157 @@
+"""Running the paper scale: how many runs each sweep chapter has at each scale, and what one costs.
+
+The two GLUE chapters (:mod:`~compressible.experiments.deep_lora_subspaces`,
+:mod:`~compressible.experiments.fewshot_glue`) are the sweeps that ``python -m compressible.sweeps``
+runs -- locally or as Ray tasks (:mod:`compressible.executors`). :func:`run_counts` counts their
+unique ``(config, seed)`` runs and training steps from the frozen plans of every scale (nothing is
+run); :func:`measured_costs` reads the wall time that every stored run recorded at the build's
+scale. Nothing here trains: the chapter only reads plans and the result store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from ..scales import SCALES, check_scale
+from ..store import ResultStore
+from ..summaries import Summary
+from . import deep_lora_subspaces, fewshot_glue
+from .glue_runs import as_store, merge_experiments
+
+__all__ = ["SWEEP_CHAPTERS", "ChapterRuns", "ChapterCost", "PaperScaleSummary", "run_counts", "measured_costs",
+           "summarise", "counts_table", "costs_table", "cost_note"]
+
+SWEEP_CHAPTERS = {"deep_lora_subspaces": deep_lora_subspaces, "fewshot_glue": fewshot_glue}
+"""The chapters whose runs go through the sweep CLI, and their experiment modules."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChapterRuns(_Model):
+    """The size of one chapter's sweep at one scale (from its plan)."""
+
+    runs: int
+    """Unique ``(config, seed)`` runs (a run shared by two figures counts once)."""
+    steps: int
+    """Training steps summed over those runs."""
+    backbone: str
+
+
+class ChapterCost(_Model):
+    """Wall time of one chapter's stored runs at the build's scale, as each run recorded it."""
+
+    stored: int
+    """Runs of the plan found in the store (the others are not counted)."""
+    planned: int
+    seconds_per_run: float | None
+    """Median wall seconds of one run (``None`` when none is stored)."""
+    seconds_total: float
+    """Sum over the stored runs: the chapter's cost on one device, one run after another."""
+    seconds_per_step: float | None
+    """``seconds_total`` over the stored runs' training steps (evaluation included)."""
+    device: str | None
+    """Device the runs recorded (the most common one)."""
+    platform: str | None
+    """Operating system and CPU architecture the runs recorded (the most common one)."""
+
+
+class PaperScaleSummary(Summary):
+    """Runs per sweep chapter at each scale, and their measured cost at this build's scale."""
+
+    chapter: ClassVar[str] = "paper_scale"
+    runs: dict[str, dict[str, ChapterRuns]]
+    """``runs[chapter][scale]``, for every sweep chapter and every scale."""
+    costs: dict[str, ChapterCost]
+    """``costs[chapter]`` at ``scale``: what the stored runs of this build's scale took."""
+
+
+def _unique_runs(module, scale: str) -> list[tuple]:
+    return [(config, seed) for config, seeds in merge_experiments(module.experiments(module.plan(scale)))
+            for seed in seeds]
+
+
+def run_counts() -> dict[str, dict[str, ChapterRuns]]:
+    """``{chapter: {scale: ChapterRuns}}`` from the plans (nothing is run)."""
+    out: dict[str, dict[str, ChapterRuns]] = {}
+    for name, module in SWEEP_CHAPTERS.items():
+        out[name] = {}
+        for scale in SCALES:
+            runs = _unique_runs(module, scale)
+            out[name][scale] = ChapterRuns(runs=len(runs), steps=sum(c.steps for c, _ in runs),
+                                           backbone=module.plan(scale).methods.backbone)
+    return out
+
+
+def _most_common(values: list) -> str | None:
+    values = [v for v in values if v is not None]
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+def measured_costs(scale: str, store: ResultStore | str | None = None) -> dict[str, ChapterCost]:
+    """``{chapter: ChapterCost}`` of the runs of ``scale`` that ``store`` holds (the others are skipped)."""
+    check_scale(scale)
+    store = as_store(store)
+    out = {}
+    for name, module in SWEEP_CHAPTERS.items():
+        planned = _unique_runs(module, scale)
+        records = [(config, store.load(config, seed)) for config, seed in planned if store.has(config, seed)]
+        seconds = pd.Series([r["wall_time"] for _, r in records], dtype=float)
+        steps = sum(config.steps for config, _ in records)
+        env = [r.get("_environment", {}) for _, r in records]
+        out[name] = ChapterCost(
+            stored=len(records), planned=len(planned),
+            seconds_per_run=float(seconds.median()) if records else None,
+            seconds_total=float(seconds.sum()),
+            seconds_per_step=float(seconds.sum() / steps) if steps else None,
+            device=_most_common([e.get("device") for e in env]),
+            platform=_most_common([e.get("platform") for e in env]),
+        )
+    return out
+
+
+def summarise(scale: str, store: ResultStore | str | None = None) -> PaperScaleSummary:
+    """The page's numbers: run counts of every scale, costs of the stored runs at ``scale``."""
+    return PaperScaleSummary(scale=check_scale(scale), runs=run_counts(), costs=measured_costs(scale, store))
+
+
+def counts_table(summary: PaperScaleSummary) -> pd.DataFrame:
+    """One row per chapter: runs and training steps at each scale."""
+    rows = []
+    for name, by_scale in summary.runs.items():
+        row = {"chapter": name}
+        for scale in SCALES:
+            row[f"runs ({scale})"] = by_scale[scale].runs
+            row[f"steps ({scale})"] = by_scale[scale].steps
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def costs_table(summary: PaperScaleSummary) -> pd.DataFrame:
+    """One row per chapter: measured wall time per run, per step and in total at the build's scale."""
+    def rounded(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    return pd.DataFrame([
+        {"chapter": name, "runs stored": f"{c.stored} of {c.planned}", "device": c.device or "-",
+         "s per run (median)": rounded(c.seconds_per_run, 1), "s per step": rounded(c.seconds_per_step, 2),
+         "min in total": rounded(c.seconds_total / 60, 1)}
+        for name, c in summary.costs.items()
+    ])
+
+
+def cost_note(summary: PaperScaleSummary) -> str:
+    """What the cost table measured, in a sentence (or that nothing is stored yet)."""
+    stored = sum(c.stored for c in summary.costs.values())
+    if not stored:
+        return (f"No run of the {summary.scale} scale is in the result store yet: build the GLUE chapters first "
+                f"(or `python -m compressible.sweeps run all --scale {summary.scale}`), then execute this page again.")
+    platforms = sorted({c.platform for c in summary.costs.values() if c.platform})
+    return (f"Measured in this build at {summary.scale} scale: the wall time each of the {stored} stored runs recorded "
+            f"(training, evaluations and spectra; a worker's first run also loads its data and backbone), on {', '.join(platforms) or 'an unrecorded platform'}.")
+

@@ -1,0 +1,47 @@
+"""Tests of compressible.experiments.paper_scale: run counts from the plans, costs from the store."""
+
+import pytest
+
+from compressible.experiments import paper_scale
+from compressible.experiments.glue_runs import merge_experiments
+from compressible.store import ResultStore
+
+
+def test_paper_run_counts_follow_the_protocol():
+    runs = paper_scale.run_counts()
+    fewshot = runs["fewshot_glue"]["paper"]
+    # Table 1: 8 tasks x 2 methods x 10 seeds; Fig. 6: 3 n x 2 x 20; Fig. 7 reuses Fig. 6; Fig. 8: 4 r x 2 x 5
+    assert fewshot.runs == 8 * 2 * 10 + 3 * 2 * 20 + 4 * 2 * 5
+    # steps: Table 1 1000 (SST-2 600), Fig. 6 500, Fig. 8 200
+    assert fewshot.steps == 2 * 10 * (7 * 1000 + 600) + 3 * 2 * 20 * 500 + 4 * 2 * 5 * 200
+    subspaces = runs["deep_lora_subspaces"]["paper"]
+    assert (subspaces.runs, subspaces.steps) == (4, 2000 + 3 * 200)  # Fig. 2 and the three App. D.2 runs
+    assert set(runs) == set(paper_scale.SWEEP_CHAPTERS) and all(set(v) == {"smoke", "ci", "paper"} for v in runs.values())
+
+
+def test_costs_read_the_recorded_wall_times(tmp_path):
+    store = ResultStore(tmp_path)
+    module = paper_scale.SWEEP_CHAPTERS["deep_lora_subspaces"]
+    planned = merge_experiments(module.experiments(module.plan("smoke")))
+    env = {"device": "cpu", "platform": "TestOS"}
+    for (config, seeds), seconds in zip(planned[:3], (1.0, 2.0, 6.0)):
+        store.save(config, seeds[0], {"wall_time": seconds, "_environment": env})
+    costs = paper_scale.measured_costs("smoke", store)
+    cost = costs["deep_lora_subspaces"]
+    steps = sum(config.steps for config, _ in planned[:3])
+    assert (cost.stored, cost.planned, cost.seconds_per_run, cost.seconds_total) == (3, 4, 2.0, 9.0)
+    assert cost.seconds_per_step == pytest.approx(9.0 / steps) and (cost.device, cost.platform) == ("cpu", "TestOS")
+    empty = costs["fewshot_glue"]
+    assert (empty.stored, empty.seconds_per_run, empty.seconds_per_step, empty.device) == (0, None, None, None)
+    summary = paper_scale.PaperScaleSummary(scale="smoke", runs=paper_scale.run_counts(), costs=costs)
+    table = paper_scale.costs_table(summary)
+    assert list(table["runs stored"]) == ["3 of 4", "0 of 12"] and list(table["s per run (median)"]) == ["2.0", "-"]
+    assert "3 stored runs" in paper_scale.cost_note(summary) and "TestOS" in paper_scale.cost_note(summary)
+
+
+def test_nothing_stored_is_said_and_bad_scale_is_named(tmp_path):
+    summary = paper_scale.summarise("smoke", tmp_path)
+    assert paper_scale.cost_note(summary).startswith("No run of the smoke scale is in the result store yet")
+    assert list(paper_scale.counts_table(summary).columns[:3]) == ["chapter", "runs (smoke)", "steps (smoke)"]
+    with pytest.raises(ValueError, match=r"scale must be one of \('smoke', 'ci', 'paper'\), got 'huge'"):
+        paper_scale.measured_costs("huge", tmp_path)
