@@ -58,7 +58,7 @@ OUTPUT = Path(__file__).resolve().parent / "output"
 LLAMA_7B_MLP = (11008, 4096)  # (intermediate, hidden): up_proj / gate_proj as (out, in)
 RANK, EPSILON, GAP = 8, 1e-3, 0.8
 CHOICES = [
-    ("lowrank, 4 power it. (default)", "lowrank", None),
+    ("lowrank, 4 power it. (svd_tol=None)", "lowrank", None),
     ("lowrank, svd_tol=1e-6", "lowrank", 1e-6),
     ("full SVD", "full", None),
 ]

@@ -235,10 +235,11 @@ def explicit_full_width_init(
 # how exact each SVD choice of the compressed initialisation is
 # --------------------------------------------------------------------------------------------
 
-#: (label, DeepLoRAConfig.svd, DeepLoRAConfig.svd_tol) of the compared choices; the second is today's default.
+#: (label, DeepLoRAConfig.svd, DeepLoRAConfig.svd_tol) of the compared choices. The default svd_tol="auto"
+#: is the second in float32 and the third in float64.
 SVD_CHOICES = [
     ("full SVD", "full", None),
-    ("lowrank, 4 power it. (default)", "lowrank", None),
+    ("lowrank, 4 power it. (svd_tol=None)", "lowrank", None),
     ("lowrank, svd_tol=1e-6", "lowrank", 1e-6),
 ]
 
@@ -547,7 +548,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--svd", default="auto", choices=["auto", "full", "lowrank"], help="DeepLoRAConfig.svd of the compressed init"
     )
-    parser.add_argument("--svd-tol", type=float, default=None, help="DeepLoRAConfig.svd_tol (default None)")
+    parser.add_argument(
+        "--svd-tol", type=lambda v: v if v == "auto" else (None if v == "none" else float(v)), default="auto",
+        help="DeepLoRAConfig.svd_tol: 'auto' (default), 'none' or a float such as 1e-6",
+    )
     parser.add_argument("--svd-only", action="store_true", help="run only section 4 (SVD choices)")
     parser.add_argument("--reps", type=int, default=9, help="interleaved train-step repetitions")
     parser.add_argument("--memory-reps", type=int, default=3, help="interleaved profiled train steps")

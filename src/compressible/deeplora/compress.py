@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 #: Cap on the power iterations of the randomized SVD run to a tolerance (``svd_tol``).
 MAX_POWER_ITERATIONS = 200
 
+#: The subspace accuracy that ``tol="auto"`` asks of the randomized SVD of a float64 gradient.
+AUTO_TOLERANCE = 1e-6
+
 
 def top_singular_vectors(
     g: Tensor,
@@ -69,7 +72,7 @@ def top_singular_vectors(
     *,
     oversample: int = 10,
     niter: int = 4,
-    tol: float | None = None,
+    tol: float | str | None = "auto",
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Top-``k`` singular triplets of ``g (m, n)``: ``U_k (m, k)``, ``S_k (k,)``, ``V_k (n, k)``.
@@ -78,6 +81,7 @@ def top_singular_vectors(
     ``oversample`` extra columns (Halko, Martinsson & Tropp, 2011; what ``torch.svd_lowrank`` does,
     but drawing from ``generator`` instead of the global RNG), and then:
 
+    - ``tol="auto"`` (the default): ``1e-6`` for a float64 ``g``, ``None`` otherwise.
     - ``tol=None``: a fixed ``niter`` power iterations. The top-``k`` subspaces are then accurate
       only to about ``(s_{k+oversample+1} / s_k)^(2 niter + 1)``: about 1e-3 (relative) on the
       gradients of a MiniLM encoder with the defaults.
@@ -96,8 +100,10 @@ def top_singular_vectors(
     m, n = g.shape
     if not 1 <= k <= min(m, n):
         raise ValueError(f"k must be in [1, {min(m, n)}] for a {m} x {n} matrix, got {k}")
-    if tol is not None and not (0 < tol < 1):
-        raise ValueError(f"tol must be None or in (0, 1), got {tol!r}")
+    if tol == "auto":
+        tol = AUTO_TOLERANCE if g.dtype == torch.float64 else None
+    if tol is not None and not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ValueError(f"tol must be 'auto', None or in (0, 1), got {tol!r}")
     if tol is not None and oversample < 1:
         raise ValueError(f"tol needs oversample >= 1 (to estimate the gap after s_k), got {oversample}")
     width = min(k + oversample, m, n)
@@ -252,7 +258,7 @@ def compressed_outer_factors(
     q: Tensor | None = None,
     generator: torch.Generator | None = None,
     svd: str = "full",
-    svd_tol: float | None = None,
+    svd_tol: float | str | None = "auto",
 ) -> tuple[Tensor, Tensor]:
     """``left (m, r)``, ``right (n, r)`` from the gradient ``grad (m, n)`` of the loss w.r.t. ``Delta W``.
 

@@ -112,9 +112,12 @@ class DeepLoRAConfig:
     it brings the compressed initialisation from 1.99x to 1.00x the cost of one forward+backward
     (``benchmarks/deep_lora.py``)."""
 
-    svd_tol: float | None = None
+    svd_tol: float | str | None = "auto"
     """Accuracy of the randomized SVD (``svd="lowrank"``, or ``"auto"`` above the threshold).
-    ``None`` (today's default): a fixed 4 power iterations, which leaves the top ``r/2`` singular
+    ``"auto"`` (the default): ``1e-6`` when the gradient is float64, and the fixed 4 power
+    iterations of ``None`` in lower precision, where the gradient itself defines the subspace only
+    to about 1e-4 (MiniLM, float32: even the exact SVD of the float32 gradient is that far from the
+    float64 one). ``None``: a fixed 4 power iterations, which leaves the top ``r/2`` singular
     subspaces of MiniLM's gradients accurate to only 1e-4 (median over its 36 weights) to 1e-2 (worst). A float such as ``1e-6``:
     power iterations until Wedin's a-posteriori bound on the largest principal angle between the
     computed and the exact top ``r/2`` left and right singular subspaces is at most ``svd_tol``
@@ -155,10 +158,10 @@ class DeepLoRAConfig:
             raise ValueError(f"gamma must be >= 0 and finite, got {self.gamma!r}")
         if self.svd not in SVD_METHODS:
             raise ValueError(f"svd must be one of {SVD_METHODS}, got {self.svd!r}")
-        if self.svd_tol is not None and not (
+        if self.svd_tol is not None and self.svd_tol != "auto" and not (
             isinstance(self.svd_tol, (int, float)) and not isinstance(self.svd_tol, bool) and 0 < self.svd_tol < 1
         ):
-            raise ValueError(f"svd_tol must be None or a float in (0, 1), e.g. 1e-6; got {self.svd_tol!r}")
+            raise ValueError(f"svd_tol must be 'auto', None or a float in (0, 1), e.g. 1e-6; got {self.svd_tol!r}")
         if self.lowrank_threshold < 1:
             raise ValueError(f"lowrank_threshold must be >= 1, got {self.lowrank_threshold}")
         self._check_targets()
