@@ -8,10 +8,14 @@ In ONE process (absolute times on a shared machine are noisy; ratios within one 
    and its achieved FLOP/s (``3 (L - 1)`` dense ``d x d`` products per step);
 3. the compressed factorisation (Sec. 2.3, outer factors at ``gamma * lr``), trained until its
    recovery error is within 1 % of ``e*``; the time includes building the compression. If the
-   budget stopped the original before it left the initial plateau (``e*`` above half the initial
+   budget stopped the original before it left the initial plateau (``e*`` not below half the initial
    recovery error), the compressed model instead runs the same number of steps and the times of
    equal step counts are compared (the JSON says which comparison was made);
 4. the per-step time of the compressed model for each residual mode (dense / observed / sampled).
+
+Steps 1-3 are :func:`compressible.experiments.completion.race_to_same_error` (the deep matrix
+completion chapter runs it at several ``d`` for its speed-up-against-``d`` figure); this script
+adds step 4 and the report.
 
 Training time excludes the evaluation of the recovery error at logged steps, for both models.
 
@@ -28,42 +32,15 @@ import json
 import logging
 import math
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from compressible.matrix.chains import compressed_factorization, full_width_factorization
-from compressible.matrix.completion import Stepper, TrainConfig, train
-from compressible.matrix.problems import ProblemConfig, make_problem
+from compressible.experiments.completion import SameErrorConfig, race_to_same_error, scaling_point
+from compressible.matrix.completion import Stepper, TrainConfig, step_time, torch_threads
 
 log = logging.getLogger("benchmarks.matrix_completion")
-
-
-def matmul_rate(d: int, dtype: torch.dtype, repeats: int = 7) -> float:
-    """Median FLOP/s of a ``(d, d) @ (d, d)`` product."""
-    a, b = torch.randn(d, d, dtype=dtype), torch.randn(d, d, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - tic)
-    return 2 * d**3 / statistics.median(times)
-
-
-def step_time(factorization, problem, config: TrainConfig, steps: int = 30) -> float:
-    """Median seconds of one gradient-descent step (gradient + update)."""
-    stepper = Stepper(factorization, problem, config)
-    times = []
-    for _ in range(steps):
-        tic = time.perf_counter()
-        _, grads = stepper.gradients()
-        stepper.apply(grads, None)
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -85,112 +62,80 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output" / "matrix_completion.json")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
-
-    problem = make_problem(ProblemConfig(args.d, args.true_rank, args.observed), args.seed, dtype=dtype)
-    original = full_width_factorization(args.d, args.depth, args.epsilon, args.seed + 500, dtype=dtype)
-    tic = time.perf_counter()
-    compressed = compressed_factorization(original, problem, args.true_rank)
-    setup = time.perf_counter() - tic
-
-    rate_before = matmul_rate(args.d, dtype)
-    log.info("matmul rate %.1f GFLOP/s; training the original", rate_before / 1e9)
-
-    # the original: stop at tol, max_steps or the time budget (checked at logged steps)
-    budget_steps = args.max_steps
-    if math.isfinite(args.budget):
-        per_step = step_time(original, problem, TrainConfig(lr=args.lr), steps=3)
-        budget_steps = max(1, min(args.max_steps, int(args.budget / per_step)))
-    orig = train(
-        original,
-        problem,
-        TrainConfig(lr=args.lr, max_steps=budget_steps, tol=args.tol, log_every=args.log_every),
+    config = SameErrorConfig(
+        d=args.d, true_rank=args.true_rank, observed_fraction=args.observed, depth=args.depth, epsilon=args.epsilon,
+        lr=args.lr, gamma=args.gamma, tol_original=args.tol, max_steps=args.max_steps,
+        budget=args.budget if math.isfinite(args.budget) else None, log_every=args.log_every, dtype=args.dtype,
+        threads=args.threads,
     )
-    target_error = float(orig.final_test_loss[0])
-    orig_time = orig.time_to_test_loss(target_error)
-    orig_steps = int(orig.steps[0])
-    flops_per_step = 3 * (args.depth - 1) * 2 * args.d**3
-    achieved = flops_per_step * orig_steps / orig.wall_time if orig.wall_time > 0 else float("nan")
-    rate_after = matmul_rate(args.d, dtype)
-    log.info("original: %d steps, %.1f s, recovery error %.3e", orig_steps, orig.wall_time, target_error)
+    log.info("racing the original and its compression to the same recovery error at d=%d", args.d)
+    race = race_to_same_error(config, seed=args.seed)
+    rec, point = race.record, scaling_point(race.record)
+    meaningful = rec["comparison"] == "same error"
+    log.info("original: %d steps, %.1f s, recovery error %.3e", point.steps_original, rec["train_time_original"],
+             point.error_original)
 
-    # A meaningful "same recovery error" needs the original to have left the initial plateau; when
-    # the budget stopped it before (error within 50 % of its initial value), compare at equal steps.
-    initial_error = float(orig.history.test_loss.iloc[0])
-    meaningful = target_error < 0.5 * initial_error
-    comp = train(
-        compressed,
-        problem,
-        TrainConfig(
-            lr=args.lr, gamma=args.gamma, max_steps=args.max_steps if meaningful else orig_steps,
-            target_test_loss=1.01 * target_error if meaningful else None,
-            log_every=max(1, args.log_every // 5),
-        ),
-    )
-    comp_error = float(comp.final_test_loss[0])
-    comp_time = comp.wall_time + setup
-    log.info("compressed: %d steps, %.2f s (+%.2f s setup), recovery error %.3e", comp.steps[0], comp.wall_time, setup, comp_error)
-
-    modes = {}
-    for mode in ("dense", "observed", "sampled"):
-        modes[mode] = step_time(compressed, problem, TrainConfig(lr=args.lr, gamma=args.gamma, residual=mode))
-    mode_auto = Stepper(compressed, problem, TrainConfig(lr=args.lr, gamma=args.gamma)).mode
-    orig_step = orig.wall_time / max(orig_steps, 1)
+    with torch_threads(args.threads):
+        modes = {}
+        for mode in ("dense", "observed", "sampled"):
+            modes[mode] = step_time(race.compressed, race.problem, TrainConfig(lr=args.lr, gamma=args.gamma, residual=mode))
+        mode_auto = Stepper(race.compressed, race.problem, TrainConfig(lr=args.lr, gamma=args.gamma)).mode
+    rates = [rec["matmul_flops_before"], rec["matmul_flops_after"]]
 
     result = {
         "setting": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "budget"},
-        "budget_seconds": args.budget if math.isfinite(args.budget) else None,
+        "budget_seconds": config.budget,
         "machine": {
             "platform": platform.platform(),
             "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            "threads": rec["threads"],
             "python": sys.version.split()[0],
         },
-        "matmul_gflops": [rate_before / 1e9, rate_after / 1e9],
+        "matmul_gflops": [r / 1e9 for r in rates],
         "original": {
-            "steps": orig_steps,
-            "reached_tol": bool(orig.converged[0]),
-            "train_seconds": orig.wall_time,
-            "seconds_to_target": orig_time,
-            "final_train_loss": float(orig.final_train_loss[0]),
-            "recovery_error": target_error,
-            "seconds_per_step": orig_step,
-            "achieved_gflops": achieved / 1e9,
-            "fraction_of_matmul_rate": achieved / max(rate_before, rate_after),
+            "steps": point.steps_original,
+            "reached_tol": rec["reached_tol"],
+            "train_seconds": rec["train_time_original"],
+            "seconds_to_target": rec["time_original"],
+            "final_train_loss": rec["train_loss_original"],
+            "recovery_error": point.error_original,
+            "seconds_per_step": point.step_time_original,
+            "achieved_gflops": point.achieved_flops / 1e9,
+            "fraction_of_matmul_rate": point.flops_fraction,
         },
         "compressed": {
-            "steps": int(comp.steps[0]),
-            "reached_target": bool(comp.converged[0]),
-            "setup_seconds": setup,
-            "train_seconds": comp.wall_time,
-            "seconds_to_target": comp_time,
-            "recovery_error": comp_error,
-            "relative_error_difference": (comp_error - target_error) / target_error,
+            "steps": point.steps_compressed,
+            "reached_target": point.reached,
+            "setup_seconds": point.setup_time,
+            "train_seconds": rec["train_time_compressed"],
+            "seconds_to_target": point.time_compressed,
+            "recovery_error": point.error_compressed,
+            "relative_error_difference": (point.error_compressed - point.error_original) / point.error_original,
             "seconds_per_step_by_residual_mode": modes,
             "auto_mode": mode_auto,
         },
         "original_left_plateau": meaningful,
-        "initial_recovery_error": initial_error,
+        "initial_recovery_error": rec["initial_error"],
         "comparison": "time to the original's final recovery error (within 1 %)" if meaningful
         else "time for the same number of steps (the original did not leave the initial plateau in the budget)",
-        "speedup": (orig_time if meaningful else orig.wall_time) / comp_time,
-        "speedup_per_step": orig_step / modes[mode_auto],
+        "speedup": point.time_original / point.time_compressed,
+        "speedup_per_step": point.step_time_original / modes[mode_auto],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
 
     rows = [
         ("setting", f"d={args.d} r*={args.true_rank} p={args.observed} L={args.depth} eps={args.epsilon} "
-                    f"lr={args.lr} gamma={args.gamma} {args.dtype}, {torch.get_num_threads()} threads"),
-        ("matmul rate (GFLOP/s)", f"{rate_before / 1e9:.1f} before, {rate_after / 1e9:.1f} after"),
-        ("original: steps / time", f"{orig_steps} steps, {orig.wall_time:.1f} s ({orig_step * 1e3:.1f} ms/step)"
-                                   f"{'' if orig.converged[0] else ' (tol not reached)'}"),
-        ("original: achieved", f"{achieved / 1e9:.1f} GFLOP/s = {result['original']['fraction_of_matmul_rate']:.0%} of matmul"),
-        ("original: recovery error", f"{target_error:.4e}"),
-        ("compressed: steps / time", f"{comp.steps[0]} steps, {comp.wall_time:.2f} s + {setup:.2f} s setup"),
-        ("compressed: recovery error", f"{comp_error:.4e} ({result['compressed']['relative_error_difference']:+.2%})"),
+                    f"lr={args.lr} gamma={args.gamma} {args.dtype}, {rec['threads']} threads"),
+        ("matmul rate (GFLOP/s)", f"{rates[0] / 1e9:.1f} before, {rates[1] / 1e9:.1f} after"),
+        ("original: steps / time", f"{point.steps_original} steps, {rec['train_time_original']:.1f} s "
+                                   f"({point.step_time_original * 1e3:.1f} ms/step)"
+                                   f"{'' if rec['reached_tol'] else ' (tol not reached)'}"),
+        ("original: achieved", f"{point.achieved_flops / 1e9:.1f} GFLOP/s = {point.flops_fraction:.0%} of matmul"),
+        ("original: recovery error", f"{point.error_original:.4e}"),
+        ("compressed: steps / time", f"{point.steps_compressed} steps, {rec['train_time_compressed']:.2f} s + "
+                                     f"{point.setup_time:.2f} s setup"),
+        ("compressed: recovery error", f"{point.error_compressed:.4e} ({result['compressed']['relative_error_difference']:+.2%})"),
         ("compressed: ms/step by mode", ", ".join(f"{k} {v * 1e3:.2f}" for k, v in modes.items()) + f" (auto: {mode_auto})"),
         ("comparison", result["comparison"]),
         ("speedup", f"{result['speedup']:.1f}x"),

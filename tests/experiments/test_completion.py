@@ -1,7 +1,9 @@
 """Tests for compressible.experiments.completion: the Fig. 1, Fig. 5 and App. D.1 statistics."""
 
+import dataclasses
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -103,13 +105,14 @@ def test_fig1_trends_of_a_known_sweep():
     assert (stats.steps_narrowest, stats.steps_widest) == (601.0, 101.0)  # depth 3, mean over trials
 
 
+def _d1_stats():
+    return experiment.d1_stats(pd.DataFrame(
+        _d1_rows(2, "compressed", [1], [True], 1.0) + _d1_rows(2, "random", [5], [False], 3.0)),
+        experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2,), trials=1, max_steps=5))
+
+
 def test_summary_tables_put_the_paper_next_to_ours():
-    summary = experiment.CompletionSummary(
-        scale="ci", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24),
-        d1=experiment.d1_stats(pd.DataFrame(
-            _d1_rows(2, "compressed", [1], [True], 1.0) + _d1_rows(2, "random", [5], [False], 3.0)),
-            experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2,), trials=1, max_steps=5)),
-    )
+    summary = experiment.CompletionSummary(scale="ci", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24), d1=_d1_stats())
     table = experiment.comparison_table(summary)
     assert list(table.columns) == ["claim", "paper (authors' logs)", "ours (ci scale)"]
     assert table.iloc[2, 2] == "4.0× at d=24"
@@ -125,8 +128,11 @@ def test_smoke_runs_are_stored_and_reloaded(tmp_path):
     assert set(runs.sweep.depth) == {2, 3} and set(runs.sweep.width) == set(plan.fig1[0].widths)
     again = experiment.run("smoke", store=store)
     assert again.race.equals(runs.race) and again.d1.equals(runs.d1)
+    assert again.scaling.equals(runs.scaling) and list(runs.scaling.d) == list(plan.scaling.sizes)
     summary = experiment.summarise(runs, plan, "smoke")
     assert summary.fig1.d == plan.fig1[-1].d and summary.d1.max_steps == plan.d1.max_steps
+    assert summary.scaling.threads == 1 and [p.d for p in summary.scaling.points] == list(plan.scaling.sizes)
+    assert experiment.CompletionSummary.model_validate_json(summary.model_dump_json()) == summary
 
 
 def test_plans_and_bad_input():
@@ -134,8 +140,117 @@ def test_plans_and_bad_input():
     assert [c.depth for c in experiment.plan("paper").fig1] == [2, 3]
     p = experiment.plan("smoke")
     with pytest.raises(ValueError, match=r"fig1 must hold the depth-2 and the depth-3 sweep, got depths \[3, 2\]"):
-        experiment.CompletionPlan(fig1=p.fig1[::-1], race=p.race, d1=p.d1, notes="")
+        experiment.CompletionPlan(fig1=p.fig1[::-1], race=p.race, d1=p.d1, scaling=p.scaling, notes="")
     with pytest.raises(ValueError, match=r"widths must be non-empty ints in \[1, d=10\], got \(12,\)"):
         experiment.WidthSweepConfig(d=10, true_rank=2, widths=(12,))
     with pytest.raises(ValueError, match=r"ranks must be non-empty ints with 1 <= r and 2r < d=10"):
         experiment.RandomVsCompressedConfig(d=10, true_rank=2, ranks=(5,))
+
+
+# ---- speed-up against d ---------------------------------------------------------------------
+
+
+def test_loglog_slope_recovers_the_exponent_of_a_power_law():
+    d = [100, 200, 400, 1000]
+    assert experiment.loglog_slope(d, [3e-9 * x**3 for x in d]) == pytest.approx(3.0, abs=1e-12)
+    assert experiment.loglog_slope(d, [7.0 / x for x in d]) == pytest.approx(-1.0, abs=1e-12)
+    # not a power law: the least-squares slope of the logs, written out
+    x = np.log([1, 2, 4])
+    y = np.log([1, 8, 16])
+    expected = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+    assert experiment.loglog_slope([1, 2, 4], [1, 8, 16]) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="at least two distinct x"):
+        experiment.loglog_slope([100, 100], [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive finite values"):
+        experiment.loglog_slope([100, 200], [1.0, 0.0])
+
+
+def test_same_error_rule_targets_one_percent_above_e_star_or_equal_steps_on_a_plateau():
+    assert experiment.same_error_target(1.0, 0.1) == pytest.approx(0.101)
+    assert experiment.same_error_target(1.0, 0.1, tolerance=0.0) == 0.1
+    assert experiment.same_error_target(1.0, 0.5) is None  # not below half the initial error: plateau
+    assert experiment.same_error_target(1.0, 0.9) is None
+    assert experiment.same_error_target(1.0, 0.3, plateau=0.25) is None
+    with pytest.raises(ValueError, match="initial > 0"):
+        experiment.same_error_target(0.0, 0.1)
+
+
+def _record(d, steps_o=1000, steps_c=500, comparison="same error", reached=True):
+    """A race record where the original costs 1e-9 d^3 s per step, the compression 1e-8 d^2 s per step,
+    the original runs at half the matmul rate; time to target = all training (+ 0.5 s set-up)."""
+    t_o, t_c = 1e-9 * d**3 * steps_o, 1e-8 * d**2 * steps_c
+    flops = 12 * d**3
+    return {"d": d, "lr": 1.0, "threads": 1, "comparison": comparison, "initial_error": 1.0, "error_original": 1e-3, "train_loss_original": 1e-10,
+            "reached_tol": True, "steps_original": steps_o, "train_time_original": t_o, "time_original": t_o,
+            "target_error": 1.01e-3, "reached_target": reached, "error_compressed": 1e-3, "steps_compressed": steps_c,
+            "setup_time": 0.0, "train_time_compressed": t_c, "time_compressed": t_c,
+            "flops_per_step_original": flops, "matmul_flops_before": 2 * flops / 1e-9 / d**3,
+            "matmul_flops_after": flops / 1e-9 / d**3}
+
+
+def test_scaling_slopes_of_known_power_laws():
+    """Per-step costs c d^3 and c' d^2 with equal step counts per size: the speed-up grows like d."""
+    results = pd.DataFrame([_record(d) for d in (400, 100, 200)])  # order of rows does not matter
+    stats = experiment.scaling_stats(results, experiment.ScalingConfig(sizes=(100, 200, 400)))
+    assert [p.d for p in stats.points] == [100, 200, 400]
+    assert stats.slope_step_original == pytest.approx(3.0, abs=1e-9)
+    assert stats.slope_step_compressed == pytest.approx(2.0, abs=1e-9)
+    assert stats.slope_speedup == pytest.approx(1.0, abs=1e-9)
+    p = stats.points[0]
+    assert p.speedup == pytest.approx(1e-9 * 100**3 * 1000 / (1e-8 * 100**2 * 500))  # = 20
+    assert p.step_speedup == pytest.approx(10.0) and p.step_time_original == pytest.approx(1e-3)
+    assert stats.flops_fraction == pytest.approx(0.5) and p.achieved_flops == pytest.approx(12e9)
+    assert stats.threads == 1 and stats.dtype == "float32"
+
+
+def test_scaling_without_a_reached_target_has_no_speedup_and_equal_steps_counts():
+    results = pd.DataFrame([_record(100, reached=False), _record(200, comparison="equal steps", steps_c=1000),
+                            _record(400)])
+    stats = experiment.scaling_stats(results, experiment.ScalingConfig(sizes=(100, 200, 400)))
+    assert stats.points[0].speedup is None and not stats.points[0].reached
+    assert stats.points[1].speedup == pytest.approx(1e-9 * 200**3 / (1e-8 * 200**2)) and stats.points[1].comparison == "equal steps"
+    # the slope is fitted over the two sizes with a speed-up: 20 at d=200, 80 at d=400 -> 2 (steps differ)
+    assert stats.slope_speedup == pytest.approx(np.log(80 / 20) / np.log(2))
+    one = experiment.scaling_stats(pd.DataFrame([_record(100, reached=False), _record(200)]),
+                                   experiment.ScalingConfig(sizes=(100, 200)))
+    assert one.slope_speedup is None
+
+
+def test_scaling_tables_and_bad_scaling_input():
+    stats = experiment.scaling_stats(pd.DataFrame([_record(d) for d in (100, 200)]), experiment.ScalingConfig(sizes=(100, 200)))
+    summary = experiment.CompletionSummary(scale="ci", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24),
+                                           d1=_d1_stats(), scaling=stats)
+    table = experiment.scaling_table(summary)
+    assert list(table.d) == [100, 200] and list(table["of matmul rate"]) == ["50%", "50%"]
+    assert experiment.comparison_table(summary).iloc[5, 2].startswith("20.0× at d=100 to 40.0× at d=200")
+    without = summary.model_copy(update={"scaling": None})
+    assert len(experiment.comparison_table(without)) == 5
+    with pytest.raises(ValueError, match="summary.scaling is None"):
+        experiment.scaling_table(without)
+    with pytest.raises(ValueError, match=r"sizes must be at least two increasing distinct sizes, got \(200, 100\)"):
+        experiment.ScalingConfig(sizes=(200, 100))
+    with pytest.raises(ValueError, match=r"compression needs 2 r\* < d"):
+        experiment.ScalingConfig(sizes=(10, 100))
+
+
+def test_the_same_error_race_at_a_tiny_size_follows_its_rule():
+    config = experiment.plan("smoke").scaling.at(24)
+    race = experiment.race_to_same_error(config)
+    r = race.record
+    assert r["comparison"] == "same error" and r["reached_target"]
+    assert r["target_error"] == pytest.approx(1.01 * r["error_original"])
+    assert r["error_compressed"] <= r["target_error"] and r["time_compressed"] >= r["setup_time"]
+    assert r["time_original"] <= r["train_time_original"] and r["threads"] == config.threads
+    assert race.compressed.is_thin() and race.problem.d == 24
+
+
+def test_a_budget_that_stops_the_original_on_its_plateau_compares_equal_steps():
+    """A budget of 1 ns caps the original at one step: its error is still its initial one, so the
+    compression runs exactly as many steps and the full training times are compared."""
+    config = dataclasses.replace(experiment.plan("smoke").scaling.at(24), budget=1e-9)
+    r = experiment.race_to_same_error(config).record
+    assert r["comparison"] == "equal steps" and math.isnan(r["target_error"])
+    assert r["steps_original"] == r["steps_compressed"] == 1 and not r["reached_tol"]
+    assert r["time_original"] == r["train_time_original"]
+    with pytest.raises(ValueError, match="budget must be positive seconds or None, got 0"):
+        dataclasses.replace(config, budget=0)

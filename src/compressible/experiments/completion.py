@@ -7,16 +7,20 @@ store, so a rebuild only loads it):
 - :func:`run_compression_race` (Fig. 5): the original vs its compression with ``gamma = 0`` and
   ``gamma > 0``, in iterations and wall time;
 - :func:`run_random_vs_compressed` (App. D.1): the compression vs a randomly initialised narrow
-  factorisation of the same width.
+  factorisation of the same width;
+- :func:`run_scaling` (ours, not in the paper): wall time of the original and of the compression
+  to the same recovery error at several ``d`` (:func:`race_to_same_error`, the rule of
+  ``benchmarks/matrix_completion.py``), with this machine's matmul rate.
 
-:func:`run` runs the three of a scale's :data:`PLANS` entry; :func:`summarise` reduces them to a
-:class:`CompletionSummary` with :func:`width_sweep_stats`, :func:`race_stats` and :func:`d1_stats`.
+:func:`run` runs the four of a scale's :data:`PLANS` entry; :func:`summarise` reduces them to a
+:class:`CompletionSummary` with :func:`width_sweep_stats`, :func:`race_stats`, :func:`d1_stats`
+and :func:`scaling_stats` (log-log slopes against ``d`` by :func:`loglog_slope`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -32,8 +36,8 @@ from ..matrix.chains import (
     narrow_factorization,
     pad_width,
 )
-from ..matrix.completion import TrainConfig, rescale_lr, torch_threads, train
-from ..matrix.problems import ProblemConfig, check_int, make_problem, torch_dtype
+from ..matrix.completion import TrainConfig, matmul_rate, rescale_lr, step_time, torch_threads, train
+from ..matrix.problems import CompletionProblem, ProblemConfig, check_int, make_problem, torch_dtype
 from ..reproduction.reference import PROVENANCE
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
@@ -50,6 +54,12 @@ __all__ = [
     "run_random_vs_compressed",
     "race_summary",
     "random_vs_compressed_summary",
+    "SameErrorConfig",
+    "same_error_target",
+    "SameErrorRace",
+    "race_to_same_error",
+    "ScalingConfig",
+    "run_scaling",
     "CompletionPlan",
     "PLANS",
     "plan",
@@ -60,6 +70,11 @@ __all__ = [
     "RaceStats",
     "RankEstimate",
     "RandomVsCompressedStats",
+    "ScalingPoint",
+    "scaling_point",
+    "loglog_slope",
+    "ScalingStats",
+    "scaling_stats",
     "CompletionSummary",
     "width_sweep_stats",
     "race_stats",
@@ -68,9 +83,11 @@ __all__ = [
     "comparison_table",
     "race_table",
     "d1_table",
+    "scaling_table",
     "plot_width_sweep",
     "plot_race",
     "plot_random_vs_compressed",
+    "plot_scaling",
 ]
 
 
@@ -160,6 +177,14 @@ class Fig5Setting:
     epsilon: float = 1e-3
     lr: float = 5e3
 
+    def check_compressible(self) -> None:
+        """Raise ``ValueError`` unless the problem is valid, ``depth >= 2`` and ``2 r* < d`` (the
+        compression has width ``2 r*``)."""
+        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
+        check_int("depth", self.depth, 2)
+        if 2 * self.true_rank >= self.d:
+            raise ValueError(f"compression needs 2 r* < d, got r*={self.true_rank}, d={self.d}")
+
 
 @dataclass(frozen=True)
 class CompressionRaceConfig(Fig5Setting):
@@ -181,10 +206,7 @@ class CompressionRaceConfig(Fig5Setting):
     include_original: bool = True
 
     def __post_init__(self):
-        ProblemConfig(self.d, self.true_rank, self.observed_fraction)
-        check_int("depth", self.depth, 2)
-        if 2 * self.true_rank >= self.d:
-            raise ValueError(f"compression needs 2 r* < d, got r*={self.true_rank}, d={self.d}")
+        self.check_compressible()
         torch_dtype(self.dtype)
         for g in self.gammas:
             TrainConfig(lr=self.lr, gamma=g)
@@ -331,6 +353,159 @@ def random_vs_compressed_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
+# how the speed-up grows with d: wall time to the same recovery error, one size at a time
+
+
+@dataclass(frozen=True)
+class SameErrorConfig(Fig5Setting):
+    """One size of the wall-time race to the same recovery error (the rule of
+    ``benchmarks/matrix_completion.py``, which runs this).
+
+    The original full-width model trains until its train loss is below ``tol_original`` (or
+    ``max_steps``, or ``budget`` seconds); ``e*`` is its final recovery error. The compression
+    (outer factors at ``gamma * lr``) then trains until its recovery error is within ``tolerance``
+    of ``e*``; its time includes building the compression. If the original never left its initial
+    plateau (``e*`` not below ``plateau`` times its initial recovery error) the compression runs as
+    many steps as the original did and the times of equal step counts are compared
+    (:func:`same_error_target`). Training time excludes evaluating the recovery error.
+
+    Attributes:
+        lr: the step at this ``d`` (used as given; :class:`ScalingConfig` rescales it with ``d``).
+        budget: seconds for the original (``None``: no budget); converted to a step cap from a
+            3-step timing, so a run with a budget is not reproducible step for step.
+        log_every: the original logs (and checks its recovery error) every this many steps, the
+            compression five times as often.
+        threads: torch intra-op threads for the whole measurement (``None``: torch's setting).
+    """
+
+    gamma: float = 0.01
+    tol_original: float = 1e-9
+    max_steps: int = 170_000
+    budget: float | None = None
+    log_every: int = 25
+    tolerance: float = 0.01
+    plateau: float = 0.5
+    dtype: str = "float32"
+    threads: int | None = 1
+
+    def __post_init__(self):
+        self.check_compressible()
+        torch_dtype(self.dtype)
+        TrainConfig(lr=self.lr, gamma=self.gamma, max_steps=self.max_steps, tol=self.tol_original,
+                    log_every=self.log_every, threads=self.threads)
+        if self.budget is not None and not self.budget > 0:
+            raise ValueError(f"budget must be positive seconds or None, got {self.budget!r}")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"tolerance must be in [0, 1), got {self.tolerance!r}")
+        if not 0 < self.plateau <= 1:
+            raise ValueError(f"plateau must be in (0, 1], got {self.plateau!r}")
+
+
+def same_error_target(initial_error: float, final_error: float, tolerance: float = 0.01,
+                      plateau: float = 0.5) -> float | None:
+    """The recovery error the compression must reach: ``(1 + tolerance) e*`` with ``e*`` the
+    original's ``final_error``, or ``None`` (compare equal step counts) when the original never
+    left its plateau, i.e. ``e*`` is not below ``plateau * initial_error``."""
+    if not (initial_error > 0 and final_error >= 0):
+        raise ValueError(f"recovery errors must be initial > 0 and final >= 0, got {initial_error!r}, {final_error!r}")
+    return (1 + tolerance) * final_error if final_error < plateau * initial_error else None
+
+
+@dataclass
+class SameErrorRace:
+    """What :func:`race_to_same_error` returns: ``record`` (one row of :func:`run_scaling`, see
+    :class:`ScalingPoint` for what it becomes), and the ``problem`` and the ``compressed``
+    factorisation that raced (for further timings)."""
+
+    record: dict
+    problem: CompletionProblem
+    compressed: Factorization
+
+
+def race_to_same_error(config: SameErrorConfig, seed: int = 0) -> SameErrorRace:
+    """Time the original and its compression to the same recovery error (:class:`SameErrorConfig`),
+    with this machine's ``(d, d)`` matmul rate measured before and after the original's training.
+
+    ``record`` keys: ``d``, ``lr``, ``threads`` (torch threads used), ``comparison`` ("same error"
+    or "equal steps"), ``initial_error``, ``error_original`` (``e*``), ``train_loss_original`` (final), ``reached_tol``,
+    ``steps_original``, ``train_time_original``, ``time_original`` (to ``e*``, or all of training
+    for equal steps), ``target_error`` (NaN for equal steps), ``reached_target``,
+    ``error_compressed``, ``steps_compressed``, ``setup_time``, ``train_time_compressed``,
+    ``time_compressed`` (setup included), ``flops_per_step_original`` (``3 (L - 1)`` dense
+    products), ``matmul_flops_before``, ``matmul_flops_after``.
+    """
+    dtype = torch_dtype(config.dtype)
+    with torch_threads(config.threads):
+        threads = torch.get_num_threads()
+        problem = make_problem(ProblemConfig(config.d, config.true_rank, config.observed_fraction), seed, dtype=dtype)
+        original = full_width_factorization(config.d, config.depth, config.epsilon, seed + 500, dtype=dtype)
+        tic = time.perf_counter()
+        compressed = compressed_factorization(original, problem, config.true_rank)
+        setup = time.perf_counter() - tic
+        rate_before = matmul_rate(config.d, dtype)
+        cap = config.max_steps
+        if config.budget is not None:
+            per_step = step_time(original, problem, TrainConfig(lr=config.lr), steps=3)
+            cap = max(1, min(cap, int(config.budget / per_step)))
+        orig = train(original, problem, TrainConfig(lr=config.lr, max_steps=cap, tol=config.tol_original,
+                                                    log_every=config.log_every))
+        rate_after = matmul_rate(config.d, dtype)
+        e_star = float(orig.final_test_loss[0])
+        initial = float(orig.history.test_loss.iloc[0])
+        target = same_error_target(initial, e_star, config.tolerance, config.plateau)
+        steps_orig = int(orig.steps[0])
+        comp = train(compressed, problem, TrainConfig(
+            lr=config.lr, gamma=config.gamma, max_steps=config.max_steps if target is not None else steps_orig,
+            target_test_loss=target, log_every=max(1, config.log_every // 5),
+        ))
+    record = {
+        "d": config.d, "lr": config.lr, "threads": threads,
+        "comparison": "same error" if target is not None else "equal steps",
+        "initial_error": initial, "error_original": e_star, "train_loss_original": float(orig.final_train_loss[0]),
+        "reached_tol": bool(orig.converged[0]),
+        "steps_original": steps_orig, "train_time_original": orig.wall_time,
+        "time_original": orig.time_to_test_loss(e_star) if target is not None else orig.wall_time,
+        "target_error": float("nan") if target is None else target,
+        "reached_target": bool(comp.converged[0]) if target is not None else True,
+        "error_compressed": float(comp.final_test_loss[0]), "steps_compressed": int(comp.steps[0]),
+        "setup_time": setup, "train_time_compressed": comp.wall_time, "time_compressed": comp.wall_time + setup,
+        "flops_per_step_original": 3 * (config.depth - 1) * 2 * config.d**3,
+        "matmul_flops_before": rate_before, "matmul_flops_after": rate_after,
+    }
+    return SameErrorRace(record, problem, compressed)
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """The race :class:`SameErrorConfig` ``race`` repeated at every size in ``sizes``, its step
+    rescaled from ``race.lr`` at ``race.d`` by :func:`~compressible.matrix.completion.rescale_lr`.
+    A step of the original costs ``O(d^3)``, one of the compression ``O(d^2 r)``."""
+
+    sizes: tuple[int, ...] = (250, 500, 1000, 2000)
+    race: SameErrorConfig = SameErrorConfig()
+
+    def __post_init__(self):
+        if len(self.sizes) < 2 or list(self.sizes) != sorted(set(self.sizes)):
+            raise ValueError(f"sizes must be at least two increasing distinct sizes, got {self.sizes}")
+        for d in self.sizes:
+            self.at(d)
+
+    def at(self, d: int) -> SameErrorConfig:
+        """The race at size ``d``."""
+        return replace(self.race, d=d, lr=rescale_lr(self.race.lr, d, self.race.d))
+
+
+def run_scaling(config: ScalingConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """One :func:`race_to_same_error` record per size (rows in ``config.sizes`` order), seed ``seed``."""
+
+    def compute() -> pd.DataFrame:
+        sizes = tqdm(config.sizes, desc="sizes", leave=False)
+        return pd.DataFrame([race_to_same_error(config.at(d), seed).record for d in sizes])
+
+    return stored_frame(config, seed, compute, store)
+
+
+# ---------------------------------------------------------------------------------------------
 # the chapter's plan and runs
 
 LR_FIG1 = {2: 100.0, 3: 300.0}
@@ -345,12 +520,14 @@ class CompletionPlan:
         fig1: the Fig. 1 width sweeps, depth 2 then depth 3.
         race: the Fig. 5 run.
         d1: the App. D.1 comparison.
+        scaling: the speed-up against ``d`` (not in the paper).
         notes: how this scale departs from the paper's protocol (shown in the chapter).
     """
 
     fig1: tuple[WidthSweepConfig, WidthSweepConfig]
     race: CompressionRaceConfig
     d1: RandomVsCompressedConfig
+    scaling: ScalingConfig
     notes: str
 
     def __post_init__(self):
@@ -363,7 +540,8 @@ PLANS: dict[str, CompletionPlan] = {
         fig1=tuple(WidthSweepConfig(depth=L, lr=LR_FIG1[L]) for L in (2, 3)),
         race=CompressionRaceConfig(),
         d1=RandomVsCompressedConfig(),
-        notes="the paper's protocol (Fig. 5 and App. D.1 in float32)",
+        scaling=ScalingConfig(race=SameErrorConfig(threads=None)),
+        notes="the paper's protocol (Fig. 5 and App. D.1 in float32); the speed-up against d, ours, with torch's thread count",
     ),
     # Fig. 1: d 100 -> 50 (r* 10 -> 5, widths scaled), 2 trials, at most 20 000 steps, tol 1e-10.
     # Fig. 5 and D.1: d 1000 -> 200, steps rescaled by rescale_lr; D.1 with 3 rank estimates, 2 trials.
@@ -376,7 +554,9 @@ PLANS: dict[str, CompletionPlan] = {
         race=CompressionRaceConfig(d=200, lr=rescale_lr(5e3, 200, 1000), max_steps=40_000, log_every=100, threads=1),
         d1=RandomVsCompressedConfig(d=200, lr=rescale_lr(5e3, 200, 1000), ranks=(5, 10, 15), trials=2,
                                     max_steps=20_000, threads=1),
-        notes="d = 50 for Fig. 1 and d = 200 for Fig. 5 / App. D.1, step sizes rescaled, fewer trials and widths",
+        scaling=ScalingConfig(sizes=(100, 200, 400), race=SameErrorConfig(max_steps=40_000)),
+        notes="d = 50 for Fig. 1 and d = 200 for Fig. 5 / App. D.1, step sizes rescaled, fewer trials and widths; "
+              "the speed-up against d only up to d = 400",
     ),
     # smoke: tiny problems, larger init so that learning starts quickly
     "smoke": CompletionPlan(
@@ -389,6 +569,9 @@ PLANS: dict[str, CompletionPlan] = {
                                    tol_original=1e-8, tol_compressed=1e-10, log_every=10, dtype="float64", threads=1),
         d1=RandomVsCompressedConfig(d=24, true_rank=2, observed_fraction=0.5, lr=20.0, epsilon=0.1, ranks=(2, 4),
                                     trials=2, max_steps=300, tol=1e-8, dtype="float64", threads=1),
+        scaling=ScalingConfig(sizes=(16, 24, 32), race=SameErrorConfig(
+            d=24, true_rank=2, observed_fraction=0.5, epsilon=0.1, lr=20.0, tol_original=1e-6, max_steps=2000,
+            log_every=10, dtype="float64")),
         notes="tiny problems for a smoke test",
     ),
 }
@@ -401,12 +584,14 @@ def plan(scale: str) -> CompletionPlan:
 
 @dataclass(frozen=True)
 class CompletionRuns:
-    """The three tidy results of one scale: ``sweep`` (:func:`run_width_sweep`, both depths),
-    ``race`` (:func:`run_compression_race`) and ``d1`` (:func:`run_random_vs_compressed`)."""
+    """The tidy results of one scale: ``sweep`` (:func:`run_width_sweep`, both depths),
+    ``race`` (:func:`run_compression_race`), ``d1`` (:func:`run_random_vs_compressed`) and
+    ``scaling`` (:func:`run_scaling`)."""
 
     sweep: pd.DataFrame
     race: pd.DataFrame
     d1: pd.DataFrame
+    scaling: pd.DataFrame
 
 
 def run(scale: str, store: ResultStore | None = None) -> CompletionRuns:
@@ -416,7 +601,8 @@ def run(scale: str, store: ResultStore | None = None) -> CompletionRuns:
     sweep = pd.concat([run_width_sweep(cfg, seed=0, store=store) for cfg in p.fig1], ignore_index=True)
     race = run_compression_race(p.race, seed=0, store=store)
     d1 = run_random_vs_compressed(p.d1, seed=0, store=store)
-    return CompletionRuns(sweep, race, d1)
+    scaling = run_scaling(p.scaling, seed=0, store=store)
+    return CompletionRuns(sweep, race, d1, scaling)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,6 +734,117 @@ class RandomVsCompressedStats(_Part):
     """Per rank estimate."""
 
 
+class ScalingPoint(_Part):
+    """One size of the speed-up against ``d`` (a record of :func:`race_to_same_error`)."""
+
+    d: int
+    """Size of the target."""
+    lr: float
+    """Step at this size."""
+    comparison: str
+    """``same error`` (times to the original's final recovery error within 1 %) or ``equal steps``
+    (the original never left its initial plateau)."""
+    steps_original: int
+    """Steps of the original (to its tolerance or the cap)."""
+    steps_compressed: int
+    """Steps of the compression (to the target error, or as many as the original)."""
+    time_original: float
+    """Seconds of the original to ``e*`` (``same error``) or of all its steps (``equal steps``)."""
+    time_compressed: float
+    """Seconds of the compression to the same point, building the compression included."""
+    setup_time: float
+    """Seconds to build the compression (one gradient and one SVD)."""
+    reached: bool
+    """The compression reached the target error (always true for ``equal steps``)."""
+    speedup: float | None
+    """``time_original / time_compressed`` (``None`` if the compression did not reach the target)."""
+    error_original: float
+    """``e*``: the original's final recovery error."""
+    error_compressed: float
+    """The compression's recovery error where it stopped."""
+    step_time_original: float
+    """Seconds per step of the original (its training time / its steps)."""
+    step_time_compressed: float
+    """Seconds per step of the compression (its training time / its steps, set-up excluded)."""
+    achieved_flops: float
+    """FLOP/s of the original's training: ``3 (L - 1)`` dense ``(d, d)`` products per step."""
+    matmul_flops: float
+    """This machine's ``(d, d)`` matmul FLOP/s (the larger of before and after the original's training)."""
+
+    @property
+    def flops_fraction(self) -> float:
+        """``achieved_flops / matmul_flops``: how close the original ran to the machine's matmul rate."""
+        return self.achieved_flops / self.matmul_flops
+
+    @property
+    def step_speedup(self) -> float:
+        """Seconds per step of the original / of the compression."""
+        return self.step_time_original / self.step_time_compressed
+
+
+def scaling_point(record: dict) -> ScalingPoint:
+    """A :class:`ScalingPoint` from a :func:`race_to_same_error` record."""
+    reached = bool(record["reached_target"])
+    steps_o, steps_c = int(record["steps_original"]), int(record["steps_compressed"])
+    return ScalingPoint(
+        d=int(record["d"]), lr=float(record["lr"]), comparison=str(record["comparison"]),
+        steps_original=steps_o, steps_compressed=steps_c,
+        time_original=float(record["time_original"]), time_compressed=float(record["time_compressed"]),
+        setup_time=float(record["setup_time"]), reached=reached,
+        speedup=finite_or_none(record["time_original"] / record["time_compressed"]) if reached else None,
+        error_original=float(record["error_original"]), error_compressed=float(record["error_compressed"]),
+        step_time_original=float(record["train_time_original"]) / max(steps_o, 1),
+        step_time_compressed=float(record["train_time_compressed"]) / max(steps_c, 1),
+        achieved_flops=record["flops_per_step_original"] * steps_o / record["train_time_original"],
+        matmul_flops=max(float(record["matmul_flops_before"]), float(record["matmul_flops_after"])),
+    )
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x``: the exponent ``k`` of ``y ≈ c x^k``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(np.unique(x)) < 2:
+        raise ValueError(f"need two 1-d arrays of equal length with at least two distinct x, got x={x}, y={y}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and (x > 0).all() and (y > 0).all()):
+        raise ValueError(f"a log-log slope needs positive finite values, got x={x}, y={y}")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+class ScalingStats(_Part):
+    """Speed-up against ``d``: wall time of the original and of the compression to the same
+    recovery error, with the log-log slopes against ``d``."""
+
+    threads: int
+    """Torch intra-op threads of the measurement."""
+    dtype: str
+    """Floating-point type."""
+    points: list[ScalingPoint]
+    """Per size, increasing ``d``."""
+    slope_speedup: float | None
+    """Slope of ``log speedup`` against ``log d`` (expected ≈ 1; ``None``: fewer than two speed-ups)."""
+    slope_step_original: float
+    """Slope of the original's seconds per step against ``d`` on log-log axes (expected ≈ 3)."""
+    slope_step_compressed: float
+    """Slope of the compression's seconds per step against ``d`` (expected ≈ 2)."""
+    flops_fraction: float
+    """Smallest ``achieved / matmul`` FLOP/s of the original over the sizes."""
+
+
+def scaling_stats(results: pd.DataFrame, config: ScalingConfig) -> ScalingStats:
+    """Speed-up statistics of a :func:`run_scaling` frame."""
+    points = sorted((scaling_point(r) for r in results.to_dict("records")), key=lambda p: p.d)
+    with_speedup = [p for p in points if p.speedup is not None]
+    d = [p.d for p in points]
+    return ScalingStats(
+        threads=int(results.threads.iloc[0]), dtype=config.race.dtype, points=points,
+        slope_speedup=loglog_slope([p.d for p in with_speedup], [p.speedup for p in with_speedup])
+        if len(with_speedup) >= 2 else None,
+        slope_step_original=loglog_slope(d, [p.step_time_original for p in points]),
+        slope_step_compressed=loglog_slope(d, [p.step_time_compressed for p in points]),
+        flops_fraction=min(p.flops_fraction for p in points),
+    )
+
+
 class CompletionSummary(Summary):
     """Sec. 3: Fig. 1, Fig. 5 and App. D.1 measured at one scale."""
 
@@ -559,6 +856,8 @@ class CompletionSummary(Summary):
     """Fig. 5: original vs compressed."""
     d1: RandomVsCompressedStats
     """App. D.1: compressed vs random narrow."""
+    scaling: ScalingStats | None = None
+    """Speed-up against ``d`` (not in the paper; ``None`` in summaries without it)."""
 
 
 def width_sweep_stats(sweep: pd.DataFrame, d: int, true_rank: int) -> WidthSweepStats:
@@ -626,6 +925,7 @@ def summarise(runs: CompletionRuns, completion_plan: CompletionPlan, scale: str)
         fig1=width_sweep_stats(runs.sweep, c3.d, c3.true_rank),
         fig5=race_stats(runs.race, completion_plan.race.d),
         d1=d1_stats(runs.d1, completion_plan.d1),
+        scaling=scaling_stats(runs.scaling, completion_plan.scaling),
     )
 
 
@@ -659,6 +959,16 @@ def comparison_table(summary: CompletionSummary) -> pd.DataFrame:
          f"final recovery error {g0} vs original {_g(orig.final_test_loss if orig else None, '.2e')}"),
         ("App. D.1: compressed vs random narrow, wall time", "≈3× faster", d1_text),
     ]
+    sc = summary.scaling
+    if sc is not None:
+        ends = [p for p in sc.points if p.speedup is not None]
+        rows.append((
+            "Speed-up against d (not measured in the paper): O(d³) vs O(d² r) per step", "≈5× at d=1000 (GPU)",
+            (f"{_g(ends[0].speedup, '.1f')}× at d={ends[0].d} to {_g(ends[-1].speedup, '.1f')}× at d={ends[-1].d}; "
+             if ends else "no size reached the same error; ")
+            + f"slopes vs d: speed-up {_g(sc.slope_speedup, '.2f')}, s/step original {sc.slope_step_original:.2f}, "
+            f"compressed {sc.slope_step_compressed:.2f}",
+        ))
     return pd.DataFrame(rows, columns=["claim", PROVENANCE, f"ours ({scale_label(summary.scale)})"])
 
 
@@ -734,5 +1044,62 @@ def plot_random_vs_compressed(summary: CompletionSummary, config: RandomVsCompre
         ax.set_xlabel(r"rank estimate $\hat r$ (width $2\hat r$)")
         ax.legend()
     fig.suptitle(f"App. D.1: compressed vs random narrow, d = {config.d}, {scale_label(summary.scale)}")
+    fig.tight_layout()
+    return fig
+
+
+def scaling_table(summary: CompletionSummary) -> pd.DataFrame:
+    """Speed-up against ``d``, one row per size: steps, wall time to the same recovery error, the
+    ratio, seconds per step and the original's FLOP/s against the matmul rate."""
+    if summary.scaling is None:
+        raise ValueError("this summary has no speed-up-against-d part (summary.scaling is None)")
+    return pd.DataFrame([
+        {"d": p.d, "compared at": p.comparison, "steps original": p.steps_original,
+         "steps compressed": p.steps_compressed, "time original (s)": _g(p.time_original),
+         "time compressed (s)": _g(p.time_compressed), "speed-up": _g(p.speedup),
+         "ms/step original": _g(p.step_time_original * 1e3), "ms/step compressed": _g(p.step_time_compressed * 1e3),
+         "per-step ratio": _g(p.step_speedup), "original GFLOP/s": _g(p.achieved_flops / 1e9),
+         "matmul GFLOP/s": _g(p.matmul_flops / 1e9), "of matmul rate": f"{p.flops_fraction:.0%}"}
+        for p in summary.scaling.points
+    ])
+
+
+def _loglog_fit(ax, d, y, slope, style, label):
+    """Plot ``y`` against ``d`` and the line of slope ``slope`` through their geometric mean."""
+    d, y = np.asarray(d, dtype=float), np.asarray(y, dtype=float)
+    ax.loglog(d, y, style, label=label if slope is None else f"{label} (slope {slope:.2f})")
+    if slope is not None:
+        c = np.mean(np.log(y) - slope * np.log(d))
+        ax.loglog(d, np.exp(c) * d**slope, ":", color=ax.lines[-1].get_color())
+
+
+def plot_scaling(summary: CompletionSummary) -> plt.Figure:
+    """Speed-up against ``d``: time to the same recovery error, seconds per step, their ratios (log-log,
+    fitted slopes in the legends) and the original's FLOP/s against this machine's matmul rate."""
+    s = summary.scaling
+    if s is None:
+        raise ValueError("this summary has no speed-up-against-d part (summary.scaling is None)")
+    d = [p.d for p in s.points]
+    fig, ((ax1, ax2), (ax3, ax4)) = plt.subplots(2, 2, figsize=(11, 8))
+    ax1.loglog(d, [p.time_original for p in s.points], "o-", label="original")
+    ax1.loglog(d, [p.time_compressed for p in s.points], "s-", label="compressed (set-up included)")
+    ax1.set_ylabel("wall time to the same recovery error (s)")
+    _loglog_fit(ax2, d, [p.step_time_original for p in s.points], s.slope_step_original, "o-", "original")
+    _loglog_fit(ax2, d, [p.step_time_compressed for p in s.points], s.slope_step_compressed, "s-", "compressed")
+    ax2.set_ylabel("seconds per step")
+    fitted = [p for p in s.points if p.speedup is not None]
+    _loglog_fit(ax3, [p.d for p in fitted], [p.speedup for p in fitted], s.slope_speedup, "o-", "end to end")
+    ax3.loglog(d, [p.step_speedup for p in s.points], "s--", label="per step")
+    ax3.set_ylabel("speed-up (original / compressed)")
+    ax4.semilogx(d, [p.matmul_flops / 1e9 for p in s.points], "k^--", label="(d, d) matmul, this machine")
+    ax4.semilogx(d, [p.achieved_flops / 1e9 for p in s.points], "o-", label="original, achieved")
+    ax4.set_ylim(bottom=0)
+    ax4.set_ylabel("GFLOP/s")
+    for ax in (ax1, ax2, ax3, ax4):
+        ax.set_xlabel("d")
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xticks(d, [str(x) for x in d])
+        ax.legend()
+    fig.suptitle(f"Speed-up against d, {s.dtype}, {s.threads} thread(s), {scale_label(summary.scale)}")
     fig.tight_layout()
     return fig
