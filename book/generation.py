@@ -59,28 +59,15 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from compressible.finetune.generate import (
-    DEEP_LABEL,
-    VANILLA_LABEL,
-    GenerationExperiment,
-    examples_table,
-    meteor_available,
-    metrics_frame,
-    paired_differences,
-    protocol,
-    summary_table,
-)
-from compressible.scales import check_scale, scale_label
+from compressible.experiments import generation as gen
+from compressible.finetune.metrics import meteor_available
+from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
-check_scale(scale)
-if scale == "smoke":
-    torch.set_num_threads(1)  # the smoke model's matrices are tiny: threads cost more than they save
-proto = protocol(scale)
-cfg = proto.configs[DEEP_LABEL]
+p = gen.plan(scale)
+cfg = p.configs[gen.DEEP_LABEL]
 settings = pd.DataFrame(
     {
         label: {
@@ -94,13 +81,13 @@ settings = pd.DataFrame(
             "decoding": "greedy" if c.num_beams == 1 else f"beam search, {c.num_beams} beams",
             "max new tokens": c.max_new_tokens,
             "evaluated MRs": "all" if c.n_eval is None else c.n_eval,
-            "seeds": len(proto.seeds),
+            "seeds": len(p.seeds),
         }
-        for label, c in proto.configs.items()
+        for label, c in p.configs.items()
     }
 )
-display(Markdown(f"**Settings ({scale_label(scale)}).** {proto.notes}."))
-settings
+display(Markdown(f"**Settings ({scale_label(scale)}).** {p.notes}."))
+settings.reset_index(names="setting").style.hide(axis="index")
 
 # %% [markdown]
 # ## Training and decoding
@@ -111,21 +98,19 @@ settings
 # recomputes nothing that has finished.
 
 # %%
-experiment = GenerationExperiment()
-missing = sum(not experiment.store.has(c, s) for c in proto.configs.values() for s in proto.seeds)
 start = time.perf_counter()
-results = experiment.run_protocol(proto)
+results = gen.run(scale)
 wall = time.perf_counter() - start
-frame = metrics_frame(results)
-eval_set = experiment.data(cfg).eval_set  # the unique MRs and all their references
-n_refs = np.array([len(r) for r in eval_set.references])
-first = results[DEEP_LABEL][0]
+summary = gen.summarise(results)
+frame = gen.metrics_frame(results.runs)
+n_refs = np.array([len(r) for r in results.eval_set.references])
+first = results.runs[gen.DEEP_LABEL][0]
 display(Markdown(
     f"Backbone: `{first['backbone_source']}`; {first['adapted_modules']} adapted weight matrices; "
-    f"trainable parameters: {results[VANILLA_LABEL][0]['trainable_parameters']:,} (vanilla LoRA) and "
-    f"{first['trainable_parameters']:,} (Deep LoRA). Evaluation: {len(eval_set)} unique "
+    f"trainable parameters: {results.runs[gen.VANILLA_LABEL][0]['trainable_parameters']:,} (vanilla LoRA) and "
+    f"{first['trainable_parameters']:,} (Deep LoRA). Evaluation: {summary.eval_mrs} unique "
     f"{cfg.eval_split} MRs with {n_refs.min()}–{n_refs.max()} references each "
-    f"(mean {n_refs.mean():.1f}). This cell computed {missing} of the {len(frame)} runs "
+    f"(mean {n_refs.mean():.1f}). This cell computed {results.computed} of the {len(frame)} runs "
     f"(the others came from the result store) in {wall:.0f} s. Summed over all {len(frame)} runs, as "
     f"measured when each was computed: training {frame['train_seconds'].sum():.0f} s, decoding and "
     f"scoring {frame['eval_seconds'].sum():.0f} s."
@@ -139,9 +124,7 @@ display(Markdown(
 # average over MRs. Means ± standard deviations over seeds.
 
 # %%
-metric_names = {"bleu": "BLEU", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "meteor": "METEOR",
-                "final_loss": "final training loss"}
-table = summary_table(frame).T.rename(index=metric_names)
+table = gen.summary_table(frame).T.rename(index=gen.METRIC_NAMES)
 table.columns = [f"{c} ({scale_label(scale)})" for c in table.columns]
 table.insert(0, "paper (authors' logs)", "not published")
 display(Markdown(
@@ -149,7 +132,7 @@ display(Markdown(
                   "**omitted** -- nltk's METEOR needs the WordNet corpus, which is not installed here "
                   "and cannot be downloaded during the build.")
 ))
-table
+table.reset_index(names="metric").style.hide(axis="index")
 
 # %% [markdown]
 # ## Paired differences per seed
@@ -159,28 +142,15 @@ table
 # drawn.
 
 # %%
-diff = paired_differences(frame, DEEP_LABEL, VANILLA_LABEL)
-metrics = [m for m in ("bleu", "rouge1", "rouge2", "rougeL", "meteor") if m in diff.columns]
-fig, ax = plt.subplots(figsize=(7, 3.5))
-offsets = np.linspace(-0.25, 0.25, len(diff))
-for k, metric in enumerate(metrics):
-    ax.scatter(k + offsets, diff[metric], color="C0", zorder=3, label="one seed" if k == 0 else None)
-    ax.hlines(diff[metric].mean(), k - 0.35, k + 0.35, color="C3", label="mean" if k == 0 else None)
-ax.axhline(0.0, color="grey", lw=0.8)
-ax.set_xticks(range(len(metrics)), [metric_names[m] for m in metrics])
-ax.set_ylabel("Deep LoRA − vanilla LoRA (points)")
-ax.set_title(f"Paired differences per seed ({scale_label(scale)}, {len(diff)} seeds)")
-ax.legend(loc="best", fontsize=8)
-plt.tight_layout()
+gen.plot_paired(summary)
 plt.show()
-
-wins = {m: int((diff[m] > 0).sum()) for m in metrics}
 display(Markdown(
     "Mean paired difference: " + ", ".join(
-        f"{metric_names[m]} {diff[m].mean():+.2f} (Deep LoRA ahead on {wins[m]} of {len(diff)} seeds)" for m in metrics
+        f"{gen.METRIC_NAMES[m]} {d.mean:+.2f} (Deep LoRA ahead on {d.deep_wins} of {d.seeds} seeds)"
+        for m, d in summary.paired.items()
     ) + "."
 ))
-diff.rename(columns=metric_names).round(2)
+gen.paired_frame(frame).rename(columns=gen.METRIC_NAMES).round(2).style.hide(axis="index").format(precision=2)
 
 # %% [markdown]
 # ## Training loss
@@ -191,23 +161,10 @@ diff.rename(columns=metric_names).round(2)
 # vanilla LoRA's update $BA$ with $A \sim \mathcal N(0, 1)$ is of order one as soon as $B$ leaves zero.
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.5))
-for k, (label, runs) in enumerate(results.items()):
-    for j, run in enumerate(runs):
-        ax.plot(np.arange(1, len(run["train_loss"]) + 1), run["train_loss"], color=f"C{k}", alpha=0.7,
-                label=label if j == 0 else None)
-ax.set_xlabel("step")
-ax.set_ylabel("training loss")
-ax.set_title(f"Training loss, every seed ({scale_label(scale)})")
-ax.legend()
-plt.tight_layout()
+gen.plot_losses(results)
 plt.show()
-
-window = max(1, cfg.steps // 8)
-display(Markdown("Mean loss over the first and the last " + f"{window} steps (all seeds): " + "; ".join(
-    f"{label}: {np.mean([r['train_loss'][:window] for r in runs]):.2f} → "
-    f"{np.mean([r['train_loss'][-window:] for r in runs]):.2f}"
-    for label, runs in results.items()
+display(Markdown(f"Mean loss over the first and the last {summary.loss_window} steps (all seeds): " + "; ".join(
+    f"{label}: {summary.first_loss[label]:.2f} → {summary.last_loss[label]:.2f}" for label in summary.first_loss
 ) + "."))
 
 # %% [markdown]
@@ -218,35 +175,19 @@ display(Markdown("Mean loss over the first and the last " + f"{window} steps (al
 
 # %%
 with pd.option_context("display.max_colwidth", None):
-    display(examples_table(results, eval_set, seed=proto.seeds[0], n=4))
+    display(gen.examples_table(results.runs, results.eval_set, seed=p.seeds[0], n=4).style.hide(axis="index"))
 
 # %% [markdown]
 # ## What this shows and what it does not
 
 # %%
-means = frame.groupby("method", sort=False)[metrics].mean()
 display(Markdown(
-    f"At {scale_label(scale)} ({cfg.backbone}, {cfg.steps} steps, {len(proto.seeds)} seeds, {len(eval_set)} MRs) "
-    f"vanilla LoRA reaches BLEU {means.loc[VANILLA_LABEL, 'bleu']:.2f} and ROUGE-L "
-    f"{means.loc[VANILLA_LABEL, 'rougeL']:.2f}; Deep LoRA reaches BLEU {means.loc[DEEP_LABEL, 'bleu']:.2f} "
-    f"and ROUGE-L {means.loc[DEEP_LABEL, 'rougeL']:.2f}. "
-    + ("These are ci-scale numbers on a different, 4-bit-quantised decoder-only model with far fewer steps "
-       "than App. C, and the paper reports no numbers to compare them with; they show that the method runs "
-       "end to end on a real generation task, not that either method wins on T5-base. "
-       if scale == "ci" else "")
-    + ("The smoke model is random and tiny: its scores are meaningless and only show that the pipeline runs. "
-       if scale == "smoke" else "")
+    f"At {scale_label(scale)} ({cfg.backbone}, {cfg.steps} steps, {len(p.seeds)} seeds, {summary.eval_mrs} MRs) "
+    f"vanilla LoRA reaches BLEU {summary.vanilla['bleu']:.2f} and ROUGE-L {summary.vanilla['rougeL']:.2f}; "
+    f"Deep LoRA reaches BLEU {summary.deep['bleu']:.2f} and ROUGE-L {summary.deep['rougeL']:.2f}. "
+    + p.reading
     + "The `paper` scale runs the App. C protocol exactly (T5-base, 400 steps, batch 16, 4 beams, 64 tokens, "
       "10 seeds, every validation MR)."
 ))
-save_summary("generation", scale, {
-    "backbone": cfg.backbone,
-    "model": {"t5-base": "T5-base", "smollm2": "SmolLM2-135M-Instruct, 4-bit GGUF", "tiny-llama": "tiny random LLaMA"}.get(
-        cfg.backbone, cfg.backbone),
-    "bleu_gain": float(diff["bleu"].mean()),
-    "steps": cfg.steps,
-    "seeds": len(proto.seeds),
-    "eval_mrs": len(eval_set),
-    **{f"{m}_{'deep' if label == DEEP_LABEL else 'vanilla'}": float(means.loc[label, m]) for label in means.index for m in metrics},
-    **{f"{m}_paired_diff_mean": float(diff[m].mean()) for m in metrics},
-})
+path = save_summary(summary)
+display(Markdown(f"Wrote `{path.name}`."))

@@ -4,12 +4,12 @@ import pytest
 
 from compressible.finetune.glue import TASKS
 from compressible.store import ResultStore
+from compressible.experiments.glue_runs import GLUE_METHODS, GlueMethods
 from compressible.sweeps import (
     CHAPTERS,
     FIG2_CHECKPOINTS,
     PARTS,
-    PLANS,
-    GluePlan,
+    chapter_plan,
     experiments_for,
     main,
     plan,
@@ -17,9 +17,10 @@ from compressible.sweeps import (
     run_experiments,
     status,
 )
-from compressible.finetune.classify import TINY_BERT, RunConfig
+from compressible.finetune.backbones import TINY_BERT
+from compressible.finetune.classify import RunConfig
 
-BERT = "google-bert/bert-base-cased"
+BERT = "bert-base-cased"
 
 
 def _part(chapter, part, scale="paper"):
@@ -30,10 +31,11 @@ def _common_protocol(config):
     assert config.backbone == BERT
     assert (config.batch_size, config.eval_batch_size, config.max_length) == (16, 32, 128)
     assert config.eval_limit is None and config.replacement and not config.train_head
-    if config.adapter == "lora":
-        assert (config.depth, config.lr, config.alpha) == (2, 1e-4, None)
-    if config.adapter == "compressed":
-        assert (config.depth, config.lr, config.gamma, config.epsilon) == (3, 1e-2, 1e-2, 1e-3)
+    a = config.adapter
+    if a.init == "lora":
+        assert (a.depth, config.lr, a.alpha) == (2, 1e-4, None)
+    if a.init == "compressed":
+        assert (a.depth, config.lr, a.gamma, a.epsilon) == (3, 1e-2, 1e-2, 1e-3)
 
 
 def test_paper_table1():
@@ -45,7 +47,7 @@ def test_paper_table1():
         assert e.config.n_train == 1024 and e.seeds == tuple(range(10))
         assert e.config.steps == (600 if e.config.task == "sst2" else 1000)
         assert e.config.eval_every is None  # metric at the last step
-        assert e.config.targets == "attention-mlp"
+        assert e.config.adapter.targets == "attention-mlp"
     assert {e.label for e in table1} == {"LoRA", "Deep LoRA"}
 
 
@@ -61,7 +63,7 @@ def test_paper_figures_6_7_8():
         assert (e.config.task, e.config.n_train, e.config.steps, e.seeds) == ("stsb", 256, 500, (0,))
         assert e.config.spectrum_top > 0
     fig8 = _part("fewshot_glue", "fig8")
-    assert sorted({e.config.rank for e in fig8}) == [8, 16, 32, 64] and len(fig8) == 8
+    assert sorted({e.config.adapter.rank for e in fig8}) == [8, 16, 32, 64] and len(fig8) == 8
     for e in fig8:
         _common_protocol(e.config)
         assert (e.config.task, e.config.n_train, e.config.steps, e.seeds) == ("stsb", 16, 200, tuple(range(5)))
@@ -75,18 +77,20 @@ def test_paper_figures_6_7_8():
 def test_paper_subspaces_chapter():
     (fig2,) = _part("deep_lora_subspaces", "fig2")
     c = fig2.config
-    assert (c.task, c.n_train, c.steps, c.adapter, c.depth) == ("stsb", None, 2000, "full", 3)
+    assert (c.task, c.n_train, c.steps, c.adapter.init, c.adapter.depth) == ("stsb", None, 2000, "full", 3)
     assert (c.lr, c.lr_end, c.checkpoints, c.checkpoint_rank) == (1e-4, 1e-5, FIG2_CHECKPOINTS, 8)
     assert FIG2_CHECKPOINTS == (0, 1, 10, 20, 30, 100, 500, 1000, 1500, 2000)
-    assert c.targets == "attention-mlp" and c.spectrum_top >= 10 and fig2.seeds == (0,)
+    assert c.adapter.targets == "attention-mlp" and c.spectrum_top >= 10 and fig2.seeds == (0,)
     d2 = {e.label: e for e in _part("deep_lora_subspaces", "d2")}
     assert set(d2) == {"original", "compressed", "random"}
     for e in d2.values():
         _common_protocol(e.config)
         assert (e.config.task, e.config.n_train, e.config.steps, e.config.eval_every, e.seeds) == ("stsb", 16, 200, 20, (0,))
-    assert (d2["original"].config.adapter, d2["original"].config.lr) == ("full", 1e-4)
-    assert (d2["compressed"].config.rank, d2["compressed"].config.lr, d2["compressed"].config.gamma) == (8, 1e-2, 1e-2)
-    assert (d2["random"].config.adapter, d2["random"].config.rank, d2["random"].config.lr) == ("random", 8, 1e-4)
+    assert (d2["original"].config.adapter.init, d2["original"].config.lr) == ("full", 1e-4)
+    compressed = d2["compressed"].config
+    assert (compressed.adapter.rank, compressed.lr, compressed.adapter.gamma) == (8, 1e-2, 1e-2)
+    random = d2["random"].config
+    assert (random.adapter.init, random.adapter.rank, random.lr) == ("random", 8, 1e-4)
 
 
 def test_ci_and_smoke_scales():
@@ -94,7 +98,7 @@ def test_ci_and_smoke_scales():
     assert {"stsb", "rte", "mrpc", "cola", "sst2"} <= {e.config.task for e in table1}
     assert all(len(e.seeds) >= 2 for e in table1)
     for chapter in CHAPTERS:
-        assert {e.config.backbone for e in plan(chapter, "ci")} == {"sentence-transformers/all-MiniLM-L6-v2"}
+        assert {e.config.backbone for e in plan(chapter, "ci")} == {"all-MiniLM-L6-v2"}
         assert {e.config.backbone for e in plan(chapter, "smoke")} == {TINY_BERT}
         assert {e.part for e in plan(chapter, "smoke")} == set(PARTS[chapter])
         assert max(e.config.steps for e in plan(chapter, "smoke")) <= 3
@@ -104,11 +108,12 @@ def test_ci_departures_apply_to_every_method_alike():
     """The ci plan trains the head for every run of both chapters, at one rate, and says so in its notes."""
     runs = [e for chapter in CHAPTERS for e in plan(chapter, "ci")]
     assert {(e.config.train_head, e.config.head_lr) for e in runs} == {(True, 1e-2)}
-    deep = [e.config for e in runs if e.config.adapter == "compressed"]
-    assert {(c.lr, c.gamma) for c in deep} == {(PLANS["ci"].deep_lr or 1e-2, PLANS["ci"].deep_gamma)}
-    assert {e.config.lr for e in runs if e.config.adapter == "lora"} == {1e-4}
-    assert any("head trains" in note for note in PLANS["ci"].notes)
-    assert any("gamma = 0.1" in note for note in PLANS["ci"].notes)
+    deep = [e.config for e in runs if e.config.adapter.init == "compressed"]
+    assert {(c.lr, c.adapter.gamma) for c in deep} == {(GLUE_METHODS["ci"].deep_lr or 1e-2, GLUE_METHODS["ci"].deep_gamma)}
+    assert {e.config.lr for e in runs if e.config.adapter.init == "lora"} == {1e-4}
+    for chapter in CHAPTERS:
+        assert any("head trains" in note for note in chapter_plan(chapter, "ci").notes)
+        assert any("gamma = 0.1" in note for note in chapter_plan(chapter, "ci").notes)
     assert not any(e.config.train_head for chapter in CHAPTERS for e in plan(chapter, "paper"))
 
 
@@ -116,10 +121,13 @@ def test_plan_head_settings_must_agree():
     import dataclasses
 
     with pytest.raises(ValueError, match=r"head_lr=0.01 needs train_head=True"):
-        dataclasses.replace(PLANS["paper"], head_lr=1e-2)
+        dataclasses.replace(GLUE_METHODS["paper"], head_lr=1e-2)
     with pytest.raises(ValueError, match=r"got train_head=True"):
-        dataclasses.replace(PLANS["paper"], train_head=True)
-    assert isinstance(dataclasses.replace(PLANS["paper"], train_head=True, head_lr=1e-3), GluePlan)
+        dataclasses.replace(GLUE_METHODS["paper"], train_head=True)
+    assert isinstance(dataclasses.replace(GLUE_METHODS["paper"], train_head=True, head_lr=1e-3), GlueMethods)
+    # both chapters share one instance per scale: one home for the backbone, head and rates
+    for scale in GLUE_METHODS:
+        assert chapter_plan("fewshot_glue", scale).methods is chapter_plan("deep_lora_subspaces", scale).methods
 
 
 def test_bad_names():
@@ -177,7 +185,7 @@ def test_status_and_results_frame(tmp_path):
 def test_cli_runs_and_lists_a_smoke_sweep(tmp_path, capsys):
     """End to end on the tiny random BERT: run one part, list it, rerun computes nothing."""
     from compressible.hub import ResourceMissingError
-    from compressible.finetune.classify import load_tokenizer
+    from compressible.finetune.backbones import load_tokenizer
 
     try:
         load_tokenizer(TINY_BERT)
@@ -191,7 +199,9 @@ def test_cli_runs_and_lists_a_smoke_sweep(tmp_path, capsys):
     assert "threads must be an int >= 1, got 0" in capsys.readouterr().err
     assert main(["run", "deep_lora_subspaces", *args, "--parts", "d2", "--no-progress"]) == 0
     assert "0 runs computed" in capsys.readouterr().out
-    assert main(["list", "deep_lora_subspaces", *args]) == 0
+    assert main(["status", "deep_lora_subspaces", *args]) == 0
+    assert "1 runs missing" in capsys.readouterr().out
+    assert main(["list", "deep_lora_subspaces", *args]) == 0  # the old name of status
     out = capsys.readouterr().out
     assert "1 runs missing" in out  # fig2 was not run
     frame = results_frame(plan("deep_lora_subspaces", "smoke", ["d2"]), tmp_path)

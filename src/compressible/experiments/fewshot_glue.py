@@ -1,0 +1,950 @@
+"""Few-shot GLUE (paper Sec. 4, Table 1 and Figs. 6-8): LoRA vs compressed Deep LoRA.
+
+- **Table 1**: GLUE tasks with ``n`` training examples, LoRA vs Deep LoRA, several seeds.
+- **Fig. 6**: STS-B with several ``n``.
+- **Fig. 7**: the numerical rank of every learned update (STS-B, one ``n``, seed 0; the same runs
+  as Fig. 6 when that ``n`` is one of Fig. 6's).
+- **Fig. 8**: STS-B at one small ``n`` for several adapter ranks ``r``.
+
+:data:`PLANS` holds the frozen plan of each scale (``paper`` is the protocol of
+``paper-notes.md`` Sec. 4); :func:`run` runs what the result store lacks and loads the rest,
+:func:`summarise` computes every statistic the chapter shows and the scorecard judges
+(:class:`FewshotGlueSummary`), the ``*_table`` functions build the chapter's tables from the
+summary and the ``plot_*`` functions its figures.
+
+"LoRA" is the official code's vanilla LoRA (depth 2, ``A ~ N(0, 1)``, ``B = 0``, no ``alpha/r``,
+lr 1e-4); "Deep LoRA" is the paper's compressed Deep LoRA (depth 3, rank 8, inner lr 1e-2,
+gamma 1e-2). The authors' logged Table 1 / Fig. 6-8 runs used uncompressed full-width (Table 1,
+Figs. 6-7) or random narrow (Fig. 8) depth-3 adapters at lr 1e-4; the chapter says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from ..finetune import glue
+from ..finetune.classify import RunConfig
+from ..finetune.glue import TASKS, check_task
+from ..finetune.metrics import primary_metric
+from ..hub import load_dataset
+from ..reproduction.reference import PROVENANCE, paper_value
+from ..scales import check_scale
+from ..store import ResultStore
+from ..summaries import Summary
+from .glue_runs import GLUE_METHODS, METHOD_LABELS, Experiment, GlueChapterPlan, as_store, load_runs, run_and_load
+from .glue_stats import DEEP, LORA, above_chance, chance_level, distance_from_chance, finite, mean_pm_std, paired_frame
+
+__all__ = [
+    "CHAPTER",
+    "PARTS",
+    "Table1Plan",
+    "Fig6Plan",
+    "Fig7Plan",
+    "Fig8Plan",
+    "FewshotGluePlan",
+    "PLANS",
+    "plan",
+    "experiments",
+    "FewshotGlueResults",
+    "run",
+    "PairedScores",
+    "Table1Task",
+    "Table1Summary",
+    "Fig6Summary",
+    "Fig7Summary",
+    "Fig8Summary",
+    "FewshotGlueSummary",
+    "summarise",
+    "settings_table",
+    "data_cards_table",
+    "table1_table",
+    "fig6_table",
+    "fig7_table",
+    "fig8_table",
+    "per_seed_table",
+    "settings_text",
+    "runs_text",
+    "table1_text",
+    "chance_text",
+    "fig6_text",
+    "fig7_text",
+    "fig8_text",
+    "at_chance_text",
+    "mirror_note",
+    "mirror_used",
+    "ours_label",
+    "paper_protocol",
+    "task_chance",
+    "plot_table1",
+    "plot_fig6",
+    "plot_fig7",
+    "plot_fig8",
+]
+
+CHAPTER = "fewshot_glue"
+PARTS = ("table1", "fig6", "fig7", "fig8")
+"""The figures and tables of the chapter, in the order they are built."""
+
+_METHODS = ("lora", "compressed")
+COLORS = {LORA: "tab:blue", DEEP: "tab:red"}
+
+
+# ------------------------------------------------------------------------------------------------
+# plans
+# ------------------------------------------------------------------------------------------------
+
+
+def _nonempty(owner: str, **values) -> None:
+    for name, value in values.items():
+        if not value:
+            raise ValueError(f"{owner}.{name} must not be empty")
+
+
+@dataclass(frozen=True)
+class Table1Plan:
+    """Table 1: GLUE tasks at ``n`` training examples."""
+
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    steps_sst2: int
+    """Steps of SST-2 (the paper: 600 instead of 1000)."""
+    n: int
+
+    def __post_init__(self) -> None:
+        _nonempty("Table1Plan", tasks=self.tasks, seeds=self.seeds)
+        for task in self.tasks:
+            check_task(task)
+
+    def steps_for(self, task: str) -> int:
+        return self.steps_sst2 if task == "sst2" else self.steps
+
+
+@dataclass(frozen=True)
+class Fig6Plan:
+    """Fig. 6: STS-B at several training-set sizes ``n``."""
+
+    n: tuple[int, ...]
+    seeds: tuple[int, ...]
+    steps: int
+
+    def __post_init__(self) -> None:
+        _nonempty("Fig6Plan", n=self.n, seeds=self.seeds)
+
+
+@dataclass(frozen=True)
+class Fig7Plan:
+    """Fig. 7: numerical ranks of every update, STS-B at ``n`` examples, seed 0."""
+
+    n: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class Fig8Plan:
+    """Fig. 8: STS-B at ``n`` examples for several adapter ranks."""
+
+    ranks: tuple[int, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    n: int
+
+    def __post_init__(self) -> None:
+        _nonempty("Fig8Plan", ranks=self.ranks, seeds=self.seeds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FewshotGluePlan(GlueChapterPlan):
+    """Every knob of the chapter at one scale (the ``paper`` instance is the protocol); ``methods`` and
+    ``chapter_notes`` come from :class:`~compressible.experiments.glue_runs.GlueChapterPlan`."""
+
+    table1: Table1Plan
+    fig6: Fig6Plan
+    fig7: Fig7Plan
+    fig8: Fig8Plan
+
+
+PLANS: dict[str, FewshotGluePlan] = {
+    "paper": FewshotGluePlan(
+        methods=GLUE_METHODS["paper"],
+        table1=Table1Plan(tasks=TASKS, seeds=tuple(range(10)), steps=1000, steps_sst2=600, n=1024),
+        fig6=Fig6Plan(n=(16, 64, 256), seeds=tuple(range(20)), steps=500),
+        fig7=Fig7Plan(n=256, steps=500),
+        fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=tuple(range(5)), steps=200, n=16),
+    ),
+    # ci: sized on this machine (2 CPU cores, 2 torch threads). Measured wall seconds per training step
+    # (batch 16): STS-B 0.5, RTE 1.2, MRPC 0.9, CoLA 0.22, SST-2 0.3; an evaluation of <= 500 examples 2-7.
+    # Predicted: Table 1 ~9 min, Figs. 6-8 ~11 min (18 STS-B runs of ~38 s).
+    # With 60 steps RTE, MRPC and CoLA stayed at chance for both methods (2 seeds), so Table 1 spends
+    # 40 steps and the STS-B figures, where both methods learn at n = 16, get 60.
+    "ci": FewshotGluePlan(
+        methods=GLUE_METHODS["ci"],
+        table1=Table1Plan(tasks=("stsb", "rte", "mrpc", "cola", "sst2"), seeds=(0, 1), steps=40, steps_sst2=40, n=1024),
+        fig6=Fig6Plan(n=(16, 256), seeds=(0, 1, 2), steps=60),
+        fig7=Fig7Plan(n=256, steps=60),
+        fig8=Fig8Plan(ranks=(8, 32), seeds=(0, 1, 2), steps=60, n=16),  # steps = Fig. 6's: r = 8 reuses n = 16
+        chapter_notes=(
+            "Table 1: 5 of the 8 tasks, 2 seeds, 40 steps instead of 10 seeds and 1000 (SST-2 600) steps; "
+            "RTE, MRPC and CoLA need far more steps than a CPU build can give them and stay near chance",
+            "Figs. 6-8: n in {16, 256}, r in {8, 32}, 3 seeds, 60 steps instead of 20/5 seeds and 500/200 steps",
+        ),
+    ),
+    "smoke": FewshotGluePlan(
+        methods=GLUE_METHODS["smoke"],
+        table1=Table1Plan(tasks=("stsb", "rte"), seeds=(0,), steps=2, steps_sst2=2, n=32),
+        fig6=Fig6Plan(n=(16, 32), seeds=(0,), steps=2),
+        fig7=Fig7Plan(n=32, steps=2),
+        fig8=Fig8Plan(ranks=(2, 4), seeds=(0,), steps=2, n=16),
+    ),
+}
+"""The plan of each scale."""
+
+
+def plan(scale: str) -> FewshotGluePlan:
+    """The chapter's plan at ``scale``."""
+    return PLANS[check_scale(scale)]
+
+
+def experiments(p: FewshotGluePlan) -> list[Experiment]:
+    """The runs of plan ``p``, tagged with the part they feed, in build order."""
+    m = p.methods
+    out = []
+    for task in p.table1.tasks:
+        for method in _METHODS:
+            config = RunConfig(task, n_train=p.table1.n, steps=p.table1.steps_for(task), backbone=m.backbone,
+                               eval_limit=m.eval_limit, **m.method(method))
+            out.append(Experiment("table1", METHOD_LABELS[method], config, p.table1.seeds))
+    stsb = {"task": "stsb", "backbone": m.backbone, "eval_limit": m.eval_limit, "spectrum_top": 10}
+    for n in p.fig6.n:
+        for method in _METHODS:
+            config = RunConfig(n_train=n, steps=p.fig6.steps, **stsb, **m.method(method))
+            out.append(Experiment("fig6", METHOD_LABELS[method], config, p.fig6.seeds))
+    for method in _METHODS:  # identical to a fig6 run when fig7.n is one of fig6.n: computed once
+        config = RunConfig(n_train=p.fig7.n, steps=p.fig7.steps, **stsb, **m.method(method))
+        out.append(Experiment("fig7", METHOD_LABELS[method], config, (0,)))
+    for rank in p.fig8.ranks:
+        for method in _METHODS:
+            config = RunConfig(n_train=p.fig8.n, steps=p.fig8.steps, **stsb, **m.method(method, rank=rank))
+            out.append(Experiment("fig8", METHOD_LABELS[method], config, p.fig8.seeds))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# running
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FewshotGlueResults:
+    """Everything :func:`summarise` needs: the stored runs and the few data facts they are judged against."""
+
+    scale: str
+    plan: FewshotGluePlan
+    runs: pd.DataFrame
+    """:func:`~compressible.experiments.glue_runs.results_frame` of every experiment (one row per run)."""
+    fig7: dict[str, dict]
+    """Stored Fig. 7 run of each method (seed 0), with ``spectra``: ``{module: {"rank", "singular_values"}}``."""
+    fig7_rank: int
+    """Adapter rank ``r`` of the Fig. 7 runs (the cap of their numerical ranks)."""
+    chance: dict[str, float]
+    """Chance level (points) of every Table 1 task (:func:`~compressible.experiments.glue_stats.chance_level`)."""
+    sizes: dict[str, dict] = field(default_factory=dict)
+    """Per task, a stored run's ``train_pool``, ``n_eval`` and ``eval_dropped_by_filter`` (for the data cards)."""
+
+
+def _eval_labels(task: str) -> np.ndarray:
+    return np.asarray(load_dataset(glue.HUB_ID, task)[glue.eval_split(task)]["label"])
+
+
+def task_chance(task: str) -> float:
+    """Chance level (points) of ``task`` on its whole evaluation split."""
+    metric = primary_metric(task)
+    return chance_level(metric, _eval_labels(task) if metric == "accuracy" else None)
+
+
+def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None, progress: bool = True,
+        threads: int | None = None) -> FewshotGlueResults:
+    """Run what the result store lacks of the chapter at ``scale``, then load every run."""
+    p = plan(scale)
+    exps = experiments(p)
+    store = as_store(store)
+    runs = run_and_load(exps, store, device, progress, threads)
+    fig7 = {e.label: load_runs(e, store)[0] for e in exps if e.part == "fig7"}
+    fig7_rank = next(e.config.adapter.rank for e in exps if e.part == "fig7")
+    sizes = {}
+    for task in dict.fromkeys([*p.table1.tasks, "stsb"]):
+        e = next(e for e in exps if e.config.task == task)
+        r = store.load(e.config, e.seeds[0])
+        sizes[task] = {k: r[k] for k in ("train_pool", "n_eval", "eval_dropped_by_filter")}
+    tasks = [t for t in p.table1.tasks if t in set(runs[runs.part == "table1"].task)]
+    return FewshotGlueResults(scale, p, runs, fig7, fig7_rank, {t: task_chance(t) for t in tasks}, sizes)
+
+
+# ------------------------------------------------------------------------------------------------
+# summary
+# ------------------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PairedScores(_Model):
+    """LoRA vs Deep LoRA at one setting: means over seeds and the paired per-seed differences.
+
+    Units: Table 1 in points (x 100), Figs. 6 and 8 in Pearson correlation. ``None`` when the
+    metric was undefined (NaN) for every seed.
+    """
+
+    lora: float | None
+    """Mean over seeds of LoRA's final score."""
+    deep: float | None
+    """Mean over seeds of Deep LoRA's final score."""
+    gain: float | None
+    """Mean over seeds of the paired difference Deep LoRA - LoRA."""
+    deep_wins: int
+    """Seeds on which Deep LoRA scored higher than LoRA."""
+    seeds: int
+    """Seeds with both methods stored."""
+    lora_std: float | None = None
+    """Sample standard deviation over seeds (``None`` for fewer than 2 finite values)."""
+    deep_std: float | None = None
+    gain_std: float | None = None
+    differences: dict[int, float | None] = {}
+    """The paired difference Deep LoRA - LoRA of every seed."""
+
+
+class Table1Task(PairedScores):
+    """One row of Table 1 (points x 100)."""
+
+    metric: str
+    """The paper's metric: ``matthews``, ``pearson`` or ``accuracy``."""
+    chance: float
+    """Score of a constant predictor (points)."""
+    distance_from_chance: float | None
+    """Best method's mean minus ``chance`` (points)."""
+    above_chance: bool
+    """The chance rule (:func:`~compressible.experiments.glue_stats.above_chance`)."""
+
+
+class Table1Summary(_Model):
+    """Table 1 (points x 100)."""
+
+    n: int
+    """Training examples per run."""
+    tasks: list[str]
+    """Tasks run, in the plan's order."""
+    seeds: int
+    """Seeds with every task stored for both methods (the seeds the average is over)."""
+    by_task: dict[str, Table1Task]
+    lora_average: float | None
+    """Mean over seeds of LoRA's average over tasks."""
+    deep_average: float | None
+    average_gain: float | None
+    """``deep_average - lora_average``."""
+    average: PairedScores
+    """The task average per seed: ``differences`` per seed, ``deep_wins`` seeds where Deep LoRA's average is higher;
+    its ``lora``/``deep``/``gain`` are ``lora_average``/``deep_average``/``average_gain``."""
+    paper_average_gain_same_tasks: float
+    """The paper's Deep LoRA - LoRA averaged over the same tasks."""
+    tasks_above_chance: list[str]
+    """Tasks on which the better method is at least the chance margin above chance."""
+
+
+class Fig6Summary(_Model):
+    """Fig. 6 (Pearson), keyed by the number of training examples ``n``."""
+
+    n: list[int]
+    seeds: int
+    """Seeds per setting in the plan."""
+    by_n: dict[int, PairedScores]
+    best_mean: float | None
+    """Highest mean Pearson of any method at any ``n``."""
+    at_chance: bool
+    """No method is above chance (Pearson 0) at any ``n`` by the chance margin: the comparison is noise."""
+
+
+class Fig7Summary(_Model):
+    """Fig. 7: numerical ranks of the updates of the Fig. 7 runs (STS-B, seed 0)."""
+
+    n_updates: int
+    """Adapted weight matrices per method."""
+    rank_cap: int
+    """Adapter rank ``r`` (the largest possible numerical rank)."""
+    lora_rank_counts: list[int]
+    """Histogram: entry ``k`` = number of LoRA updates of numerical rank ``k`` (``k = 0..rank_cap``)."""
+    deep_rank_counts: list[int]
+    deep_fraction_rank0: float
+    deep_fraction_rank_le4: float
+    deep_median_rank: float
+    lora_fraction_full_rank: float
+    """Share of LoRA updates whose rank is ``rank_cap``."""
+    lora_median_rank: float
+    deep_max_norm: float
+    """Largest spectral norm of a Deep LoRA update."""
+    lora_max_norm: float
+
+
+class Fig8Summary(_Model):
+    """Fig. 8 (Pearson), keyed by the adapter rank ``r``."""
+
+    ranks: list[int]
+    seeds: int
+    """Seeds per setting in the plan."""
+    by_rank: dict[int, PairedScores]
+    lora_drop_smallest_to_largest_r: float | None
+    """LoRA's mean at the smallest ``r`` minus at the largest (positive = worse at large ``r``)."""
+    deep_drop_smallest_to_largest_r: float | None
+    best_mean: float | None
+    at_chance: bool
+
+
+class FewshotGlueSummary(Summary):
+    """Headline numbers of the Few-shot GLUE chapter (Table 1 and Figs. 6-8)."""
+
+    chapter: ClassVar[str] = CHAPTER
+    backbone: str
+    table1: Table1Summary
+    fig6: Fig6Summary
+    fig7: Fig7Summary
+    fig8: Fig8Summary
+
+
+def _std(values) -> float | None:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.std(ddof=1)) if len(v) > 1 else None
+
+
+def _paired_scores(g: pd.DataFrame, scale_by: float = 1.0, **means) -> dict:
+    """The :class:`PairedScores` fields of the paired rows ``g`` (means over seeds, x ``scale_by``)."""
+    base = {
+        "lora": finite(g[LORA].mean() * scale_by),  # x 1.0 is exact: Figs. 6 and 8 keep their digits
+        "deep": finite(g[DEEP].mean() * scale_by),
+        "gain": finite(g["diff"].mean() * scale_by),
+        "deep_wins": int((g["diff"] > 0).sum()),
+        "seeds": len(g),
+        "lora_std": _std(g[LORA] * scale_by),
+        "deep_std": _std(g[DEEP] * scale_by),
+        "gain_std": _std(g["diff"] * scale_by),
+        "differences": {int(s): finite(d * scale_by) for s, d in zip(g["seed"], g["diff"])},
+    }
+    return {**base, **means}
+
+
+def _best_mean(frame: pd.DataFrame, key: str) -> float:
+    return float(frame.groupby(key)[[LORA, DEEP]].mean().max().max())
+
+
+def summarise(results: FewshotGlueResults) -> FewshotGlueSummary:
+    """Every statistic of the chapter from its runs (pure: no data is loaded)."""
+    p, runs = results.plan, results.runs
+    # Table 1 (points x 100)
+    t1 = paired_frame(runs[runs.part == "table1"], ["task"])
+    tasks = [t for t in p.table1.tasks if t in set(t1.task)]
+    complete = t1.dropna(subset=[LORA, DEEP]).groupby("seed")["task"].nunique() == len(tasks)
+    per_seed_avg = (t1[t1.seed.isin(complete[complete].index)]  # seeds with every task stored for both methods
+                    .groupby("seed")[[LORA, DEEP, "diff"]].mean())  # average over tasks, per seed
+    lora_avg, deep_avg = float(per_seed_avg[LORA].mean() * 100), float(per_seed_avg[DEEP].mean() * 100)
+    pv = {m: paper_value("table1_glue_1024", m) for m in ("vanilla", "deep")}
+    paper_avg = {m: float(np.mean([pv[m][t] for t in tasks])) for m in ("vanilla", "deep")}
+    by_task = {}
+    for task in tasks:
+        g = t1[t1.task == task]
+        chance = results.chance[task]
+        distance = max(g[m].mean() * 100 - chance for m in (LORA, DEEP))
+        by_task[task] = Table1Task(
+            **_paired_scores(g, 100), metric=primary_metric(task), chance=chance,
+            distance_from_chance=finite(distance), above_chance=above_chance(distance),
+        )
+    avg = per_seed_avg.reset_index()
+    table1 = Table1Summary(
+        n=int(p.table1.n), tasks=list(tasks), seeds=int(len(per_seed_avg)), by_task=by_task,
+        lora_average=finite(lora_avg), deep_average=finite(deep_avg), average_gain=finite(deep_avg - lora_avg),
+        average=PairedScores(**_paired_scores(avg, 100, lora=finite(lora_avg), deep=finite(deep_avg),
+                                              gain=finite(deep_avg - lora_avg))),
+        paper_average_gain_same_tasks=paper_avg["deep"] - paper_avg["vanilla"],
+        tasks_above_chance=[t for t in tasks if by_task[t].above_chance],
+    )
+    # Fig. 6 (Pearson)
+    f6 = paired_frame(runs[runs.part == "fig6"], ["n_train"])
+    f6_n = sorted(int(n) for n in f6.n_train.unique())
+    best6 = _best_mean(f6, "n_train")
+    fig6 = Fig6Summary(
+        n=f6_n, seeds=len(p.fig6.seeds), by_n={n: PairedScores(**_paired_scores(f6[f6.n_train == n])) for n in f6_n},
+        best_mean=finite(best6), at_chance=not above_chance(distance_from_chance([best6])),
+    )
+    # Fig. 7 (numerical ranks)
+    r7 = results.fig7_rank
+    ranks7 = {m: np.array([v["rank"] for v in results.fig7[m]["spectra"].values()]) for m in (LORA, DEEP)}
+    norms7 = {m: np.array([v["singular_values"][0] for v in results.fig7[m]["spectra"].values()]) for m in (LORA, DEEP)}
+    counts = {m: np.bincount(ranks7[m], minlength=r7 + 1)[: r7 + 1] for m in (LORA, DEEP)}
+    fig7 = Fig7Summary(
+        n_updates=int(len(ranks7[DEEP])), rank_cap=int(r7),
+        lora_rank_counts=[int(c) for c in counts[LORA]], deep_rank_counts=[int(c) for c in counts[DEEP]],
+        deep_fraction_rank0=float(np.mean(ranks7[DEEP] == 0)), deep_fraction_rank_le4=float(np.mean(ranks7[DEEP] <= 4)),
+        deep_median_rank=float(np.median(ranks7[DEEP])), lora_fraction_full_rank=float(np.mean(ranks7[LORA] == r7)),
+        lora_median_rank=float(np.median(ranks7[LORA])),
+        deep_max_norm=float(norms7[DEEP].max()), lora_max_norm=float(norms7[LORA].max()),
+    )
+    # Fig. 8 (Pearson)
+    f8 = paired_frame(runs[runs.part == "fig8"], ["rank"])
+    f8_r = sorted(int(r) for r in f8["rank"].unique())
+    f8_mean = {m: {r: float(f8[f8["rank"] == r][m].mean()) for r in f8_r} for m in (LORA, DEEP)}
+    lo, hi = f8_r[0], f8_r[-1]
+    best8 = _best_mean(f8, "rank")
+    fig8 = Fig8Summary(
+        ranks=f8_r, seeds=len(p.fig8.seeds),
+        by_rank={r: PairedScores(**_paired_scores(f8[f8["rank"] == r])) for r in f8_r},
+        lora_drop_smallest_to_largest_r=finite(f8_mean[LORA][lo] - f8_mean[LORA][hi]),
+        deep_drop_smallest_to_largest_r=finite(f8_mean[DEEP][lo] - f8_mean[DEEP][hi]),
+        best_mean=finite(best8), at_chance=not above_chance(distance_from_chance([best8])),
+    )
+    return FewshotGlueSummary(scale=results.scale, backbone=p.backbone, table1=table1, fig6=fig6, fig7=fig7, fig8=fig8)
+
+
+# ------------------------------------------------------------------------------------------------
+# tables and prose
+# ------------------------------------------------------------------------------------------------
+
+PAPER_LABEL = f"{PROVENANCE}, bert-base-cased"
+
+
+def ours_label(scale: str) -> str:
+    """Column and legend label of this build's numbers, e.g. ``"ours (ci scale, all-MiniLM-L6-v2)"``."""
+    from ..scales import scale_label
+
+    return f"ours ({scale_label(scale)}, {plan(scale).backbone.split('/')[-1]})"
+
+
+def paper_protocol() -> dict[str, dict]:
+    """The paper's protocol of Table 1, Fig. 6 and Fig. 8 (seeds, steps, ...)."""
+    return {
+        "table1": paper_value("table1_glue_1024", "protocol"),
+        "fig6": paper_value("figure6_stsb_fewshot", "protocol"),
+        "fig8": paper_value("figure8_rank_sweep_stsb16", "protocol"),
+    }
+
+
+def mirror_used() -> bool:
+    """Whether GLUE is read from the offline mirror (whose QQP validation split is not the official one)."""
+    return glue.dataset_source(glue.HUB_ID).is_local
+
+
+def settings_table(p: FewshotGluePlan) -> pd.DataFrame:
+    """One row per experiment of plan ``p``: part, method, task, n, r, steps, rates, head and seeds."""
+    return pd.DataFrame([
+        {"part": e.part, "method": e.label, "task": e.config.task, "n": e.config.n_train, "r": e.config.adapter.rank,
+         "steps": e.config.steps, "lr (inner)": e.config.lr,
+         "lr (outer)": e.config.outer_lr if e.config.outer_lr is not None else "-",
+         "head": f"trained, lr {e.config.head_lr:g}" if e.config.train_head else "frozen (random)",
+         "seeds": len(e.seeds)}
+        for e in experiments(p)
+    ])
+
+
+def data_cards_table(results: FewshotGlueResults) -> pd.DataFrame:
+    """One data card per task the chapter uses, with the filtered pool and evaluation sizes of its stored runs."""
+    cards = []
+    for task, r in results.sizes.items():
+        card = glue.data_card(task)
+        cards.append({
+            "task": task,
+            "source": "offline mirror" if card["local_mirror"] else card["hub_id"],
+            "train rows (official)": f"{card['splits'].get('train', 0):,} ({card['official_sizes']['train']:,})",
+            "train pool ≤ 128 tokens": f"{r['train_pool']:,}",
+            "eval split": card["eval_split"],
+            "eval rows (official)": f"{card['splits'].get(card['eval_split'], 0):,} "
+                                    f"({card['official_sizes'][card['eval_split']]:,})",
+            "eval rows used": f"{r['n_eval']:,}" + (" (subset)" if results.plan.methods.eval_limit else ""),
+            "dropped by filter": r["eval_dropped_by_filter"],
+            "labels": "regression" if card["regression"] else card["num_labels"],
+            "caveats": len(card["caveats"]),
+        })
+    return pd.DataFrame(cards)
+
+
+def mirror_note(results: FewshotGlueResults) -> str:
+    """Markdown: the offline mirror's caveats for the tasks used (or that the hub is used)."""
+    caveat_lines = []
+    for task in results.sizes:
+        card = glue.data_card(task)
+        caveat_lines += [f"- **{task}** ({card['source']}): {c}" for c in card["caveats"]]
+    limit = results.plan.methods.eval_limit
+    return (
+        ("**Mirror caveats.** " + ("\n" + "\n".join(caveat_lines) if caveat_lines else
+                                   "none for the tasks used here: their splits are complete, official copies.")
+         + "\n\nAcross the whole mirror: QQP's `validation` split holds 1000 pairs held out from the official "
+           "*train* split, so **QQP numbers on this mirror are not comparable** to the paper's; QNLI and MNLI "
+           "`train` are random subsets of the official splits (which only changes the pool a few-shot sample is "
+           "drawn from). " if mirror_used() else "GLUE is read from the hub (`nyu-mll/glue`): no mirror caveats.")
+        + (f" At this scale the evaluation uses a fixed subset of {limit} validation examples per task." if limit else "")
+    )
+
+
+def _ours_columns(s: PairedScores, ours: str, digits: int) -> dict:
+    return {
+        f"LoRA — {ours}": mean_pm_std(s.lora, s.lora_std, digits), f"Deep LoRA — {ours}": mean_pm_std(s.deep, s.deep_std, digits),
+        f"Deep − LoRA — {ours}": mean_pm_std(s.gain, s.gain_std, digits), f"Deep ahead — {ours}": f"{s.deep_wins}/{s.seeds}",
+    }
+
+
+def table1_table(summary: FewshotGlueSummary) -> pd.DataFrame:
+    """Table 1: per task and on average, the paper's LoRA, Deep LoRA, difference and wins beside ours."""
+    ours, t = ours_label(summary.scale), summary.table1
+    pv = {m: paper_value("table1_glue_1024", m) for m in ("vanilla", "deep", "delta_std_over_seeds", "seeds_with_deep_better")}
+    metric_of, seeds = paper_value("table1_glue_1024", "metric"), paper_protocol()["table1"]["seeds"]
+    dagger = mirror_used()
+    rows = []
+    for task, s in t.by_task.items():
+        rows.append({
+            "task": task + (" †" if task == "qqp" and dagger else ""), "metric": metric_of[task], "chance": f"{s.chance:.1f}",
+            f"LoRA — {PROVENANCE}": f"{pv['vanilla'][task]:.2f}", f"Deep LoRA — {PROVENANCE}": f"{pv['deep'][task]:.2f}",
+            f"Deep − LoRA — {PROVENANCE}": f"{pv['deep'][task] - pv['vanilla'][task]:+.2f} ± {pv['delta_std_over_seeds'][task]:.2f}",
+            f"Deep ahead — {PROVENANCE}": f"{pv['seeds_with_deep_better'][task]}/{seeds}",
+            **_ours_columns(s, ours, 2),
+        })
+    paper_avg = {m: float(np.mean([pv[m][task] for task in t.tasks])) for m in ("vanilla", "deep")}
+    rows.append({
+        "task": f"average ({len(t.tasks)} tasks)", "metric": "",
+        "chance": f"{np.mean([s.chance for s in t.by_task.values()]):.1f}",
+        f"LoRA — {PROVENANCE}": f"{paper_avg['vanilla']:.2f}", f"Deep LoRA — {PROVENANCE}": f"{paper_avg['deep']:.2f}",
+        f"Deep − LoRA — {PROVENANCE}": f"{paper_avg['deep'] - paper_avg['vanilla']:+.2f}", f"Deep ahead — {PROVENANCE}": "",
+        **_ours_columns(t.average, ours, 2),
+    })
+    return pd.DataFrame(rows)
+
+
+def _figure_table(by: dict[int, PairedScores], key: str, paper: dict, ours: str) -> pd.DataFrame:
+    rows = []
+    for k, s in by.items():
+        has = str(k) in paper["deep"]
+        mean = {m: (paper[m][str(k)]["mean"] if isinstance(paper[m].get(str(k)), dict) else paper[m].get(str(k)))
+                for m in ("vanilla", "deep")}
+        std = {m: paper[m][str(k)].get("std") if has and isinstance(paper[m][str(k)], dict) else None
+               for m in ("vanilla", "deep")}
+        rows.append({
+            key: k,
+            f"LoRA — {PROVENANCE}": mean_pm_std(mean["vanilla"], std["vanilla"], 3) if has else "—",
+            f"Deep LoRA — {PROVENANCE}": mean_pm_std(mean["deep"], std["deep"], 3) if has else "—",
+            f"Deep − LoRA — {PROVENANCE}": f"{mean['deep'] - mean['vanilla']:+.3f}" if has else "—",
+            **_ours_columns(s, ours, 3),
+        })
+    return pd.DataFrame(rows)
+
+
+def fig6_table(summary: FewshotGlueSummary) -> pd.DataFrame:
+    """Fig. 6: STS-B Pearson per ``n``, the paper's mean ± std beside ours."""
+    paper = {m: paper_value("figure6_stsb_fewshot", m) for m in ("vanilla", "deep")}
+    return _figure_table(summary.fig6.by_n, "n", paper, ours_label(summary.scale))
+
+
+def fig8_table(summary: FewshotGlueSummary) -> pd.DataFrame:
+    """Fig. 8: STS-B Pearson per adapter rank ``r``, the paper's means beside ours."""
+    paper = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
+    return _figure_table(summary.fig8.by_rank, "r", paper, ours_label(summary.scale))
+
+
+def fig7_table(summary: FewshotGlueSummary) -> pd.DataFrame:
+    """Fig. 7: the paper's claim beside our rank statistics."""
+    f = summary.fig7
+    return pd.DataFrame([
+        {"": PAPER_LABEL, "claim": paper_value("figure7_numerical_rank", "paper_claim")},
+        {"": ours_label(summary.scale), "claim": (
+            f"{100 * f.lora_fraction_full_rank:.0f}% of LoRA updates have rank {f.rank_cap} (median {f.lora_median_rank:.0f}); "
+            f"Deep LoRA: {100 * f.deep_fraction_rank0:.0f}% rank 0, {100 * f.deep_fraction_rank_le4:.0f}% rank ≤ 4, "
+            f"median {f.deep_median_rank:.0f}")},
+    ])
+
+
+def per_seed_table(summary: FewshotGlueSummary) -> pd.DataFrame:
+    """Deep LoRA - LoRA for every seed of every experiment (Table 1 in points, Figs. 6 and 8 in Pearson)."""
+    rows = [(f"Table 1, {t}", s) for t, s in summary.table1.by_task.items()]
+    rows += [(f"Fig. 6, n = {n}", s) for n, s in summary.fig6.by_n.items()]
+    rows += [(f"Fig. 8, r = {r}", s) for r, s in summary.fig8.by_rank.items()]
+    seeds = sorted({seed for _, s in rows for seed in s.differences})
+    return pd.DataFrame([
+        {"experiment": name,
+         **{f"seed {seed}": "—" if s.differences.get(seed) is None else f"{s.differences[seed]:.3f}" for seed in seeds},
+         "Deep ahead": f"{s.deep_wins}/{sum(v is not None for v in s.differences.values())}"}
+        for name, s in rows
+    ])
+
+
+def chance_text(summary: FewshotGlueSummary, p: FewshotGluePlan) -> str:
+    """Markdown: how far the better method got from chance on every Table 1 task."""
+    from .glue_stats import CHANCE_MARGIN
+
+    t = summary.table1
+    near = [task for task in t.tasks if not t.by_task[task].above_chance]
+    distance = ", ".join(f"{task} {t.by_task[task].distance_from_chance or float('nan'):+.1f}" for task in t.tasks)
+    return (
+        f"Distance of the better method from chance (points): {distance}. "
+        + (f"**On {len(near)} of {len(t.tasks)} tasks ({', '.join(near)}) neither method is {CHANCE_MARGIN:.0f} points "
+           f"above chance**: after {p.table1.steps} steps" + (" with a frozen random head" if not p.methods.train_head else "")
+           + " the classifiers still predict (almost) a constant, so the differences there are noise, not evidence "
+           "for or against Deep LoRA." if near else
+           f"Both methods are at least {CHANCE_MARGIN:.0f} points above chance on every task.")
+    )
+
+
+def at_chance_text(best_mean: float | None, at_chance: bool) -> str:
+    """Markdown warning when no method's mean Pearson left chance (empty otherwise)."""
+    from .glue_stats import CHANCE_MARGIN
+
+    if not at_chance:
+        return ""
+    return (f"**The best mean Pearson here is {best_mean if best_mean is not None else float('nan'):.3f}, within "
+            f"{CHANCE_MARGIN / 100:.2f} of a constant predictor**: with these few steps neither method has learned "
+            "STS-B yet, so the comparison is noise.")
+
+
+def settings_text(p: FewshotGluePlan, scale: str) -> str:
+    """Markdown: the backbone, how this scale departs from the paper, and the paper's seeds and steps."""
+    from ..scales import scale_label
+
+    paper = paper_protocol()
+    return (
+        f"**Backbone ({scale_label(scale)}):** `{p.backbone}`. {p.methods.backbone_note} "
+        f"**How this scale departs from the paper:** {'; '.join(p.notes) or 'none: this is the paper protocol'}. "
+        f"Paper: Table 1 {paper['table1']['seeds']} seeds × {paper['table1']['steps']} steps "
+        f"(SST-2 {paper['table1']['steps_sst2']}); Fig. 6 {paper['fig6']['seeds']} seeds × {paper['fig6']['steps']} steps; "
+        f"Fig. 8 {paper['fig8']['seeds']} seeds × {paper['fig8']['steps']} steps. Ours: the table below."
+    )
+
+
+def runs_text(results: FewshotGlueResults) -> str:
+    """Markdown: how many runs, how long they took, and the trainable parameters of each method."""
+    runs = results.runs
+    return (
+        f"{len(runs)} (experiment, seed) rows from {runs['key'].nunique()} distinct configurations; "
+        f"training + evaluation took {runs.drop_duplicates(['key', 'seed'])['wall_time'].sum() / 60:.1f} min "
+        "summed over runs when they were computed. Trainable parameters per run: "
+        + ", ".join(f"{m} r = {r}: {int(t):,}" for (m, r), t in runs.groupby(["method", "rank"])["trainable_params"].first().items())
+        + "."
+    )
+
+
+def table1_text(summary: FewshotGlueSummary, p: FewshotGluePlan) -> str:
+    """Markdown: Table 1's averages beside the paper's, the best and worst task, passes over the data, chance."""
+    from ..scales import scale_label
+
+    t1, paper = summary.table1, paper_protocol()["table1"]
+    gains = {task: s.gain for task, s in t1.by_task.items() if s.gain is not None}
+    best, worst = max(gains, key=gains.get), min(gains, key=gains.get)
+    pv = {m: paper_value("table1_glue_1024", m, "average") for m in ("vanilla", "deep")}
+    return (
+        f"Paper, all 8 tasks: LoRA {pv['vanilla']:.2f}, Deep LoRA {pv['deep']:.2f} (+{pv['deep'] - pv['vanilla']:.2f}). "
+        f"Ours ({scale_label(summary.scale)}, {len(t1.tasks)} tasks, {t1.seeds} seed(s)): LoRA {t1.lora_average:.2f}, "
+        f"Deep LoRA {t1.deep_average:.2f}, a gain of {t1.average_gain:+.2f} points "
+        f"(paper on the same tasks: {t1.paper_average_gain_same_tasks:+.2f}). "
+        f"Deep LoRA is ahead on average on {sum(v > 0 for v in gains.values())} of {len(t1.tasks)} tasks; the "
+        f"largest gain is on {best} ({gains[best]:+.2f}), the smallest on {worst} ({gains[worst]:+.2f}). "
+        f"At this scale each run takes {p.table1.steps} steps of batch 16, i.e. {p.table1.steps * 16 / p.table1.n:.2f} "
+        f"passes over the n = {p.table1.n} examples (paper: {paper['steps'] * 16 / paper['train_samples']:.1f}). "
+        + ("† QQP on the mirror is evaluated on held-out *train* pairs: not comparable to the paper. "
+           if "qqp" in t1.tasks and mirror_used() else "")
+        + chance_text(summary, p)
+    )
+
+
+def fig6_text(summary: FewshotGlueSummary) -> str:
+    """Markdown: the mean paired gain at every ``n`` beside the paper's claim."""
+    f6 = summary.fig6
+    paper6 = {m: paper_value("figure6_stsb_fewshot", m) for m in ("vanilla", "deep")}
+    return (
+        "Mean paired gain of Deep LoRA in Pearson: "
+        + ", ".join(f"n = {n}: {s.gain if s.gain is not None else float('nan'):+.3f} (ahead on {s.deep_wins} of {s.seeds} seeds"
+                    + (f"; paper {paper6['deep'][str(n)]['mean'] - paper6['vanilla'][str(n)]['mean']:+.3f}"
+                       if str(n) in paper6["deep"] else "") + ")" for n, s in f6.by_n.items())
+        + f". The paper's claim: \"{paper_value('figure6_stsb_fewshot', 'paper_claim')}\". "
+        + at_chance_text(f6.best_mean, f6.at_chance)
+    )
+
+
+def fig7_text(summary: FewshotGlueSummary) -> str:
+    """Markdown: the rank statistics of Fig. 7 and whether most Deep LoRA updates stayed at rank 0."""
+    f7 = summary.fig7
+    return (
+        f"Of the {f7.n_updates} updates, LoRA's have median rank {f7.lora_median_rank:.0f} and "
+        f"{100 * f7.lora_fraction_full_rank:.0f}% reach the full width r = {f7.rank_cap}; Deep LoRA's have median rank "
+        f"{f7.deep_median_rank:.0f}, and {100 * f7.deep_fraction_rank0:.0f}% stay below the 1e-3 threshold (rank 0). The "
+        f"largest Deep LoRA update has $\\|\\Delta W\\|_2$ = {f7.deep_max_norm:.2e}, the largest LoRA one "
+        f"{f7.lora_max_norm:.2e}. LoRA's rank is full by construction as soon as $B \\ne 0$ ($A$ is a dense Gaussian), "
+        "whatever the task needs; Deep LoRA's depth-3 product starts at about $\\varepsilon^3 = 10^{-9}$ and grows only in "
+        "the directions the loss keeps pushing, "
+        + ("so here, as in the paper, most adapted weights are left numerically untouched (rank 0)."
+           if f7.deep_fraction_rank0 > 0.5 else
+           f"but here only {100 * f7.deep_fraction_rank0:.0f}% of the updates stay at rank 0, not the majority the paper reports.")
+    )
+
+
+def fig8_text(summary: FewshotGlueSummary) -> str:
+    """Markdown: how each method's mean changes from the smallest to the largest ``r``, beside the paper's."""
+    f8 = summary.fig8
+    paper8 = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
+    lo, hi = str(f8.ranks[0]), str(f8.ranks[-1])
+    change = {m: "n/a" if v is None else f"{-v:+.3f}" for m, v in
+              (("lora", f8.lora_drop_smallest_to_largest_r), ("deep", f8.deep_drop_smallest_to_largest_r))}
+    return (
+        f"From r = {lo} to r = {hi}, LoRA's mean Pearson changes by {change['lora']} and Deep LoRA's by {change['deep']}"
+        + (f" (paper: LoRA {paper8['vanilla'][hi] - paper8['vanilla'][lo]:+.3f}, Deep LoRA "
+           f"{paper8['deep'][hi] - paper8['deep'][lo]:+.3f})" if lo in paper8["deep"] and hi in paper8["deep"] else "")
+        + f". The paper's claim: \"{paper_value('figure8_rank_sweep_stsb16', 'paper_claim')}\". "
+        f"Note the paper's Fig. 8 Deep LoRA is the narrow *uncompressed* width-r adapter at lr 1e-4 "
+        f"(\"{paper_value('figure8_rank_sweep_stsb16', 'protocol', 'deep_variant')}\"); ours is the compressed one. "
+        + at_chance_text(f8.best_mean, f8.at_chance)
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# figures
+# ------------------------------------------------------------------------------------------------
+
+
+def _paired(results: FewshotGlueResults, part: str, key: str) -> pd.DataFrame:
+    return paired_frame(results.runs[results.runs.part == part], [key])
+
+
+def plot_table1(results: FewshotGlueResults, summary: FewshotGlueSummary):
+    """Table 1 as bars (ours beside the paper's, hatched) and every seed's paired difference."""
+    import matplotlib.pyplot as plt
+
+    ours, t, p = ours_label(summary.scale), summary.table1, results.plan
+    pv = {m: paper_value("table1_glue_1024", m) for m in ("vanilla", "deep", "delta_std_over_seeds")}
+    dagger = mirror_used()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1.3, 1]})
+    x = np.arange(len(t.tasks))
+    w = 0.2
+    for k, (label, paper_key, method) in enumerate([("LoRA", "vanilla", LORA), ("Deep LoRA", "deep", DEEP)]):
+        means = [getattr(t.by_task[task], "lora" if method == LORA else "deep") for task in t.tasks]
+        means = [np.nan if v is None else v for v in means]
+        stds = [getattr(t.by_task[task], "lora_std" if method == LORA else "deep_std") or 0 for task in t.tasks]
+        ax1.bar(x + (2 * k - 1.5) * w, [pv[paper_key][task] for task in t.tasks], w, color=COLORS[method], alpha=0.35,
+                hatch="//", label=f"{label} — {PAPER_LABEL}")
+        ax1.bar(x + (2 * k - 0.5) * w, means, w, yerr=stds, color=COLORS[method], label=f"{label} — {ours}")
+    ax1.set_xticks(x, [task + (" †" if task == "qqp" and dagger else "") for task in t.tasks])
+    ax1.set_ylabel("final metric × 100")
+    ax1.set_title(f"Table 1 scores, n = {p.table1.n}")
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    ax1.axhline(0, color="grey", lw=0.6)
+    for i, task in enumerate(t.tasks):
+        d = np.array([np.nan if v is None else v for v in t.by_task[task].differences.values()])
+        ax2.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)), d, color="tab:red", s=18, zorder=3,
+                    label=f"{ours}: one seed" if i == 0 else None)
+        ax2.hlines(np.nanmean(d), i - 0.25, i + 0.25, color="tab:red", lw=2, label=f"{ours}: mean" if i == 0 else None)
+        ax2.errorbar(i + 0.32, pv["deep"][task] - pv["vanilla"][task], yerr=pv["delta_std_over_seeds"][task], fmt="s",
+                     color="black", ms=5, capsize=3, label=f"{PAPER_LABEL}: mean ± std" if i == 0 else None)
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set_xticks(x, t.tasks)
+    ax2.set_ylabel("Deep LoRA − LoRA (points)")
+    ax2.set_title("paired per-seed differences")
+    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    fig.suptitle(f"Table 1 ({ours.removeprefix('ours (').removesuffix(')')} vs paper's bert-base-cased)")
+    fig.tight_layout()
+    return fig
+
+
+def _scatter_methods(ax, frame: pd.DataFrame, key: str, values: list[int], ours: str) -> None:
+    for method in (LORA, DEEP):
+        c = COLORS[method]
+        for v in values:
+            s = frame[frame[key] == v][method]
+            ax.scatter(np.full(len(s), v) * (1.04 if method == DEEP else 0.96), s, color=c, s=12, alpha=0.6)
+        ax.plot(values, [frame[frame[key] == v][method].mean() for v in values], "o-", color=c, label=f"{method} — {ours}")
+
+
+def plot_fig6(results: FewshotGlueResults, summary: FewshotGlueSummary):
+    """Fig. 6: Pearson vs ``n`` (every seed, ours and the paper's mean ± std) and the paired differences."""
+    import matplotlib.pyplot as plt
+
+    ours = ours_label(summary.scale)
+    f6, f6_n = _paired(results, "fig6", "n_train"), summary.fig6.n
+    paper6 = {m: paper_value("figure6_stsb_fewshot", m) for m in ("vanilla", "deep")}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    _scatter_methods(ax1, f6, "n_train", f6_n, ours)
+    for label, paper_key, method in [("LoRA", "vanilla", LORA), ("Deep LoRA", "deep", DEEP)]:
+        pn = [int(n) for n in paper6[paper_key]]
+        pm_ = np.array([paper6[paper_key][str(n)]["mean"] for n in pn])
+        ps = np.array([paper6[paper_key][str(n)]["std"] for n in pn])
+        ax1.plot(pn, pm_, "--", color=COLORS[method], label=f"{label} — {PAPER_LABEL}")
+        ax1.fill_between(pn, pm_ - ps, pm_ + ps, color=COLORS[method], alpha=0.1)
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("training examples n")
+    ax1.set_ylabel("STS-B Pearson")
+    ax1.set_title("Pearson vs n")
+    ax1.legend(fontsize=7)
+    for i, n in enumerate(f6_n):
+        d = f6[f6.n_train == n]["diff"].to_numpy()
+        ax2.scatter(np.full(len(d), i) + np.linspace(-0.1, 0.1, len(d)), d, color="tab:red", s=18, zorder=3,
+                    label=f"{ours}: one seed" if i == 0 else None)
+        ax2.hlines(np.nanmean(d), i - 0.25, i + 0.25, color="tab:red", lw=2, label=f"{ours}: mean" if i == 0 else None)
+        if str(n) in paper6["deep"]:
+            ax2.plot(i + 0.32, paper6["deep"][str(n)]["mean"] - paper6["vanilla"][str(n)]["mean"], "s", color="black",
+                     label=f"{PAPER_LABEL}: mean difference" if i == 0 else None)
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set_xticks(range(len(f6_n)), [f"n = {n}" for n in f6_n])
+    ax2.set_ylabel("Deep LoRA − LoRA (Pearson)")
+    ax2.set_title("paired per-seed differences")
+    ax2.legend(fontsize=7, loc="best")
+    fig.suptitle(f"Fig. 6: STS-B few-shot ({ours.removeprefix('ours (').removesuffix(')')} vs paper's bert-base-cased)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig7(results: FewshotGlueResults, summary: FewshotGlueSummary):
+    """Fig. 7: histogram of the numerical ranks and the spectral norm of every update, both methods."""
+    import matplotlib.pyplot as plt
+
+    ours, f, p = ours_label(summary.scale), summary.fig7, results.plan
+    r7, n_mod = f.rank_cap, f.n_updates
+    norms = {m: np.array([v["singular_values"][0] for v in results.fig7[m]["spectra"].values()]) for m in (LORA, DEEP)}
+    counts = {LORA: f.lora_rank_counts, DEEP: f.deep_rank_counts}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    for k, m in enumerate((LORA, DEEP)):
+        ax1.bar(np.arange(r7 + 1) + (k - 0.5) * 0.4, counts[m], 0.4, color=COLORS[m], label=f"{m} ({n_mod} updates)")
+        ax2.scatter(np.arange(n_mod) + 0.15 * k, norms[m], color=COLORS[m], s=14, label=m)
+    ax1.set_xticks(np.arange(r7 + 1))
+    ax1.set_xlabel(f"numerical rank of ΔW (r = {r7})")
+    ax1.set_ylabel("number of adapted weights")
+    ax1.set_title(ours)
+    ax1.legend(fontsize=8)
+    ax2.axhline(1e-3, color="black", ls=":", lw=1, label="1e-3 (Deep LoRA rank-0 threshold)")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("adapted weight (block order)")
+    ax2.set_ylabel(r"$\|\Delta W\|_2$")
+    ax2.set_title("spectral norm of every update")
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"Fig. 7: STS-B, n = {p.fig7.n}, seed 0, {p.fig7.steps} steps ({ours.removeprefix('ours (').removesuffix(')')}); "
+                 f"paper: {paper_protocol()['fig6']['steps']} steps, bert-base-cased", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig8(results: FewshotGlueResults, summary: FewshotGlueSummary):
+    """Fig. 8: Pearson vs adapter rank ``r`` (every seed and the means), ours beside the paper's means."""
+    import matplotlib.pyplot as plt
+
+    ours, p = ours_label(summary.scale), results.plan
+    f8, f8_r = _paired(results, "fig8", "rank"), summary.fig8.ranks
+    paper8 = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _scatter_methods(ax, f8, "rank", f8_r, ours)
+    for label, paper_key, method in [("LoRA", "vanilla", LORA), ("Deep LoRA", "deep", DEEP)]:
+        pr = sorted(int(r) for r in paper8[paper_key])
+        ax.plot(pr, [paper8[paper_key][str(r)] for r in pr], "--", marker="s", ms=4, color=COLORS[method], alpha=0.7,
+                label=f"{label} — {PAPER_LABEL}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("adapter rank r")
+    ax.set_ylabel("STS-B Pearson")
+    ax.legend(fontsize=7)
+    ax.set_title(f"Fig. 8: STS-B, n = {p.fig8.n}, {p.fig8.steps} steps, {len(p.fig8.seeds)} seed(s) "
+                 f"({ours.removeprefix('ours (').removesuffix(')')})\npaper: {paper_protocol()['fig8']['steps']} steps, "
+                 f"{paper_protocol()['fig8']['seeds']} seeds, bert-base-cased", fontsize=9)
+    fig.tight_layout()
+    return fig
