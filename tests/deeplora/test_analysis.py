@@ -125,3 +125,17 @@ def test_subspace_residual_is_the_sine_of_the_largest_principal_angle():
     assert subspace_residual(e[:, :2] @ torch.tensor([[3.0, 1.0], [0.0, 2.0]], dtype=torch.float64), 7.0 * tilted) == pytest.approx(np.sin(theta), rel=1e-12)
     with pytest.raises(ValueError, match=r"same number of rows, got \(5, 2\) and \(4, 1\)"):
         subspace_residual(e[:, :2], e[:4, :1])
+
+
+def test_basis_alignment_is_subspace_alignment_of_the_bases_and_checks_shapes():
+    """subspace_alignment(a, b, k) is basis_alignment of the top-k left singular bases, exactly."""
+    from compressible.deeplora import basis_alignment
+
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(20, 12, generator=gen, dtype=torch.float64), torch.randn(20, 12, generator=gen, dtype=torch.float64)
+    u_a = torch.linalg.svd(a, full_matrices=False).U[:, :4]
+    u_b = torch.linalg.svd(b, full_matrices=False).U[:, :4]
+    assert basis_alignment(u_a, u_b) == subspace_alignment(a, b, k=4)
+    assert abs(basis_alignment(u_a, u_a) - 1.0) < 1e-12
+    with pytest.raises(ValueError, match=r"same shape \(m, k\), got \(20, 4\) and \(20, 3\)"):
+        basis_alignment(u_a, u_b[:, :3])

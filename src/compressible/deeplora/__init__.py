@@ -20,7 +20,14 @@ Typical use::
     optimizer = torch.optim.Adam(param_groups(model, lr=1e-2), betas=(0.9, 0.999), eps=1e-6)
 """
 
-from .analysis import delta_weights, numerical_rank, singular_values, subspace_alignment, subspace_residual
+from .analysis import (
+    basis_alignment,
+    delta_weights,
+    numerical_rank,
+    singular_values,
+    subspace_alignment,
+    subspace_residual,
+)
 from .compress import compress_from_batch, compressed_outer_factors, haar_actions
 from .config import DeepLoRAConfig
 from .io import load_adapters, save_adapters
@@ -48,6 +55,7 @@ __all__ = [
     "singular_values",
     "numerical_rank",
     "subspace_alignment",
+    "basis_alignment",
     "subspace_residual",
     "compressed_outer_factors",
     "haar_actions",

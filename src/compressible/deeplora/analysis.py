@@ -100,7 +100,16 @@ def subspace_alignment(delta_t: Tensor, delta_final: Tensor, k: int = 8) -> floa
         raise ValueError(f"k must be in [1, {min(delta_t.shape)}], got {k}")
     u_t = torch.linalg.svd(delta_t.detach().double(), full_matrices=False).U[:, :k]
     u_f = torch.linalg.svd(delta_final.detach().double(), full_matrices=False).U[:, :k]
-    return float(torch.linalg.matrix_norm(u_t.T @ u_f, ord=2))
+    return basis_alignment(u_t, u_f)
+
+
+def basis_alignment(u_t: Tensor, u_final: Tensor) -> float:
+    """Largest singular value of ``U_t^T U_final`` for orthonormal bases ``(m, k)``: the Fig. 2
+    alignment of two subspaces given by their bases (what :func:`subspace_alignment` computes from
+    the updates themselves; a training loop that keeps only the bases calls this)."""
+    if u_t.shape != u_final.shape:
+        raise ValueError(f"bases must have the same shape (m, k), got {tuple(u_t.shape)} and {tuple(u_final.shape)}")
+    return float(torch.linalg.matrix_norm(u_t.T @ u_final, ord=2))
 
 
 def subspace_residual(basis: Tensor, target: Tensor) -> float:
