@@ -36,14 +36,7 @@ __all__ = [
     "load_dataset",
     "load_pretrained",
     "results_dir",
-    "BACKBONES",
 ]
-
-#: Backbones used by the experiments, by scale.
-BACKBONES = {
-    "paper": "google-bert/bert-base-cased",
-    "ci": "sentence-transformers/all-MiniLM-L6-v2",
-}
 
 #: hub id -> (environment variable that can point at a local copy, what the copy looks like)
 _DATASETS = {

@@ -10,20 +10,25 @@ import pytest
 import torch
 
 from compressible.hub import ResourceMissingError
-from compressible.finetune.classify import TINY_BERT, RunConfig, Runner
+from compressible.deeplora import DeepLoRAConfig
+from compressible.finetune.backbones import TINY_BERT
+from compressible.finetune.classify import RunConfig, Runner
 
 
 def test_defaults_resolve_to_the_authors_protocol():
     deep = RunConfig("stsb")
-    assert (deep.adapter, deep.depth, deep.rank, deep.lr, deep.gamma) == ("compressed", 3, 8, 1e-2, 1e-2)
+    assert deep.adapter == DeepLoRAConfig(init="compressed", depth=3, rank=8, targets="attention-mlp", gamma=1e-2)
+    assert (deep.lr, deep.outer_lr) == (1e-2, 1e-4)
     assert (deep.batch_size, deep.eval_batch_size, deep.max_length, deep.n_train) == (16, 32, 128, 1024)
-    assert deep.backbone == "google-bert/bert-base-cased" and not deep.train_head and deep.lr_end is None
-    lora = deep.replace(adapter="lora")
-    assert (lora.depth, lora.lr, lora.gamma) == (2, 1e-4, None)
-    assert RunConfig("rte", adapter="full").lr == 1e-4
+    assert deep.backbone == "bert-base-cased" and not deep.train_head and deep.lr_end is None
+    lora = deep.replace(adapter=DeepLoRAConfig(init="lora"))
+    assert (lora.adapter.depth, lora.lr, lora.outer_lr) == (2, 1e-4, None)
+    assert deep.replace(adapter=DeepLoRAConfig(init="lora"), lr=1e-3).lr == 1e-3
+    assert RunConfig("rte", adapter=DeepLoRAConfig(init="full")).lr == 1e-4
     assert RunConfig("rte", train_head=True).head_lr == 1e-4
     assert RunConfig("rte", checkpoints=[10, 0, 10], steps=10).checkpoints == (0, 10)
-    assert RunConfig("rte", targets=["query", "value"]).targets == ("query", "value")
+    # the run's seed goes into the adapters at run time; everything else is the config's
+    assert RunConfig("rte").adapter_at(7) == DeepLoRAConfig(seed=7)
 
 
 @pytest.mark.parametrize(
@@ -32,19 +37,21 @@ def test_defaults_resolve_to_the_authors_protocol():
         ({"task": "wnli"}, r"unknown GLUE task 'wnli'"),
         ({"task": "rte", "n_train": 0}, r"n_train must be an int >= 1, got 0"),
         ({"task": "rte", "n_train": 8}, r"n_train=8 is smaller than batch_size=16"),
-        ({"task": "rte", "adapter": "lora", "gamma": 0.1}, r"gamma .* only applies to adapter='compressed'"),
-        ({"task": "rte", "adapter": "dora"}, r"adapter must be one of \('compressed', 'lora', 'random', 'full'\), got 'dora'"),
-        ({"task": "rte", "rank": 7}, r"even rank"),
+        ({"task": "rte", "adapter": DeepLoRAConfig(seed=3)}, r"adapter.seed=3: leave it at 0, the run's seed replaces it"),
         ({"task": "rte", "steps": 5, "checkpoints": (0, 6)}, r"checkpoints must be int steps in \[0, steps=5\], got \[6\]"),
         ({"task": "rte", "head_lr": 1e-3}, r"head_lr=0.001 is set but train_head=False"),
         ({"task": "rte", "lr": -1.0}, r"lr must be a positive finite number, got -1.0"),
         ({"task": "rte", "dtype": "float16"}, r"dtype must be one of"),
-        ({"task": "rte", "targets": "everything"}, r"targets 'everything' is not a preset"),
     ],
 )
 def test_bad_configs_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**kwargs)
+
+
+def test_adapter_must_be_a_deeplora_config():
+    with pytest.raises(TypeError, match=r"adapter must be a DeepLoRAConfig .*got 'lora'"):
+        RunConfig("rte", adapter="lora")
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +65,10 @@ def runner():
     return runner
 
 
-def _smoke(**changes):
+def _smoke(adapter="compressed", **changes):
     base = dict(task="stsb", n_train=32, steps=3, backbone=TINY_BERT, eval_limit=48, eval_every=2)
     base.update(changes)
-    return RunConfig(**base)
+    return RunConfig(adapter=DeepLoRAConfig(init=adapter), **base)
 
 
 def _base_state(model):
@@ -145,3 +152,28 @@ def test_classification_task_and_sampling_without_replacement(runner):
     result = runner.run(_smoke(task="rte", replacement=False, eval_every=None), seed=0)
     assert len(set(result["sample_idx"])) == 32
     assert set(result["final"]) == {"step", "accuracy", "loss"}
+
+
+def test_setup_names_a_bad_config_or_seed():
+    runner = Runner("cpu", progress=False)
+    with pytest.raises(TypeError, match="config must be a RunConfig, got dict"):
+        runner.setup({"task": "rte"}, 0)
+    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+        runner.setup(RunConfig("rte"), -1)
+
+
+def test_the_loop_in_pieces_reports_what_fit_reports(runner):
+    """setup / step / evaluate / report by hand (dropout off) give a result of the same shape as fit."""
+    config = _smoke(adapter="lora", steps=2, eval_every=None)
+    state = runner.setup(config, seed=0)
+    state.model.eval()  # no dropout: no need for the run's seeded RNG
+    batch = state.first
+    for step in (1, 2):
+        loss = runner.step(state, batch, step)
+        assert loss == state.losses[-1] and math.isfinite(loss)
+        batch = next(state.batches)
+    metrics = runner.evaluate(state, 2)
+    result = runner.report(state)
+    assert result["final"] == metrics == state.evals[-1] and result["train_loss"] == state.losses
+    assert set(result) == set(runner.run(config, seed=0))
+    assert result["sample_idx"] == runner.run(config, seed=0)["sample_idx"]

@@ -2,9 +2,19 @@
 
 import math
 
+import pandas as pd
 import pytest
 
-from compressible.finetune.metrics import TASK_METRICS, glue_metrics, mean_std, paired_differences, primary_metric
+from compressible.finetune.metrics import (
+    TASK_METRICS,
+    generation_metrics,
+    glue_metrics,
+    meteor_available,
+    mean_std,
+    paired_differences,
+    paired_summary,
+    primary_metric,
+)
 
 
 def test_primary_metrics_are_the_papers():
@@ -53,18 +63,69 @@ def test_bad_shapes():
         glue_metrics("rte", [], [])
 
 
-def test_mean_std_and_paired_differences():
+def test_mean_std():
     assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert mean_std([4.0]) == (4.0, 0.0)
     with pytest.raises(ValueError, match="finite"):
         mean_std([1.0, float("nan")])
-    a = {0: 1.0, 1: 2.0, 2: 3.0, 7: 9.0}
-    b = {0: 0.5, 1: 2.5, 2: 2.0}
-    d = paired_differences(a, b)
-    assert d["seeds"] == [0, 1, 2] and d["differences"] == pytest.approx([0.5, -0.5, 1.0])
+
+
+def _runs():
+    rows = [  # method, seed, task, value, bleu
+        ("A", 0, "x", 1.0, 10.0), ("B", 0, "x", 0.5, 12.0),
+        ("A", 1, "x", 2.0, 10.0), ("B", 1, "x", 2.5, 9.0),
+        ("A", 2, "x", 3.0, 10.0), ("B", 2, "x", 2.0, 10.0),
+        ("A", 7, "x", 9.0, 10.0),  # only A ran seed 7
+        ("A", 0, "y", 1.0, 1.0), ("B", 0, "y", 4.0, 1.0),
+    ]
+    return pd.DataFrame(rows, columns=["method", "seed", "task", "value", "bleu"])
+
+
+def test_paired_differences_per_seed_and_group():
+    d = paired_differences(_runs(), "A", "B", by=["task"], scores=True)
+    assert list(d.columns) == ["task", "seed", "value", "B", "A"]
+    assert list(zip(d["task"], d["seed"])) == [("x", 0), ("x", 1), ("x", 2), ("x", 7), ("y", 0)]
+    assert d["value"].tolist()[:3] == pytest.approx([0.5, -0.5, 1.0]) and d["value"].tolist()[4] == -3.0
+    assert math.isnan(d["value"].tolist()[3])  # seed 7 has no partner
+    several = paired_differences(_runs()[lambda f: f.task == "x"], "B", "A", ["value", "bleu"])
+    assert list(several.columns) == ["seed", "value", "bleu"]
+    assert several["bleu"].tolist()[:3] == [2.0, -1.0, 0.0]
+
+
+def test_paired_summary_of_known_differences():
+    d = paired_summary([0.5, -0.5, 1.0])
     assert d["mean"] == pytest.approx(1 / 3) and d["wins"] == 2 and d["n"] == 3
     # sample std of (0.5, -0.5, 1): sqrt(((1/6)^2 + (5/6)^2 + (2/3)^2) / 2)
     assert d["std"] == pytest.approx(math.sqrt((1 / 36 + 25 / 36 + 16 / 36) / 2))
+    assert d["sem"] == pytest.approx(d["std"] / math.sqrt(3))
     assert 0 < d["t_pvalue"] < 1
-    with pytest.raises(ValueError, match="no common seeds"):
-        paired_differences({0: 1.0}, {1: 1.0})
+    assert math.isnan(paired_summary([2.0])["t_pvalue"]) and paired_summary([2.0])["std"] == 0.0
+
+
+def test_paired_differences_errors_name_the_problem():
+    runs = _runs()
+    with pytest.raises(ValueError, match=r"no runs of method 'C'; methods present: \['A', 'B'\]"):
+        paired_differences(runs, "C", "A")
+    with pytest.raises(KeyError, match=r"frame has no columns \['rank'\]"):
+        paired_differences(runs, "A", "B", by=["rank"])
+    with pytest.raises(ValueError, match=r"no \('seed',\) has results for both 'A' and 'B'"):
+        paired_differences(runs[(runs.method == "B") | (runs.seed == 7)], "A", "B")
+    with pytest.raises(ValueError, match="scores=True needs exactly one value column"):
+        paired_differences(runs, "A", "B", ["value", "bleu"], scores=True)
+    with pytest.raises(ValueError, match="finite"):
+        paired_summary([1.0, float("nan")])
+
+
+def test_metrics_are_multi_reference():
+    refs = [["the cat sat on the mat .", "a cat was sitting on the mat ."], ["the dog barks loudly ."]]
+    perfect = generation_metrics(["the cat sat on the mat .", "the dog barks loudly ."], refs)
+    assert perfect["bleu"] == pytest.approx(100.0)
+    assert perfect["rouge1"] == perfect["rouge2"] == perfect["rougeL"] == pytest.approx(100.0)
+    # matching the *second* reference of the first MR is as good as matching the first (best over refs)
+    second = generation_metrics(["a cat was sitting on the mat .", "the dog barks loudly ."], refs)
+    assert second["rougeL"] == pytest.approx(100.0) and second["bleu"] == pytest.approx(100.0)
+    worse = generation_metrics(["dog mat", "cat"], refs)
+    assert worse["bleu"] < 10 and worse["rouge1"] < perfect["rouge1"]
+    assert ("meteor" in perfect) == meteor_available()
+    with pytest.raises(ValueError, match="2 predictions but 1"):
+        generation_metrics(["a", "b"], [["a"]])

@@ -4,17 +4,22 @@ One run is ``(RunConfig, seed)``; :func:`run` returns a JSON-ready dict that
 :class:`compressible.store.ResultStore` can keep. The defaults are the authors' protocol
 (``dlt/train.py``, ``dlt/finetune.py`` and their logged configs):
 
-- backbone ``google-bert/bert-base-cased``; inputs of at most 128 tokens; batch 16, eval batch 32;
-- Adam (beta 0.9/0.999, eps 1e-6, no weight decay), constant learning rate, no warm-up (a linear
-  decay ``lr -> lr_end`` is available for Fig. 2);
+- backbone ``bert-base-cased`` (:data:`compressible.finetune.backbones.BACKBONES`); inputs of at most 128 tokens; batch 16, eval batch 32;
+- Adam with the authors' settings (:data:`compressible.finetune.optim.ADAM`), constant learning
+  rate, no warm-up (a linear decay ``lr -> lr_end`` is available for Fig. 2);
 - dropout on while training, off while evaluating and while computing the compression gradient;
 - **only adapters train**: the classification head (and any part of the backbone missing from the
   checkpoint) stays at its random initialisation. ``train_head=True`` trains the classifier too
   (the usual PEFT practice; a different protocol -- say which one you run);
 - STS-B is a regression: one output and MSE loss; every other task uses cross-entropy;
-- the compressed Deep LoRA of the paper (depth 3, rank 8) with the App. D.2 learning rates:
-  inner factors at ``1e-2``, outer factors at ``gamma * 1e-2`` with ``gamma = 1e-2``. Other
-  adapters default to ``lr = 1e-4``.
+- the compressed Deep LoRA of the paper (``DeepLoRAConfig()``: depth 3, rank 8) with the App. D.2
+  learning rates: inner factors at ``1e-2``, outer factors at ``gamma * 1e-2`` with
+  ``DeepLoRAConfig.gamma = 1e-2``. Other adapters default to ``lr = 1e-4``
+  (:func:`compressible.finetune.optim.default_lr`).
+
+A run is four steps of :class:`Runner`: :meth:`~Runner.setup` (data, model, adapters, compression,
+optimiser, schedule), :meth:`~Runner.step` (one update), :meth:`~Runner.evaluate` and
+:meth:`~Runner.report` (the result dict, spectra and Fig. 2 alignments).
 
 Every random stream has its own generator derived from the seed (see
 :func:`compressible.finetune.glue.derived_seed`): the training subset depends on ``(task, n, seed)``, the
@@ -31,7 +36,7 @@ import logging
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -41,15 +46,15 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..deeplora import (
+    AdapterReport,
     DeepLoRAConfig,
     adapter_layers,
     add_adapters,
+    basis_alignment,
     compress_from_batch,
     delta_weights,
     numerical_rank,
-    param_groups,
 )
-from ..deeplora.config import INITS
 from .glue import (
     Examples,
     GlueData,
@@ -61,32 +66,15 @@ from .glue import (
     num_labels,
     train_batches,
 )
-from ..hub import BACKBONES, load_pretrained
+from .backbones import BACKBONES, HEAD_PREFIXES, TINY_BERT, Backbone, backbone_spec, load_backbone, load_tokenizer
 from .metrics import glue_metrics, primary_metric
+from .optim import adapter_optimizer, default_lr
 
-__all__ = [
-    "TINY_BERT",
-    "DTYPES",
-    "RunConfig",
-    "Runner",
-    "run",
-    "evaluate",
-    "load_tokenizer",
-    "load_backbone",
-]
+__all__ = ["DTYPES", "RunConfig", "Runner", "RunState", "run", "evaluate"]
 
 log = logging.getLogger(__name__)
 
-TINY_BERT = "tiny-random-bert"
-"""Backbone id of a tiny randomly initialised BERT (2 layers, hidden 32) built from a
-``BertConfig`` -- no download; it borrows the tokenizer of ``TINY_BERT_TOKENIZER``. For smoke
-tests: it learns nothing useful, but every code path runs in seconds."""
-
-TINY_BERT_TOKENIZER = BACKBONES["ci"]
-
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
-
-_ADAM = {"betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.0}
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
@@ -104,8 +92,8 @@ class RunConfig:
     """One fine-tuning experiment; run it at a seed with :func:`run`.
 
     ``None`` defaults are resolved when the config is created (so a stored config shows the
-    values actually used): ``depth`` 3 (2 for ``"lora"``), ``lr`` 1e-2 for ``"compressed"`` and
-    1e-4 otherwise, ``gamma`` 1e-2 for ``"compressed"``, ``head_lr`` 1e-4 when ``train_head``.
+    values actually used): ``lr`` by :func:`compressible.finetune.optim.default_lr` (1e-2 for
+    ``"compressed"``, 1e-4 otherwise), ``head_lr`` 1e-4 when ``train_head``.
     """
 
     task: str
@@ -117,36 +105,21 @@ class RunConfig:
     steps: int = 1000
     """Optimiser steps (one batch each)."""
 
-    adapter: str = "compressed"
-    """Adapter kind, ``DeepLoRAConfig.init``: ``"compressed"``, ``"lora"``, ``"random"`` or ``"full"``."""
-
-    depth: int | None = None
-    """Factors of the adapter product (3 = Deep LoRA, 2 = LoRA)."""
-
-    rank: int = 8
-    """Adapter width ``r`` (ignored by ``"full"``)."""
-
-    targets: str | tuple[str, ...] = "attention-mlp"
-    """Adapted modules (a ``DeepLoRAConfig.targets`` value); ``"attention-mlp"`` = q, k, v, attention
-    output, intermediate, output of every block (the paper's 72 for bert-base)."""
-
-    epsilon: float = 1e-3
-    """Scale of the orthogonal initialisation of deep factors."""
-
-    alpha: float | None = None
-    """LoRA ``alpha`` (scaling ``alpha / r``); ``None`` = no scaling, as the authors ran it."""
+    adapter: DeepLoRAConfig = field(default_factory=DeepLoRAConfig)
+    """The adapters: kind (``init``), depth, rank, targets (``"attention-mlp"`` = q, k, v, attention
+    output, intermediate, output of every block: the paper's 72 for bert-base), ``epsilon``,
+    ``alpha`` and ``gamma`` (outer-factor rate ratio of compressed adapters). Its ``seed`` must be
+    left at 0: the run's seed replaces it (:meth:`RunConfig.adapter_at`)."""
 
     lr: float | None = None
     """Learning rate of the (inner) adapter factors."""
 
-    gamma: float | None = None
-    """Learning-rate ratio of the outer factors of compressed adapters (only for ``"compressed"``)."""
-
     lr_end: float | None = None
     """``None``: constant ``lr``. A float: ``lr`` decays linearly to ``lr_end`` over ``steps`` (Fig. 2)."""
 
-    backbone: str = BACKBONES["paper"]
-    """Hub id (or local folder) of the pretrained encoder, or :data:`TINY_BERT`."""
+    backbone: str = "bert-base-cased"
+    """A classifier of :data:`compressible.finetune.backbones.BACKBONES` (``"bert-base-cased"``,
+    ``"all-MiniLM-L6-v2"``, ``"tiny-random-bert"``), or any hub id or local folder of an encoder."""
 
     max_length: int = 128
     """Examples with more tokens are dropped from the training pool and the evaluation split."""
@@ -189,28 +162,23 @@ class RunConfig:
         if self.n_train is not None:
             _positive_int("n_train", self.n_train)
         _positive_int("steps", self.steps)
-        if self.adapter not in INITS:
-            raise ValueError(f"adapter must be one of {INITS}, got {self.adapter!r}")
-        if isinstance(self.targets, list):
-            object.__setattr__(self, "targets", tuple(self.targets))
-        compressed = self.adapter == "compressed"
+        if not isinstance(self.adapter, DeepLoRAConfig):
+            raise TypeError(
+                f"adapter must be a DeepLoRAConfig (e.g. DeepLoRAConfig(init='lora')), got {self.adapter!r}"
+            )
+        if self.adapter.seed != 0:
+            raise ValueError(
+                f"adapter.seed={self.adapter.seed!r}: leave it at 0, the run's seed replaces it "
+                "(run(config, seed) draws the adapters from seed)"
+            )
         if self.lr is None:
-            object.__setattr__(self, "lr", 1e-2 if compressed else 1e-4)
+            object.__setattr__(self, "lr", default_lr(self.adapter.init))
         _positive_float("lr", self.lr)
-        if self.gamma is None and compressed:
-            object.__setattr__(self, "gamma", 1e-2)
-        if self.gamma is not None:
-            if not compressed:
-                raise ValueError(
-                    f"gamma (outer-factor learning-rate ratio) only applies to adapter='compressed', "
-                    f"got gamma={self.gamma!r} with adapter={self.adapter!r}; leave gamma=None"
-                )
-            if not (math.isfinite(self.gamma) and self.gamma >= 0):
-                raise ValueError(f"gamma must be >= 0 and finite, got {self.gamma!r}")
         if self.lr_end is not None:
             _positive_float("lr_end", self.lr_end)
-        if not isinstance(self.backbone, str) or not self.backbone:
-            raise ValueError(f"backbone must be a hub id, a local folder or {TINY_BERT!r}, got {self.backbone!r}")
+        if backbone_spec(self.backbone).kind != "classifier":
+            classifiers = tuple(name for name, spec in BACKBONES.items() if spec.kind == "classifier")
+            raise ValueError(f"backbone must be a classifier {classifiers}, a hub id or a local folder, got {self.backbone!r}")
         _positive_int("max_length", self.max_length, 2)
         _positive_int("batch_size", self.batch_size)
         _positive_int("eval_batch_size", self.eval_batch_size)
@@ -238,32 +206,24 @@ class RunConfig:
         _positive_int("checkpoint_rank", self.checkpoint_rank)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
-        resolved = self.adapter_config(0)  # validates depth, rank, targets, epsilon, alpha
-        object.__setattr__(self, "depth", resolved.depth)
 
-    def adapter_config(self, seed: int) -> DeepLoRAConfig:
-        """The :class:`~compressible.deeplora.DeepLoRAConfig` of this run at ``seed``."""
-        return DeepLoRAConfig(
-            init=self.adapter,
-            depth=self.depth,
-            rank=self.rank,
-            targets=self.targets,
-            epsilon=self.epsilon,
-            alpha=self.alpha,
-            gamma=self.gamma if self.gamma is not None else 1e-2,
-            seed=seed,
-        )
+    @property
+    def outer_lr(self) -> float | None:
+        """Learning rate of the outer factors of compressed adapters (``gamma * lr``); ``None`` for other kinds."""
+        return self.adapter.gamma * self.lr if self.adapter.init == "compressed" else None
+
+    def adapter_at(self, seed: int) -> DeepLoRAConfig:
+        """The adapters' :class:`~compressible.deeplora.config.DeepLoRAConfig` of a run at ``seed``."""
+        return dataclasses.replace(self.adapter, seed=seed)
 
     def replace(self, **changes: Any) -> "RunConfig":
-        """A copy with ``changes`` applied (``None`` defaults are resolved again)."""
-        fields = dataclasses.asdict(self)
-        if "adapter" in changes:  # learning rates default per adapter kind
-            for key in ("lr", "gamma", "depth"):
-                changes.setdefault(key, None)
+        """A copy with ``changes`` applied (``None`` defaults are resolved again: a new ``adapter``
+        gets its kind's default ``lr`` unless ``lr`` is given)."""
+        if "adapter" in changes:
+            changes.setdefault("lr", None)
         if changes.get("train_head") is False:
             changes.setdefault("head_lr", None)
-        fields.update(changes)
-        return RunConfig(**fields)
+        return dataclasses.replace(self, **changes)
 
 
 @contextmanager
@@ -273,53 +233,6 @@ def _forked_rng(device: torch.device, seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
-
-
-def load_tokenizer(backbone: str):
-    """The tokenizer of ``backbone`` (for :data:`TINY_BERT`: that of ``TINY_BERT_TOKENIZER``)."""
-    from transformers import AutoTokenizer
-
-    return load_pretrained(AutoTokenizer, TINY_BERT_TOKENIZER if backbone == TINY_BERT else backbone)
-
-
-def _tiny_bert(labels: int, vocab_size: int) -> nn.Module:
-    from transformers import BertConfig, BertForSequenceClassification
-
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=labels,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derived_seed("tiny-random-bert"))  # the same "pretrained" weights every time
-        return BertForSequenceClassification(config)
-
-
-def load_backbone(backbone: str, labels: int, vocab_size: int | None = None) -> tuple[nn.Module, set[str]]:
-    """``(model, missing)``: a sequence classifier with ``labels`` outputs and the names of the
-    parameters its checkpoint did not provide (at least the classification head).
-
-    Global RNG state is not touched (transformers draws the missing weights from it; we fork it).
-    """
-    from transformers import AutoModelForSequenceClassification
-
-    with torch.random.fork_rng(devices=[]):
-        if backbone == TINY_BERT:
-            if vocab_size is None:
-                raise ValueError(f"{TINY_BERT!r} needs the vocab_size of its tokenizer")
-            model = _tiny_bert(labels, vocab_size)
-            missing: set[str] = set()
-        else:
-            model, info = load_pretrained(
-                AutoModelForSequenceClassification, backbone, num_labels=labels, output_loading_info=True
-            )
-            missing = set(info.get("missing_keys", ()))
-    head = {name for name, _ in model.named_parameters() if name.split(".")[0] in ("classifier", "score")}
-    return model, missing | head
 
 
 def _init_random_parts(model: nn.Module, names: set[str], seed: int) -> None:
@@ -410,7 +323,7 @@ def _evaluate(model, examples, task, pad_token_id, batch_size, device, progress)
 
 
 def _snapshot(model: nn.Module, k_values: int, k_vectors: int) -> dict[str, tuple[Tensor, Tensor]]:
-    """``{name: (top singular values, top-k_vectors left singular vectors (m, k))}`` of every Delta W."""
+    """``{name: (top singular values, top-k_vectors left singular vectors (m, k))}`` of every Delta W (CPU, float64)."""
     out = {}
     for name, delta in delta_weights(model).items():
         u, s, _ = torch.linalg.svd(delta.double(), full_matrices=False)
@@ -427,8 +340,13 @@ class Runner:
     not in the module.
 
     ``threads`` sets torch's CPU intra-op threads during each run (restored afterwards). By
-    default runs of :data:`TINY_BERT` use one thread: its matrices are too small to gain from
-    more, and on a busy machine the thread synchronisation makes them several times slower.
+    default runs of :data:`~compressible.finetune.backbones.TINY_BERT` use one thread: its matrices
+    are too small to gain from more, and on a busy machine the thread synchronisation makes them
+    several times slower.
+
+    A run is :meth:`setup`, then :meth:`step` per batch (with :meth:`checkpoint` and
+    :meth:`evaluate` where the config asks for them), then :meth:`report`; :meth:`fit` does all of
+    it inside the run's seeded dropout RNG.
     """
 
     def __init__(self, device: str | torch.device = "cpu", progress: bool = True, threads: int | None = None):
@@ -439,9 +357,10 @@ class Runner:
         self.threads = threads
         self._tokenizers: dict[str, Any] = {}
         self._data: dict[tuple, GlueData] = {}
-        self._backbones: dict[tuple, tuple[nn.Module, set[str]]] = {}
+        self._backbones: dict[tuple, Backbone] = {}
 
     def tokenizer(self, backbone: str):
+        """The tokenizer of ``backbone`` (loaded once)."""
         if backbone not in self._tokenizers:
             self._tokenizers[backbone] = load_tokenizer(backbone)
         return self._tokenizers[backbone]
@@ -457,11 +376,10 @@ class Runner:
         """A fresh copy of the backbone with its random parts drawn for ``seed``, on the device."""
         key = (config.backbone, num_labels(config.task))
         if key not in self._backbones:
-            vocab = len(self.tokenizer(config.backbone)) if config.backbone == TINY_BERT else None
-            self._backbones[key] = load_backbone(config.backbone, key[1], vocab)
-        pristine, random_parts = self._backbones[key]
-        model = copy.deepcopy(pristine)
-        _init_random_parts(model, random_parts, seed)
+            self._backbones[key] = load_backbone(config.backbone, labels=key[1], tokenizer=self.tokenizer(config.backbone))
+        backbone = self._backbones[key]
+        model = copy.deepcopy(backbone.model)
+        _init_random_parts(model, backbone.random_parts, seed)
         return model.to(device=self.device, dtype=DTYPES[config.dtype])
 
     def __call__(self, config: RunConfig, seed: int) -> dict:
@@ -484,12 +402,37 @@ class Runner:
             torch.set_num_threads(previous)
 
     def _fit(self, config: RunConfig, seed: int) -> tuple[nn.Module, dict]:
+        state = self.setup(config, seed)
+        if 0 in config.checkpoints:
+            self.checkpoint(state, 0)
+        state.model.train()
+        bar = tqdm(range(1, config.steps + 1), disable=not self.progress, leave=False,
+                   desc=f"{config.task} {config.adapter.init} seed {seed}")
+        metric = primary_metric(config.task)
+        with _forked_rng(self.device, derived_seed("dropout", config.task, seed)):
+            batch = state.first
+            for step in bar:
+                self.step(state, batch, step)
+                if step in config.checkpoints:
+                    self.checkpoint(state, step)
+                if step == config.steps or (config.eval_every and step % config.eval_every == 0):
+                    self.evaluate(state, step)
+                    bar.set_postfix(loss=f"{state.losses[-1]:.3g}", **{metric: f"{state.evals[-1][metric]:.3f}"})
+                if step < config.steps:
+                    batch = next(state.batches)
+        result = self.report(state)
+        state.model.eval()
+        return state.model, result
+
+    def setup(self, config: RunConfig, seed: int) -> "RunState":
+        """Everything a run needs before its first step: the seed's training sample and batch order,
+        the model with its random head and adapters (compressed from the first batch for
+        ``"compressed"``), the optimiser and the learning-rate schedule."""
         if not isinstance(config, RunConfig):
             raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         start = time.perf_counter()
-        device = self.device
         data = self.data(config)
         train_set = data.sample(config.n_train, seed, config.replacement)
         if len(train_set) < config.batch_size:
@@ -498,8 +441,8 @@ class Runner:
             )
         eval_set = data.eval_subset(config.eval_limit)
         model = self.model(config, seed)
-        report = add_adapters(model, config.adapter_config(seed))
-        head = [p for n, p in model.named_parameters() if n.split(".")[0] in ("classifier", "score")]
+        report = add_adapters(model, config.adapter_at(seed))
+        head = [p for n, p in model.named_parameters() if n.split(".")[0] in HEAD_PREFIXES]
         order = torch.Generator().manual_seed(derived_seed("order", config.task, seed))
         batches = train_batches(train_set, config.batch_size, data.pad_token_id, order)
         first = next(batches)
@@ -507,18 +450,17 @@ class Runner:
         # wall-clock seconds per phase, and CPU seconds of this process (all threads) for train/eval
         timings = {"setup": time.perf_counter() - start, "compress": 0.0, "train": 0.0, "eval": 0.0, "analysis": 0.0,
                    "train_cpu": 0.0, "eval_cpu": 0.0}
-        if config.adapter == "compressed":
+        if config.adapter.init == "compressed":
             tic = time.perf_counter()
-            compress_from_batch(model, {k: v.to(device) for k, v in first.items()})
+            compress_from_batch(model, {k: v.to(self.device) for k, v in first.items()})
             timings["compress"] = time.perf_counter() - tic
 
-        groups = param_groups(model, lr=config.lr, gamma=config.gamma)
+        extra = []
         if config.train_head:
             for p in head:
                 p.requires_grad_(True)
-            groups.append({"params": head, "lr": config.head_lr, "name": "head"})
-        trainable = sum(p.numel() for g in groups for p in g["params"])
-        optimizer = torch.optim.Adam(groups, **_ADAM)
+            extra.append({"params": head, "lr": config.head_lr, "name": "head"})
+        optimizer = adapter_optimizer(model, config.lr, extra)
         if config.lr_end is None:
             schedule = None
         else:  # optax.linear_schedule: lr at update t is lr + (lr_end - lr) * t / steps
@@ -526,77 +468,76 @@ class Runner:
             schedule = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda t: 1.0 + (ratio - 1.0) * min(t, config.steps) / config.steps
             )
+        return RunState(config, seed, start, data, train_set, eval_set, model, report, batches, first,
+                        optimizer, schedule, timings)
 
-        k_values = max(config.spectrum_top, config.checkpoint_rank)
-        snapshots: dict[int, dict[str, tuple[Tensor, Tensor]]] = {}
+    def step(self, state: "RunState", batch: dict[str, Tensor], step: int) -> float:
+        """One optimiser update on ``batch`` (the ``step``-th, from 1); returns its loss.
 
-        def checkpoint(step: int) -> None:
-            tic = time.perf_counter()
-            snapshots[step] = _snapshot(model, k_values, config.checkpoint_rank)
-            timings["analysis"] += time.perf_counter() - tic
+        Raises:
+            FloatingPointError: when the loss is not finite (the message suggests a lower ``lr``).
+        """
+        config, optimizer = state.config, state.optimizer
+        tic, cpu = time.perf_counter(), time.process_time()
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        loss = state.model(**batch).loss
+        state.lrs.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if state.schedule is not None:
+            state.schedule.step()
+        state.losses.append(float(loss.detach()))
+        state.timings["train"] += time.perf_counter() - tic
+        state.timings["train_cpu"] += time.process_time() - cpu
+        if not math.isfinite(state.losses[-1]):
+            raise FloatingPointError(
+                f"{config.task} {config.adapter.init} seed {state.seed}: training loss is {state.losses[-1]} "
+                f"at step {step}; lower lr={config.lr}"
+            )
+        return state.losses[-1]
 
-        def run_eval(step: int) -> None:
-            tic, cpu = time.perf_counter(), time.process_time()
-            metrics = evaluate(model, eval_set, config.task, data.pad_token_id, config.eval_batch_size, device)
-            evals.append({"step": step, **metrics})
-            timings["eval"] += time.perf_counter() - tic
-            timings["eval_cpu"] += time.process_time() - cpu
+    def evaluate(self, state: "RunState", step: int) -> dict[str, float]:
+        """Metrics of the model on the run's evaluation set after ``step`` updates (recorded in ``state.evals``)."""
+        config = state.config
+        tic, cpu = time.perf_counter(), time.process_time()
+        metrics = evaluate(state.model, state.eval_set, config.task, state.data.pad_token_id, config.eval_batch_size,
+                           self.device)
+        state.evals.append({"step": step, **metrics})
+        state.timings["eval"] += time.perf_counter() - tic
+        state.timings["eval_cpu"] += time.process_time() - cpu
+        return state.evals[-1]
 
-        evals: list[dict] = []
-        losses: list[float] = []
-        lrs: list[float] = []
-        if 0 in config.checkpoints:
-            checkpoint(0)
-        model.train()
-        bar = tqdm(range(1, config.steps + 1), disable=not self.progress, leave=False,
-                   desc=f"{config.task} {config.adapter} seed {seed}")
-        with _forked_rng(device, derived_seed("dropout", config.task, seed)):
-            batch = first
-            for step in bar:
-                tic, cpu = time.perf_counter(), time.process_time()
-                batch = {k: v.to(device) for k, v in batch.items()}
-                loss = model(**batch).loss
-                lrs.append(float(optimizer.param_groups[0]["lr"]))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if schedule is not None:
-                    schedule.step()
-                losses.append(float(loss.detach()))
-                timings["train"] += time.perf_counter() - tic
-                timings["train_cpu"] += time.process_time() - cpu
-                if not math.isfinite(losses[-1]):
-                    raise FloatingPointError(
-                        f"{config.task} {config.adapter} seed {seed}: training loss is {losses[-1]} at step {step}; "
-                        f"lower lr={config.lr}"
-                    )
-                if step in config.checkpoints:
-                    checkpoint(step)
-                if step == config.steps or (config.eval_every and step % config.eval_every == 0):
-                    run_eval(step)
-                    bar.set_postfix(loss=f"{losses[-1]:.3g}", **{primary_metric(config.task): f"{evals[-1][primary_metric(config.task)]:.3f}"})
-                if step < config.steps:
-                    batch = next(batches)
+    def checkpoint(self, state: "RunState", step: int) -> None:
+        """Record the top singular values and left singular vectors of every ``Delta W`` after ``step``
+        updates (Fig. 2); :meth:`report` compares the vectors with the final ones
+        (:func:`compressible.deeplora.analysis.basis_alignment`)."""
+        tic = time.perf_counter()
+        state.snapshots[step] = _snapshot(state.model, state.k_values, state.config.checkpoint_rank)
+        state.timings["analysis"] += time.perf_counter() - tic
 
+    def report(self, state: "RunState") -> dict:
+        """The JSON-ready result of a finished run (see :func:`run`)."""
+        config, data, model = state.config, state.data, state.model
         result: dict[str, Any] = {
             "task": config.task,
-            "adapter": config.adapter,
+            "adapter": config.adapter.init,
             "metric": primary_metric(config.task),
-            "evals": evals,
-            "final": evals[-1],
-            "train_loss": losses,
-            "lr": lrs,
-            "trainable_params": int(trainable),
-            "adapted_modules": len(report.modules),
-            "n_train": len(train_set),
+            "evals": state.evals,
+            "final": state.evals[-1],
+            "train_loss": state.losses,
+            "lr": state.lrs,
+            "trainable_params": state.trainable_params,
+            "adapted_modules": len(state.report.modules),
+            "n_train": len(state.train_set),
             "train_pool": len(data.train),
-            "n_eval": len(eval_set),
+            "n_eval": len(state.eval_set),
             "eval_split": data.eval_split,
             "eval_dropped_by_filter": int(data.raw_sizes[data.eval_split] - len(data.eval)),
-            "device": str(device),
+            "device": str(self.device),
         }
         if config.n_train is not None:
-            result["sample_idx"] = train_set.idx.tolist()
+            result["sample_idx"] = state.train_set.idx.tolist()
         tic = time.perf_counter()
         if config.spectrum_top:
             ranks = numerical_rank(model)
@@ -605,22 +546,54 @@ class Runner:
                 for name, (s, _) in _snapshot(model, config.spectrum_top, 1).items()
             }
         if config.checkpoints:
-            final = snapshots[config.steps] if config.steps in snapshots else _snapshot(model, k_values, config.checkpoint_rank)
+            snapshots = state.snapshots
+            final = snapshots[config.steps] if config.steps in snapshots else _snapshot(model, state.k_values, config.checkpoint_rank)
             steps = sorted(snapshots)
             result["checkpoints"] = {
                 "steps": steps,
                 "k": config.checkpoint_rank,
                 "singular_values": {n: [snapshots[t][n][0].tolist() for t in steps] for n in final},
-                "alignment": {
-                    n: [float(torch.linalg.matrix_norm(snapshots[t][n][1].T @ final[n][1], ord=2)) for t in steps]
-                    for n in final
-                },
+                "alignment": {n: [basis_alignment(snapshots[t][n][1], final[n][1]) for t in steps] for n in final},
             }
-        timings["analysis"] += time.perf_counter() - tic
-        result["timings"] = timings
-        result["wall_time"] = time.perf_counter() - start
-        model.eval()
-        return model, result
+        state.timings["analysis"] += time.perf_counter() - tic
+        result["timings"] = state.timings
+        result["wall_time"] = time.perf_counter() - state.start
+        return result
+
+
+@dataclass
+class RunState:
+    """A run in progress (built by :meth:`Runner.setup`, advanced by :meth:`Runner.step`)."""
+
+    config: RunConfig
+    seed: int
+    start: float
+    """``time.perf_counter()`` when the run started."""
+    data: GlueData
+    train_set: Examples
+    eval_set: Examples
+    model: nn.Module
+    report: AdapterReport
+    batches: Iterator[dict[str, Tensor]]
+    first: dict[str, Tensor]
+    """The first training batch (also the one the compressed initialisation used)."""
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    timings: dict[str, float]
+    evals: list[dict] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    snapshots: dict[int, dict[str, tuple[Tensor, Tensor]]] = field(default_factory=dict)
+    """``{step: {module: (top singular values, top left singular vectors)}}`` at the config's checkpoints."""
+
+    @property
+    def k_values(self) -> int:
+        """Singular values kept per checkpoint."""
+        return max(self.config.spectrum_top, self.config.checkpoint_rank)
+
+    @property
+    def trainable_params(self) -> int:
+        return int(sum(p.numel() for g in self.optimizer.param_groups for p in g["params"]))
 
 
 def run(config: RunConfig, seed: int, device: str | torch.device = "cpu", progress: bool = True) -> dict:

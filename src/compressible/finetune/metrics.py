@@ -1,4 +1,9 @@
-"""GLUE metrics and the statistics used to compare methods over seeds.
+"""The metrics of the fine-tuning experiments and the statistics that compare methods over seeds.
+
+- GLUE (paper Sec. 4, Table 1): :func:`glue_metrics`, :func:`primary_metric`.
+- NLG (E2E, paper App. C): :func:`generation_metrics` (BLEU, ROUGE, METEOR when WordNet is there).
+- Paired statistics over seeds: :func:`paired_differences` (per-seed differences of two methods
+  in a tidy results table) and :func:`paired_summary` (their mean, spread, sign count, t-test).
 
 The paper reports CoLA as Matthews correlation, STS-B as Pearson correlation and every other
 task as accuracy (the ``evaluate`` GLUE metric the authors call also gives F1 for MRPC and QQP
@@ -14,15 +19,26 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from .glue import check_task
 
-__all__ = ["TASK_METRICS", "primary_metric", "glue_metrics", "mean_std", "paired_differences"]
+__all__ = [
+    "TASK_METRICS",
+    "NLG_METRICS",
+    "primary_metric",
+    "glue_metrics",
+    "meteor_available",
+    "generation_metrics",
+    "mean_std",
+    "paired_differences",
+    "paired_summary",
+]
 
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "cola": ("matthews",),
@@ -35,6 +51,9 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "rte": ("accuracy",),
 }
 """Metrics computed for each task; the first is the one the paper reports."""
+
+NLG_METRICS = ("bleu", "rouge1", "rouge2", "rougeL")
+"""Metric columns of :func:`generation_metrics` (``meteor`` too when WordNet is installed)."""
 
 
 def primary_metric(task: str) -> str:
@@ -98,28 +117,127 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
 
 
-def paired_differences(a: Mapping[int, float], b: Mapping[int, float]) -> dict:
-    """Per-seed differences ``a[seed] - b[seed]`` over the seeds both have, and their summary.
+def meteor_available() -> bool:
+    """Whether nltk's METEOR can run: it needs the WordNet corpus installed (it is not downloaded here)."""
+    try:
+        import nltk
 
-    Returns a dict with ``seeds``, ``differences`` (in seed order), ``mean``, ``std`` (sample),
-    ``sem`` (standard error of the mean), ``wins`` (seeds where ``a > b``), ``n`` and
-    ``t_pvalue`` (two-sided paired t-test; NaN for fewer than 2 seeds or zero spread).
+        nltk.data.find("corpora/wordnet")
+    except (ImportError, LookupError):
+        return False
+    return True
+
+
+def generation_metrics(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Multi-reference scores of ``predictions[i]`` against all of ``references[i]``, in percent.
+
+    - ``bleu``: corpus BLEU of sacrebleu (13a tokenisation, variable number of references).
+    - ``rouge1``, ``rouge2``, ``rougeL``: F1 of rouge-score (Porter stemming), per MR the *best*
+      over its references (``RougeScorer.score_multi``), averaged over MRs.
+    - ``meteor``: nltk's multi-reference METEOR, averaged over MRs -- only when WordNet is
+      installed (:func:`meteor_available`); otherwise the key is absent.
+    - ``length``: mean number of words of the predictions.
+    """
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+    if not predictions or any(len(refs) == 0 for refs in references):
+        raise ValueError("every prediction needs at least one reference, and there must be one prediction")
+    width = max(len(refs) for refs in references)
+    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+    bleu = sacrebleu.corpus_bleu(list(predictions), streams).score
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    rouge = {key: [] for key in ("rouge1", "rouge2", "rougeL")}
+    for pred, refs in zip(predictions, references):
+        scores = scorer.score_multi(list(refs), pred)
+        for key in rouge:
+            rouge[key].append(scores[key].fmeasure)
+    result = {"bleu": float(bleu), **{k: 100 * float(np.mean(v)) for k, v in rouge.items()}}
+    if meteor_available():
+        from nltk.translate.meteor_score import meteor_score
+
+        result["meteor"] = 100 * float(
+            np.mean([meteor_score([r.split() for r in refs], p.split()) for p, refs in zip(predictions, references)])
+        )
+    result["length"] = float(np.mean([len(p.split()) for p in predictions]))
+    return result
+
+
+def paired_differences(
+    frame: pd.DataFrame,
+    method: str,
+    baseline: str,
+    values: str | Sequence[str] = "value",
+    *,
+    by: Sequence[str] = (),
+    scores: bool = False,
+) -> pd.DataFrame:
+    """Per-seed differences ``method - baseline`` in a tidy results table.
+
+    At a seed both methods see the same data (same few-shot sample, batch order and random head),
+    so the per-seed difference is the quantity to summarise (:func:`paired_summary`).
+
+    Args:
+        frame: one row per run, with columns ``method``, ``seed``, every column of ``by`` and of
+            ``values``.
+        method, baseline: the two values of ``frame["method"]`` to compare.
+        values: the score column(s) to difference.
+        by: columns that tell experiments apart (e.g. ``["task"]`` or ``["n_train"]``).
+        scores: also return the two methods' own scores, in columns named ``baseline`` and
+            ``method`` (one value column only).
+
+    Returns:
+        One row per ``(*by, seed)`` that either method ran, sorted, with columns ``*by, seed``,
+        then each value column holding ``method - baseline`` (NaN where one side is missing or
+        NaN), then (with ``scores``) ``baseline`` and ``method``. Rows where both sides are NaN
+        are dropped (``pandas.pivot_table`` semantics).
 
     Raises:
-        ValueError: when the two share no seed.
+        KeyError: a column is missing. ValueError: a method has no runs, or no row has both.
     """
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
-        raise ValueError(f"no common seeds: {sorted(a)} vs {sorted(b)}")
-    diff = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
+    columns = [values] if isinstance(values, str) else list(values)
+    keys = [*by, "seed"]
+    missing = [c for c in (*keys, "method", *columns) if c not in frame.columns]
+    if missing:
+        raise KeyError(f"frame has no columns {missing}; it has {list(frame.columns)}")
+    if scores and len(columns) != 1:
+        raise ValueError(f"scores=True needs exactly one value column, got {columns}")
+    present = sorted(set(frame["method"]))
+    for name in (method, baseline):
+        if name not in present:
+            raise ValueError(f"no runs of method {name!r}; methods present: {present}")
+    wide = frame[frame["method"].isin([method, baseline])].pivot_table(index=keys, columns="method", values=columns)
+    out = pd.DataFrame(index=wide.index)
+    for c in columns:
+        out[c] = wide[(c, method)] - wide[(c, baseline)]
+    if scores:
+        out[baseline] = wide[(columns[0], baseline)]
+        out[method] = wide[(columns[0], method)]
+    both = wide.xs(method, axis=1, level="method").notna().any(axis=1) & wide.xs(baseline, axis=1, level="method").notna().any(axis=1)
+    if not both.any():
+        raise ValueError(f"no {tuple(keys)} has results for both {method!r} and {baseline!r}")
+    return out.reset_index()
+
+
+def paired_summary(differences: Sequence[float] | np.ndarray) -> dict:
+    """Summary of per-seed differences (a column of :func:`paired_differences`).
+
+    Returns a dict with ``mean``, ``std`` (sample), ``sem`` (standard error of the mean), ``wins``
+    (differences > 0), ``n`` and ``t_pvalue`` (two-sided paired t-test; NaN for fewer than 2 seeds
+    or zero spread).
+
+    Raises:
+        ValueError: when there is no difference or one is NaN/inf (see :func:`mean_std`).
+    """
+    diff = np.asarray(differences, dtype=np.float64)
     mean, std = mean_std(diff)
-    n = len(seeds)
+    n = int(diff.size)
     pvalue = math.nan
     if n > 1 and std > 0:
         pvalue = float(stats.ttest_1samp(diff, 0.0).pvalue)
     return {
-        "seeds": seeds,
-        "differences": diff.tolist(),
         "mean": mean,
         "std": std,
         "sem": std / math.sqrt(n),

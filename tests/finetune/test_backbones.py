@@ -1,0 +1,65 @@
+"""Tests of :mod:`compressible.finetune.backbones`: the registry, the loader's errors, tiny models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from compressible.finetune import backbones as bb
+from compressible.finetune.backbones import BACKBONES, TINY_BERT, backbone_spec, load_backbone, tiny_model
+from compressible.hub import ResourceMissingError
+
+
+def test_registry_names_every_backbone_of_the_experiments():
+    assert BACKBONES["bert-base-cased"] == ("classifier", "google-bert/bert-base-cased")  # the paper's (Sec. 4)
+    assert BACKBONES["t5-base"] == ("seq2seq", "google-t5/t5-base")  # the paper's (App. C)
+    assert BACKBONES["all-MiniLM-L6-v2"].source == "sentence-transformers/all-MiniLM-L6-v2"
+    assert BACKBONES[TINY_BERT].kind == "classifier" and BACKBONES["smollm2"].kind == "causal"
+    assert {spec.kind for spec in BACKBONES.values()} == {"classifier", "seq2seq", "causal"}
+    # any other name is a classifier hub id or folder
+    assert backbone_spec("org/some-encoder") == ("classifier", "org/some-encoder")
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        backbone_spec("")
+
+
+def test_loader_checks_labels_against_the_kind():
+    with pytest.raises(ValueError, match="classifier backbone 'bert-base-cased' needs labels"):
+        load_backbone("bert-base-cased")
+    with pytest.raises(ValueError, match="labels=2 only applies to classifier backbones, 'tiny-llama' is causal"):
+        load_backbone("tiny-llama", labels=2)
+
+
+def test_tiny_model_is_seeded_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b = tiny_model("causal", 50, seed=1, hidden=16, layers=1), tiny_model("causal", 50, seed=1, hidden=16, layers=1)
+    assert torch.equal(state, torch.get_rng_state())
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="kind must be 'causal' or 'seq2seq', got 'encoder'"):
+        tiny_model("encoder", 50)
+
+
+def test_smollm_missing_gguf_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESSIBLE_SMOLLM", str(tmp_path))
+    with pytest.raises(ResourceMissingError, match="COMPRESSIBLE_SMOLLM=.*SmolLM2-135M-Instruct.Q4_1.gguf"):
+        bb.load_smollm()
+
+
+def test_smollm_offline_without_variable_names_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("COMPRESSIBLE_SMOLLM", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ResourceMissingError, match="set COMPRESSIBLE_SMOLLM"):
+        bb.load_smollm()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("COMPRESSIBLE_SMOLLM"), reason="COMPRESSIBLE_SMOLLM is not set")
+def test_smollm_gguf_loads_as_a_float_llama():
+    backbone = load_backbone("smollm2")
+    assert type(backbone.model).__name__ == "LlamaForCausalLM"
+    assert backbone.model.config.num_hidden_layers == 30
+    assert next(backbone.model.parameters()).dtype == torch.float32
+    assert backbone.tokenizer.convert_ids_to_tokens(backbone.eos_token_id) == "<|im_end|>"
+    assert backbone.chat
