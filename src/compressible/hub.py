@@ -32,16 +32,20 @@ __all__ = [
     "ResourceMissingError",
     "DatasetSource",
     "is_offline",
+    "E2E_HUB_ID",
     "dataset_source",
     "load_dataset",
     "load_pretrained",
     "results_dir",
 ]
 
+#: Hub id of the E2E NLG challenge data (App. C's few-shot generation).
+E2E_HUB_ID = "tuetschek/e2e_nlg"
+
 #: hub id -> (environment variable that can point at a local copy, what the copy looks like)
 _DATASETS = {
     "nyu-mll/glue": ("COMPRESSIBLE_GLUE", "a folder in the hub's GLUE parquet layout (<task>/<split>-*.parquet)"),
-    "tuetschek/e2e_nlg": ("COMPRESSIBLE_E2E", "a folder in the hub's E2E NLG layout (data/<split>-*.parquet)"),
+    E2E_HUB_ID: ("COMPRESSIBLE_E2E", "a folder in the hub's E2E NLG layout (data/<split>-*.parquet)"),
 }
 
 

@@ -29,8 +29,7 @@ from typing import Any, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from ..hub import ResourceMissingError, load_dataset, load_pretrained
-from .e2e import E2E_HUB_ID
+from ..hub import E2E_HUB_ID, ResourceMissingError, load_dataset, load_pretrained
 from .glue import derived_seed
 
 __all__ = [
@@ -47,6 +46,8 @@ __all__ = [
     "word_tokenizer",
     "tiny_model",
     "HEAD_PREFIXES",
+    "POOLERS",
+    "pooler_names",
 ]
 
 
@@ -75,6 +76,11 @@ BACKBONES: dict[str, BackboneSpec] = {
 
 HEAD_PREFIXES = ("classifier", "score")
 """Top-level module names of a sequence classifier's head."""
+
+POOLERS = ("pretrained", "random")
+"""Where a classifier's pooler (the dense layer on the [CLS] token) comes from: ``"pretrained"``, the
+checkpoint's weights; ``"random"``, re-drawn at random for each run like the head (the authors'
+protocol: their Flax ``bert-base-cased`` had no pooler weights)."""
 
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 """File name of the local 4-bit SmolLM2 (the ``ci`` generator) in the folder ``$COMPRESSIBLE_SMOLLM``."""
@@ -107,6 +113,21 @@ class Backbone:
     load_seconds: float = 0.0
     random_parts: frozenset[str] = field(default_factory=frozenset)
     """Parameters the checkpoint did not provide (at least a classifier's head): runs re-draw them."""
+
+
+def pooler_names(model: nn.Module) -> frozenset[str]:
+    """Names of the parameters of ``model``'s pooler (every parameter under a module named ``pooler``,
+    e.g. ``bert.pooler.dense.weight`` and ``.bias``).
+
+    Raises:
+        ValueError: when ``model`` has no pooler (it cannot be re-drawn).
+    """
+    names = frozenset(n for n, _ in model.named_parameters() if "pooler" in n.split(".")[:-1])
+    if not names:
+        raise ValueError(
+            f"{type(model).__name__} has no pooler parameters (no module named 'pooler'); use pooler='pretrained'"
+        )
+    return names
 
 
 def load_tokenizer(name: str):

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..hub import E2E_HUB_ID  # re-exported: where the E2E data come from (see compressible.hub)
+
 if TYPE_CHECKING:
     from .backbones import Backbone
 
@@ -35,8 +37,6 @@ __all__ = [
     "training_batch",
 ]
 
-E2E_HUB_ID = "tuetschek/e2e_nlg"
-"""Hub id of E2E NLG (``COMPRESSIBLE_E2E`` may point at a local mirror, see :mod:`compressible.hub`)."""
 
 #: The system message of a chat (instruct) model; the MR is the user message. Kept short: every
 #: prompt token is paid for at every training step.
