@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml requirements/lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 2>&1 | $(PIPFILTER)
 	$(PY) -m pip install --quiet -c requirements/lock.txt "torch==2.13.0" 2>&1 | $(PIPFILTER)
-	$(PY) -m pip install --quiet -c requirements/lock.txt -e ".[book,test,generation]" 2>&1 | $(PIPFILTER)
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e ".[book,test,generation,cluster]" 2>&1 | $(PIPFILTER)
 	@touch $@
 
 setup: $(VENV)/.installed

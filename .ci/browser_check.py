@@ -5,6 +5,8 @@ For every page of ``_toc.yml`` (plus ``index.html``):
 - every ``<img>`` has loaded (``complete`` and ``naturalWidth > 0``);
 - if the page contains TeX math, MathJax has typeset it (``mjx-container`` elements exist and no
   raw ``$$`` / ``\\(`` delimiters are left in the text);
+- the page shows no progress-bar text (``it/s]``, ``%|``, ``█``) and no raw traceback
+  (``Traceback (most recent call last)``): the same patterns the build's notebook check uses;
 - no request failed (Chrome's network log: no ``loadingFailed`` event, no HTTP status >= 400),
   which also catches any attempt to reach the internet;
 - a full-page screenshot is saved to ``_build/browser/<page>.png``.
@@ -28,7 +30,7 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from compressible.reproduction.bookbuild import read_toc
+from compressible.reproduction.bookbuild import PROGRESS_BAR, TRACEBACK, read_toc
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -112,6 +114,11 @@ def check_page(driver, base: str, page: str, shots: Path) -> list[str]:
     for src, complete, width in images:
         if not complete or not width:
             problems.append(f"image did not load: {src}")
+    text = driver.execute_script("return document.body.innerText")
+    if match := PROGRESS_BAR.search(text):
+        problems.append(f"shows progress-bar text {match.group()!r}: {text[max(0, match.start() - 60):match.end() + 20]!r}")
+    if TRACEBACK in text:
+        problems.append("shows a raw traceback")
     problems += network_problems(driver)
     title = driver.title
     if "404" in title or not title:

@@ -19,21 +19,27 @@
 # build measured, at which scale, and a verdict. The rows are filled from the summaries that the
 # other chapters wrote while this book was built, so the page is only as fresh as the build.
 #
-# Verdicts: **reproduced** — the claim holds as stated (mathematical statements at any scale,
-# quantitative ones only at the paper's scale); **trend reproduced** — the direction holds at a
-# reduced scale or by a smaller margin; **not reproduced** — measured, and it does not hold;
-# **not run at this scale** — the chapter did not run at this scale in this build.
+# Verdicts, strongest first (every rule lives in `compressible.reproduction.verdicts`, and the
+# *why* column quotes the rule that decided): **reproduced** — the claim holds as stated
+# (mathematical statements at any scale, quantitative ones only at the paper's scale);
+# **trend reproduced** — the direction holds at a reduced scale or by a smaller margin;
+# **inconclusive** — the evidence cannot decide (a speed-up known only as a bound on the wrong side
+# of 1, a 95 % interval over seeds that spans 0, a single seed); **at chance** — both methods stayed
+# at chance, so their difference says nothing; **not reproduced** — measured without sampling
+# uncertainty, and the claim does not hold; **contradicted** — the 95 % interval of the paired
+# difference lies on the other side of 0; **not run at this scale** — nothing was measured at this
+# scale in this build.
 
 # %% tags=["parameters", "remove-cell"]
 scale = "ci"
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Markdown, display
 
+from compressible.reproduction.scorecard import scorecard
+from compressible.reproduction.verdicts import VERDICTS
 from compressible.scales import check_scale, scale_label
-from compressible.reproduction.scorecard import VERDICTS, scorecard
 
 check_scale(scale)
 card = scorecard(scale)
@@ -45,7 +51,7 @@ display(
 )
 
 # %%
-colors = {"reproduced": "#2e7d32", "trend reproduced": "#9ccc65", "not reproduced": "#c62828", "not run at this scale": "#bdbdbd"}
+colors = dict(zip(VERDICTS, ("#2e7d32", "#9ccc65", "#ffe082", "#ffb74d", "#e57373", "#c62828", "#bdbdbd")))
 counts = card.verdict.value_counts().reindex(VERDICTS, fill_value=0)
 fig, ax = plt.subplots(figsize=(9, 0.45 * len(card) + 1))
 for i, row in enumerate(card.itertuples()):
@@ -60,9 +66,7 @@ fig.tight_layout()
 plt.show()
 
 display(Markdown(
-    f"Of {len(card)} claims, {counts['reproduced']} are reproduced, {counts['trend reproduced']} reproduced "
-    f"in trend, {counts['not reproduced']} not reproduced and {counts['not run at this scale']} not run at "
-    f"{scale_label(scale)}."
+    f"Of {len(card)} claims: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS) + f" (at {scale_label(scale)})."
 ))
 
 # %% [markdown]

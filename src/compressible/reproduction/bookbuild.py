@@ -6,25 +6,38 @@ Pipeline (``python -m compressible.reproduction.bookbuild build --scale ci``, wh
    (jupytext percent format) and a plain page when ``book/<name>.md`` exists;
 2. stage the book sources into ``_build/source/`` (config, toc, bibliography, pages);
 3. convert each chapter to a notebook and execute it with papermill (``-p scale <scale>``, kernel
-   ``python3``, an execution timeout), writing ``_build/source/book/<name>.ipynb``;
-4. check every executed notebook: no ``error`` output, and exactly as many ``image/png`` figures as
-   the chapter declares in its header (``compressible: figures: N``) -- a chapter whose figures do
-   not render (``matplotlib.use("Agg")``, a deleted ``plt.show()``) fails the build by name;
+   ``python3``, an execution timeout), writing ``_build/source/book/<name>.ipynb``. The kernel
+   runs quietly (:data:`KERNEL_ENVIRONMENT` and a startup file that turns every tqdm bar
+   off): progress bars and loading reports belong in a terminal or an interactive session, not in
+   the published pages, so they stay on for the CLI and for Jupyter;
+4. check every executed notebook (:func:`check_notebook`): no ``error`` output; no output holding
+   progress-bar text, a raw traceback or a warning; no ``stderr`` stream at all, except the few
+   harmless lines of :data:`HARMLESS_STDERR`, which are dropped (stderr is what nobody chose to
+   show a reader: anything a chapter means to show it prints or displays); and exactly as many
+   ``image/png`` figures as the chapter declares in its header (``compressible: figures: N``) --
+   a chapter whose figures do not render (``matplotlib.use("Agg")``, a deleted ``plt.show()``)
+   fails the build by name;
 5. hide the parameter cells (``remove-cell`` on the ``parameters`` and ``injected-parameters``
-   cells) and build the HTML with ``jupyter-book build -W -n --keep-going`` into ``_build/html``.
+   cells) and build the HTML with ``jupyter-book build -W -n --keep-going`` into ``_build/html``;
+   MathJax comes from the ``sphinx-mathjax-offline`` package (pip only, no network at read time).
 
-Timings of every step are written to ``_build/timings.json``.
+Timings of every step are written to ``_build/timings.json``. The module is also a small Sphinx
+extension (:func:`setup`, listed in ``_config.yml``) for the API page.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,7 +50,14 @@ __all__ = [
     "read_toc",
     "execute_chapter",
     "check_notebook",
+    "output_problems",
+    "quiet_kernel",
+    "KERNEL_ENVIRONMENT",
+    "HARMLESS_STDERR",
+    "PROGRESS_BAR",
+    "TRACEBACK",
     "build_book",
+    "setup",
     "main",
 ]
 
@@ -124,15 +144,131 @@ def _cell_label(cell, index: int) -> str:
     return f"cell {index} ({first[:60]!r})"
 
 
+KERNEL_ENVIRONMENT = {
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "DATASETS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+"""Environment of the kernel that executes a chapter for the book: no progress bars, no loading
+chatter from Hugging Face libraries (their errors still show)."""
+
+KERNEL_STARTUP = '''\
+# Written by compressible.reproduction.bookbuild for the kernels that execute the book's chapters.
+# tqdm's TQDM_DISABLE only changes a default, and the library passes `disable=not progress`
+# explicitly: force every bar off, whatever the caller asked for.
+import functools as _functools
+import warnings as _warnings
+
+import tqdm.std as _tqdm_std
+
+_warnings.filterwarnings("ignore", message="IProgress not found")
+_tqdm_init = _tqdm_std.tqdm.__init__
+
+
+@_functools.wraps(_tqdm_init)
+def _quiet_init(self, *args, **kwargs):
+    kwargs["disable"] = True
+    _tqdm_init(self, *args, **kwargs)
+
+
+_tqdm_std.tqdm.__init__ = _quiet_init
+'''
+
+
+@contextlib.contextmanager
+def quiet_kernel() -> Iterator[None]:
+    """Kernels started inside this block run with :data:`KERNEL_ENVIRONMENT` and a startup file
+    that disables every tqdm bar (a private ``IPYTHONDIR``); the environment is restored after."""
+    with tempfile.TemporaryDirectory(prefix="compressible-ipython-") as ipython_dir:
+        startup = Path(ipython_dir) / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-quiet.py").write_text(KERNEL_STARTUP)
+        changes = {**KERNEL_ENVIRONMENT, "IPYTHONDIR": ipython_dir}
+        saved = {key: os.environ.get(key) for key in changes}
+        os.environ.update(changes)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+HARMLESS_STDERR = (
+    re.compile(r"\s*"),
+    re.compile(r"Matplotlib is building the font cache; this may take a moment\."),
+)
+"""Lines a kernel may write to stderr that tell a reader nothing and are dropped: blank lines and
+matplotlib's one-time note on a fresh machine. Any other stderr line fails the check."""
+
+# What a reader must not see; the browser check searches the built pages for the same patterns.
+# (No docstrings here on purpose: the API page would then show these very strings and fail it.)
+# PROGRESS_BAR: a tqdm bar's percentage or rate, its block character, or a terminal escape sequence.
+PROGRESS_BAR = re.compile(r"\d%\||[\d.?]+ ?(?:it|s)/(?:s|it)\]|█|\x1b\[[\d;]*[A-Za-z]")
+TRACEBACK = "Traceback (most recent call last)"
+WARNING = re.compile(r"\b[A-Z]\w*Warning: |^\s*warnings\.warn\(|^WARNING\b", re.MULTILINE)
+
+
+def _output_texts(output) -> Iterator[str]:
+    if output.get("output_type") == "stream":
+        yield output.get("text", "")
+    for mime in ("text/plain", "text/html", "text/markdown"):
+        value = output.get("data", {}).get(mime)
+        if value:
+            yield value if isinstance(value, str) else "".join(value)
+
+
+def output_problems(output) -> list[str]:
+    """What a reader should not see in one output: stderr, progress bars, tracebacks, warnings."""
+    problems = []
+    if output.get("output_type") == "stream" and output.get("name") == "stderr":
+        first = next(line for line in output.get("text", "").splitlines() if line.strip())
+        problems.append(f"writes to stderr ({first.strip()[:80]!r})")
+    for text in _output_texts(output):
+        if match := PROGRESS_BAR.search(text):
+            problems.append(f"shows progress-bar text ({match.group()!r})")
+        if TRACEBACK in text:
+            problems.append("shows a raw traceback")
+        if match := WARNING.search(text):
+            line = text[text.rfind("\n", 0, match.start()) + 1:].split("\n", 1)[0]
+            problems.append(f"shows a warning ({line.strip()[:80]!r})")
+    return problems
+
+
+def _drop_harmless_stderr(cell) -> None:
+    outputs = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            lines = output.get("text", "").splitlines(keepends=True)
+            kept = [line for line in lines if not any(p.fullmatch(line.rstrip("\n")) for p in HARMLESS_STDERR)]
+            if not kept:
+                continue
+            output["text"] = "".join(kept)
+        outputs.append(output)
+    if "outputs" in cell:
+        cell["outputs"] = outputs
+
+
 def check_notebook(notebook, name: str) -> tuple[int, list[str]]:
-    """Count ``image/png`` outputs and collect ``error`` outputs of an executed notebook."""
+    """Count ``image/png`` outputs and list the problems of an executed notebook, each naming its
+    cell: ``error`` outputs and whatever :func:`output_problems` finds. Harmless stderr lines
+    (:data:`HARMLESS_STDERR`) are removed from ``notebook`` first."""
     figures, errors = 0, []
     for index, cell in enumerate(notebook.cells):
+        _drop_harmless_stderr(cell)
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 errors.append(f"{_cell_label(cell, index)}: {output.get('ename')}: {output.get('evalue')}")
-            elif "image/png" in output.get("data", {}):
+                continue
+            if "image/png" in output.get("data", {}):
                 figures += 1
+            errors += [f"{_cell_label(cell, index)} {problem}" for problem in output_problems(output)]
     return figures, errors
 
 
@@ -155,8 +291,8 @@ def execute_chapter(
     """Execute one jupytext chapter with papermill and check it.
 
     Raises:
-        BookBuildError: naming the chapter (and the cell) when a cell raises, when an ``error``
-            output is present, or when the number of figures differs from the declared one.
+        BookBuildError: naming the chapter (and the cell) when a cell raises, when an output
+            holds an error, stderr, a progress bar, a traceback or a warning, or when the number of figures differs from the declared one.
     """
     import jupytext
     import nbformat
@@ -174,16 +310,17 @@ def execute_chapter(
     _prefer_environment_kernel()
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(unexecuted),
-            str(output),
-            parameters={"scale": scale},
-            kernel_name="python3",
-            execution_timeout=timeout,
-            cwd=str(cwd or source.parent),
-            progress_bar=False,
-            log_output=False,
-        )
+        with quiet_kernel():
+            papermill.execute_notebook(
+                str(unexecuted),
+                str(output),
+                parameters={"scale": scale},
+                kernel_name="python3",
+                execution_timeout=timeout,
+                cwd=str(cwd or source.parent),
+                progress_bar=False,
+                log_output=False,
+            )
     except papermill.PapermillExecutionError as error:
         # papermill's cell_index can be off by the injected-parameters cell: locate the cell
         # that holds the error output instead.
@@ -205,11 +342,11 @@ def execute_chapter(
         tags = set(cell.metadata.get("tags", []))
         if tags & HIDE_TAGS and "remove-cell" not in tags:
             cell.metadata["tags"] = sorted(tags | {"remove-cell"})
-    nbformat.write(executed, output)
     figures, errors = check_notebook(executed, name)
+    nbformat.write(executed, output)
     run = ChapterRun(name, scale, seconds, figures, expected, str(output), errors)
     if errors:
-        raise BookBuildError(f"chapter {name!r} has error outputs: " + "; ".join(errors))
+        raise BookBuildError(f"chapter {name!r} has outputs a reader should not see: " + "; ".join(errors))
     if figures != expected:
         raise BookBuildError(
             f"chapter {name!r} produced {figures} figure(s) but declares {expected}: a figure did not "
@@ -231,46 +368,6 @@ def stage_sources(root: Path, staging: Path) -> None:
             target = staging / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
-
-
-MATHJAX_SPEC = "mathjax@3"
-
-
-def vendor_mathjax(staging: Path, cache: Path) -> Path:
-    """Put MathJax 3 (its ``es5`` bundle, from the npm registry) at ``staging/_vendor/mathjax``.
-
-    The tarball is fetched once with ``npm pack`` into ``cache`` and reused; the HTML then loads
-    ``_static/mathjax/tex-mml-chtml.js`` (see ``mathjax_path`` in ``_config.yml``), so formulas
-    are typeset without any network access.
-    """
-    import tarfile
-
-    bundle = cache / "mathjax" / "es5"
-    if not (bundle / "tex-mml-chtml.js").is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise BookBuildError("npm is needed to vendor MathJax (install Node.js/npm, e.g. apt-get install npm)")
-        cache.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [npm, "pack", MATHJAX_SPEC, "--pack-destination", str(cache), "--silent"],
-            capture_output=True, text=True, cwd=cache,
-        )
-        if result.returncode != 0:
-            raise BookBuildError(f"npm pack {MATHJAX_SPEC} failed: {result.stderr.strip()}")
-        tarball = cache / result.stdout.strip().splitlines()[-1]
-        with tarfile.open(tarball) as archive:
-            members = [m for m in archive.getmembers() if m.name.startswith("package/es5/")]
-            archive.extractall(cache / "extract", members=members, filter="data")
-        if bundle.parent.exists():
-            shutil.rmtree(bundle.parent)
-        (cache / "extract" / "package").rename(bundle.parent)
-        shutil.rmtree(cache / "extract", ignore_errors=True)
-        tarball.unlink(missing_ok=True)
-    target = staging / "_vendor" / "mathjax"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(bundle, target)
-    return target
 
 
 def _drop_empty_parts(toc_file: Path) -> None:
@@ -319,7 +416,6 @@ def build_book(
         runs.append(run)
     if html:
         t0 = time.perf_counter()
-        vendor_mathjax(staging, build_dir / "vendor")
         html_dir = build_dir / "html"
         if html_dir.exists():
             shutil.rmtree(html_dir)
@@ -340,6 +436,32 @@ def build_book(
         json.dumps({"scale": scale, "timings": timings, "chapters": [asdict(r) for r in runs]}, indent=1)
     )
     return runs
+
+
+_ATTRIBUTE_KINDS = ("attribute", "data", "property")
+_attribute_docstrings: dict[str, list[str]] = {}
+
+
+def _keep_attribute_docstring(app, what, name, obj, options, lines: list[str]) -> None:
+    if what in _ATTRIBUTE_KINDS:
+        _attribute_docstrings[name] = list(lines)
+
+
+def _restore_attribute_docstring(app, what, name, obj, options, lines: list[str]) -> None:
+    if what in _ATTRIBUTE_KINDS and name in _attribute_docstrings:
+        lines[:] = _attribute_docstrings.pop(name)
+
+
+def setup(app) -> dict:
+    """Sphinx extension hook: attribute docstrings stay prose.
+
+    napoleon reads "Some text: more text" on the first line of an attribute's docstring as
+    "type: description"; this package gives types by annotation only, so the docstring of an
+    attribute is kept as written (saved before napoleon runs, restored after it).
+    """
+    app.connect("autodoc-process-docstring", _keep_attribute_docstring, priority=400)
+    app.connect("autodoc-process-docstring", _restore_attribute_docstring, priority=600)
+    return {"parallel_read_safe": False, "parallel_write_safe": True}
 
 
 def main(argv: list[str] | None = None) -> int:
