@@ -217,7 +217,7 @@ def execute(
     """Compute every ``(config, seed)`` of ``experiments`` that ``store`` does not hold yet.
 
     ``make_runner()`` returns the function ``run_one(config, seed) -> dict`` whose result is
-    stored (see :data:`RunFactory`). ``executor`` is ``"local"`` or ``"ray"`` (see the module
+    stored (see ``RunFactory``). ``executor`` is ``"local"`` or ``"ray"`` (see the module
     docstring for ``address``); ``gpus_per_run`` and ``cpus_per_run`` are each Ray task's
     resources, ``max_retries`` how often Ray reruns a task whose worker died. ``threads`` fixes
     torch's intra-op threads during each run (default: ``cpus_per_run`` rounded down, at least 1,

@@ -110,8 +110,8 @@ class ResultStore:
     """Stores one JSON result per ``(config, seed)`` under ``root``.
 
     ``root``: a local folder, an fsspec URL (``file://``, ``s3://``, ``gs://``, ...) or ``None`` for
-    :func:`compressible.hub.results_dir`. :attr:`root` is a resolved :class:`~pathlib.Path` for a
-    local store and the URL otherwise; :attr:`url` is always a string that another process (a Ray
+    :func:`compressible.hub.results_dir`. ``root`` is a resolved :class:`~pathlib.Path` for a
+    local store and the URL otherwise; ``url`` is always a string that another process (a Ray
     worker) can open the same store with.
     """
 

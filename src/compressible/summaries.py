@@ -1,6 +1,6 @@
 """Headline measurements of each chapter: typed data with a contract.
 
-Each experiment module (:mod:`compressible.experiments`) defines one subclass of :class:`Summary`
+Each experiment module (``compressible.experiments``) defines one subclass of :class:`Summary`
 for its chapter -- frozen, validated, every field documented -- and its ``summarise()`` returns
 an instance. The chapter shows it and stores it with :func:`save_summary` under
 ``<results>/summaries/<chapter>.json``; the scorecard reads it back with :func:`load_summary`

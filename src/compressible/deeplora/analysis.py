@@ -17,6 +17,7 @@ __all__ = [
     "delta_weights",
     "singular_values",
     "numerical_rank",
+    "basis_alignment",
     "subspace_alignment",
     "subspace_residual",
     "DEEP_RANK_THRESHOLD",

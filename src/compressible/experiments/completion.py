@@ -131,7 +131,7 @@ def run_width_sweep(config: WidthSweepConfig, seed: int = 0, store=None) -> pd.D
 
     Problem seeds are ``seed * 1000 + trial`` and init seeds ``seed * 1000 + 500 + trial``. All
     widths and trials run as one batch (narrow models zero-padded to the largest width with
-    :func:`pad_width`); ``wall_time`` is that of the whole batch.
+    :func:`~compressible.matrix.chains.pad_width`); ``wall_time`` is that of the whole batch.
     """
 
     def compute() -> pd.DataFrame:
@@ -535,6 +535,7 @@ class CompletionPlan:
             raise ValueError(f"fig1 must hold the depth-2 and the depth-3 sweep, got depths {[c.depth for c in self.fig1]}")
 
 
+#: The frozen plan of the completion chapter at each scale (``smoke``, ``ci``, ``paper``).
 PLANS: dict[str, CompletionPlan] = {
     "paper": CompletionPlan(
         fig1=tuple(WidthSweepConfig(depth=L, lr=LR_FIG1[L]) for L in (2, 3)),

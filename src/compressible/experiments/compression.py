@@ -116,6 +116,7 @@ class CompressionPlan:
     notes: str
 
 
+#: The frozen plan of the compression chapter at each scale (``smoke``, ``ci``, ``paper``).
 PLANS: dict[str, CompressionPlan] = {
     "paper": CompressionPlan(
         FactorizationTrackConfig(**PAPER_SETTING, steps=30_000, log_every=100, dtype="float64"),

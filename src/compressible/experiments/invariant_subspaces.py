@@ -39,7 +39,7 @@ class InvariantSubspacesPlan:
     """What the chapter runs at one scale: one Fig. 3 run (seed 0) per weight decay.
 
     Attributes:
-        d, rank, depth, epsilon, lr, steps: the setting of :class:`InvariantSubspaceConfig`.
+        d, rank, depth, epsilon, lr, steps: the setting of :class:`~compressible.matrix.factorization.InvariantSubspaceConfig`.
         weight_decays: the values of ``lambda``, one run each.
         notes: how this scale departs from the paper's setting (shown in the chapter).
     """
@@ -66,6 +66,7 @@ class InvariantSubspacesPlan:
 
 _FIG3 = dict(d=30, rank=3, depth=3, epsilon=1.0, lr=1.0, steps=50, weight_decays=(0.0, 1e-2))
 
+#: The frozen plan of the invariant-subspaces chapter at each scale (``smoke``, ``ci``, ``paper``).
 PLANS: dict[str, InvariantSubspacesPlan] = {
     "paper": InvariantSubspacesPlan(**_FIG3, notes="the paper's Fig. 3 setting."),
     "ci": InvariantSubspacesPlan(**_FIG3, notes="the paper's Fig. 3 setting (it is cheap, so ci runs it unchanged)."),
