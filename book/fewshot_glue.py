@@ -55,7 +55,7 @@
 # Deep LoRA subspaces chapter (App. D.2) compares the three variants directly.
 #
 # The columns labelled "paper (authors' logs)" are recomputed from the authors' committed run logs
-# (`compressible.reproduction.reference`); ours are labelled with the scale and the backbone that produced them.
+# (`compressible.reference`); ours are labelled with the scale and the backbone that produced them.
 #
 # **Smaller scales depart from this protocol**, and the cell below prints how (at `ci` scale the
 # classification head trains and compressed Deep LoRA uses $\gamma = 0.1$; the calibration runs behind

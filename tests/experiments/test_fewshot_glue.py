@@ -14,7 +14,7 @@ import pytest
 
 from compressible.experiments import fewshot_glue as fg
 from compressible.experiments.glue_stats import DEEP, LORA
-from compressible.reproduction.reference import paper_value
+from compressible.reference import paper_value
 from compressible.summaries import load_summary, save_summary
 
 PLAN = dataclasses.replace(
@@ -176,3 +176,15 @@ def test_plans():
     with pytest.raises(ValueError, match="scale must be one of"):
         fg.plan("huge")
     assert not math.isnan(fg.task_chance("stsb"))  # a correlation: 0 without loading any data
+
+
+def test_paper_plan_runs_the_authors_protocol_ci_and_smoke_keep_theirs():
+    """paper: random pooler (frozen unless adapted) and the authors' "all dense" targets in every run;
+    ci and smoke: the checkpoint's pooler and the paper's 72-style targets, as before."""
+    paper = fg.experiments(fg.PLANS["paper"])
+    assert paper and all(e.config.pooler == "random" and e.config.adapter.targets == "all-dense" for e in paper)
+    assert {e.config.adapter.init for e in paper} == {"lora", "compressed"}
+    for scale in ("ci", "smoke"):
+        runs = fg.experiments(fg.PLANS[scale])
+        assert all(e.config.pooler == "pretrained" and e.config.adapter.targets == "attention-mlp" for e in runs)
+        assert all(e.config.autocast == "off" for e in runs)

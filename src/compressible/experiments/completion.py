@@ -38,7 +38,7 @@ from ..matrix.chains import (
 )
 from ..matrix.completion import TrainConfig, matmul_rate, rescale_lr, step_time, torch_threads, train
 from ..matrix.problems import CompletionProblem, ProblemConfig, check_int, make_problem, torch_dtype
-from ..reproduction.reference import PROVENANCE
+from ..reference import PROVENANCE
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
 from ..summaries import Summary

@@ -23,7 +23,7 @@ from ..matrix.chains import compressed_factorization, full_width_factorization
 from ..matrix.completion import TrainConfig, rescale_lr, track_compression
 from ..matrix.compression import parameter_counts, prop22_bound
 from ..matrix.problems import ProblemConfig, make_problem, torch_dtype
-from ..reproduction.reference import PROVENANCE, paper_value
+from ..reference import PROVENANCE, paper_value
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
 from ..summaries import Summary

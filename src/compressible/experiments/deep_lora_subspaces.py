@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from ..deeplora import DeepLoRAConfig
 from ..finetune.backbones import TINY_BERT
 from ..finetune.classify import RunConfig
-from ..reproduction.reference import PROVENANCE, paper_value
+from ..reference import PROVENANCE, paper_value
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
 from ..summaries import Summary

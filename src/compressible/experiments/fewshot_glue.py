@@ -32,7 +32,7 @@ from ..finetune.classify import RunConfig
 from ..finetune.glue import TASKS, check_task
 from ..finetune.metrics import primary_metric
 from ..hub import load_dataset
-from ..reproduction.reference import PROVENANCE, paper_value
+from ..reference import PROVENANCE, paper_value
 from ..scales import check_scale
 from ..store import ResultStore
 from ..summaries import Summary

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from ..matrix.nonlinear import NonlinearConfig, gradient_spectra, spectral_gap
-from ..reproduction.reference import PROVENANCE
+from ..reference import PROVENANCE
 from ..scales import check_scale, scale_label
 from ..summaries import Summary
 from .compression import finite_or_none

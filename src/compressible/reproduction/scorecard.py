@@ -24,7 +24,7 @@ from ..experiments.invariant_subspaces import InvariantSubspacesSummary
 from ..experiments.nonlinear import NonlinearSummary
 from ..scales import check_scale
 from ..summaries import Summary, load_summary
-from .reference import paper_value
+from ..reference import paper_value
 from .verdicts import NOT_RUN, Criteria, Difference, Evidence, Exact, Ratio, verdict, weakest
 
 __all__ = ["Unmeasured", "Claim", "CLAIMS", "judge", "scorecard"]

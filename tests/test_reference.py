@@ -1,8 +1,8 @@
-"""Tests of compressible.reproduction.reference: the paper's numbers are reachable and consistent."""
+"""Tests of compressible.reference: the paper's numbers are reachable and consistent."""
 
 import pytest
 
-from compressible.reproduction.reference import paper_value
+from compressible.reference import paper_value
 
 
 def test_table1_average_is_the_mean_of_the_tasks():

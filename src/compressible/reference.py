@@ -24,7 +24,7 @@ PROVENANCE = "paper (authors' logs)"
 @lru_cache(maxsize=1)
 def paper_numbers() -> dict[str, Any]:
     """The whole reference file as a dict (cached; treat it as read-only)."""
-    text = resources.files("compressible.reproduction").joinpath("data/paper_numbers.json").read_text()
+    text = resources.files("compressible").joinpath("data/paper_numbers.json").read_text()
     return json.loads(text)
 
 
