@@ -12,7 +12,7 @@ import torch
 from compressible.hub import ResourceMissingError
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
-from compressible.finetune.classify import RunConfig, Runner
+from compressible.finetune.classify import RunConfig, Runner, autocast_dtype, cpu_has_bf16
 
 
 def test_defaults_resolve_to_the_authors_protocol():
@@ -42,11 +42,21 @@ def test_defaults_resolve_to_the_authors_protocol():
         ({"task": "rte", "head_lr": 1e-3}, r"head_lr=0.001 is set but train_head=False"),
         ({"task": "rte", "lr": -1.0}, r"lr must be a positive finite number, got -1.0"),
         ({"task": "rte", "dtype": "float16"}, r"dtype must be one of"),
+        ({"task": "rte", "pooler": "none"}, r"pooler must be one of \('pretrained', 'random'\), got 'none'"),
+        ({"task": "rte", "autocast": "fp16"}, r"autocast must be one of \('off', 'bf16', 'auto'\), got 'fp16'"),
     ],
 )
 def test_bad_configs_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**kwargs)
+
+
+def test_autocast_modes():
+    assert RunConfig("rte").autocast == "off" and RunConfig("rte").pooler == "pretrained"
+    assert autocast_dtype("off") is None and autocast_dtype("bf16") is torch.bfloat16
+    assert autocast_dtype("auto", "cpu") is (torch.bfloat16 if cpu_has_bf16() else None)
+    with pytest.raises(ValueError, match=r"autocast must be one of \('off', 'bf16', 'auto'\), got 'on'"):
+        autocast_dtype("on")
 
 
 def test_adapter_must_be_a_deeplora_config():
@@ -114,6 +124,42 @@ def test_same_subset_head_and_order_for_every_method_at_a_seed(runner):
     assert torch.equal(head(2), head(2)) and not torch.equal(head(2), head(3))
     # the same method, config and seed repeats exactly (dropout masks are seeded too)
     assert runner.run(_smoke(adapter="lora"), seed=2)["train_loss"] == lora["train_loss"]
+
+
+def test_random_pooler_redraws_only_the_pooler_deterministically_per_seed(runner):
+    pretrained = dict(runner.model(_smoke(), seed=2).named_parameters())
+    drawn = lambda seed: dict(runner.model(_smoke(pooler="random"), seed).named_parameters())  # noqa: E731
+    random2 = drawn(2)
+    changed = sorted(n for n in pretrained if not torch.equal(pretrained[n], random2[n]))
+    assert changed == ["bert.pooler.dense.weight"]  # the bias is 0 in both; the head is the same draw
+    weight = random2["bert.pooler.dense.weight"]
+    assert weight.std().item() == pytest.approx(0.02, rel=0.2)  # N(0, initializer_range^2), like the head
+    assert torch.equal(weight, drawn(2)["bert.pooler.dense.weight"])
+    assert not torch.equal(weight, drawn(3)["bert.pooler.dense.weight"])
+    # frozen unless adapted: a run with the default targets leaves the random pooler as drawn
+    model, _ = runner.fit(_smoke(adapter="lora", pooler="random", steps=1, eval_every=None), seed=2)
+    assert torch.equal(dict(model.named_parameters())["bert.pooler.dense.weight"], weight)
+
+
+@pytest.mark.parametrize("adapter", ["compressed", "random"])
+def test_bf16_autocast_gradients_match_float32(runner, adapter):
+    """One step's adapter gradients under bf16 autocast equal the float32 ones to bf16 precision, and
+    the adapters, their gradients and Adam's state stay float32."""
+    grads = {}
+    for mode in ("off", "bf16"):
+        state = runner.setup(_smoke(adapter=adapter, autocast=mode), seed=0)
+        state.model.eval()  # no dropout: both steps compute the same function
+        runner.step(state, state.first, 1)
+        factors = {n: p for n, p in state.model.named_parameters() if ".factors." in n and p.grad is not None}
+        assert factors and all(p.dtype == p.grad.dtype == torch.float32 for p in factors.values())
+        moments = [s["exp_avg"] for s in state.optimizer.state.values()]
+        assert moments and all(m.dtype == torch.float32 for m in moments)
+        grads[mode] = {n: p.grad.clone() for n, p in factors.items()}
+    assert grads["off"].keys() == grads["bf16"].keys()
+    for name, exact in grads["off"].items():
+        error = (grads["bf16"][name] - exact).norm() / exact.norm()
+        assert error < 2e-2, (name, float(error))
+    assert max((grads["bf16"][n] - g).norm() / g.norm() for n, g in grads["off"].items()) > 0  # bf16 did run
 
 
 def test_global_rng_state_is_left_alone(runner):

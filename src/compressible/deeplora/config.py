@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence, Union
 
-__all__ = ["DeepLoRAConfig", "INITS", "TARGET_PRESETS", "HEAD_NAMES", "SVD_METHODS"]
+__all__ = ["DeepLoRAConfig", "INITS", "TARGET_PRESETS", "RULE_PRESETS", "HEAD_NAMES", "SVD_METHODS"]
 
 INITS = ("compressed", "lora", "random", "full")
 """The adapter kinds.
@@ -51,6 +51,18 @@ TARGET_PRESETS: dict[str, tuple[str, ...]] = {
 }
 """Target presets, resolved by module name (see :func:`compressible.deeplora.model.resolve_targets`)."""
 
+RULE_PRESETS = ("all-linear", "all-dense", "all-dense-embeddings")
+"""Presets resolved by a rule rather than by names (see :func:`compressible.deeplora.model.resolve_targets`):
+
+- ``"all-linear"``: every ``nn.Linear`` / ``Conv1D`` except the output head;
+- ``"all-dense"``: the authors' "all dense" set -- every ``nn.Linear`` / ``Conv1D`` outside the head
+  whose weight has min dimension >= the model's hidden size (bert-base: the paper's 72 attention and
+  MLP weights plus the pooler, 73);
+- ``"all-dense-embeddings"``: ``"all-dense"`` plus the input word embeddings (bert-base: 74, the
+  authors' logged count). Selecting the embeddings works, adapting them does not yet
+  (:func:`~compressible.deeplora.model.add_adapters` only wraps ``nn.Linear`` / ``Conv1D``).
+"""
+
 HEAD_NAMES = ("lm_head", "classifier", "score", "qa_outputs", "cls", "pred_layer")
 """Module names treated as the output head and left out of ``targets="all-linear"``."""
 
@@ -79,7 +91,8 @@ class DeepLoRAConfig:
     come from each side of the weight."""
 
     targets: Targets = "attention-mlp"
-    """Which modules to adapt, given as a preset (``"query-value"``, ``"attention-mlp"``, ``"all-linear"``),
+    """Which modules to adapt, given as a preset (``"query-value"``, ``"attention-mlp"``, ``"all-linear"``,
+    ``"all-dense"``, ``"all-dense-embeddings"``; see :data:`TARGET_PRESETS` and :data:`RULE_PRESETS`),
     a list of module-name suffixes (``["query", "value"]``, matched on whole dotted components), or
     a regular expression ``"re:<pattern>"`` matched with ``re.fullmatch`` against full module names.
     Only ``nn.Linear`` and transformers ``Conv1D`` modules can be adapted."""
@@ -174,9 +187,9 @@ class DeepLoRAConfig:
                     re.compile(targets[3:])
                 except re.error as err:
                     raise ValueError(f"targets regex {targets[3:]!r} does not compile: {err}") from None
-            elif targets not in (*TARGET_PRESETS, "all-linear"):
+            elif targets not in (*TARGET_PRESETS, *RULE_PRESETS):
                 raise ValueError(
-                    f"targets {targets!r} is not a preset {(*TARGET_PRESETS, 'all-linear')}, "
+                    f"targets {targets!r} is not a preset {(*TARGET_PRESETS, *RULE_PRESETS)}, "
                     "a list of module names or a regex 're:<pattern>'"
                 )
             return

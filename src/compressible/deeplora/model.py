@@ -56,6 +56,9 @@ def resolve_targets(model: nn.Module, targets) -> list[str]:
       dotted suffixes (:data:`~compressible.deeplora.config.TARGET_PRESETS`);
     - ``"all-linear"``: every ``nn.Linear`` / ``Conv1D`` except the output head (the output
       embeddings and modules under ``lm_head``, ``classifier``, ``score``, ...);
+    - ``"all-dense"``: those of them whose weight has min dimension >= the model's hidden size (the
+      authors' "all dense" set); ``"all-dense-embeddings"`` adds the input embeddings (see
+      :data:`~compressible.deeplora.config.RULE_PRESETS`);
     - a list of names: each entry is a dotted suffix (``"query"``, ``"attention.output.dense"``)
       or a full name, and each must match at least one module;
     - ``"re:<pattern>"``: ``re.fullmatch`` against full module names.
@@ -77,6 +80,9 @@ def resolve_targets(model: nn.Module, targets) -> list[str]:
     if isinstance(targets, str) and targets == "all-linear":
         heads = _head_names(model)
         selected = [n for n, m in named if is_adaptable(m) and n not in heads]
+        strict_types = False
+    elif isinstance(targets, str) and targets in ("all-dense", "all-dense-embeddings"):
+        selected = _dense_names(model, named, embeddings=targets == "all-dense-embeddings")
         strict_types = False
     elif isinstance(targets, str) and targets.startswith("re:"):
         pattern = re.compile(targets[3:])
@@ -107,6 +113,32 @@ def resolve_targets(model: nn.Module, targets) -> list[str]:
                 "narrow the pattern"
             )
     return selected
+
+
+def _hidden_size(model: nn.Module) -> int:
+    config = getattr(model, "config", None)
+    for attr in ("hidden_size", "d_model", "n_embd"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            return value
+    raise ValueError(
+        f"targets 'all-dense' need the model's hidden size, but {type(model).__name__} has no config.hidden_size "
+        "(or d_model / n_embd); list the targets by name instead"
+    )
+
+
+def _dense_names(model: nn.Module, named: list[tuple[str, nn.Module]], embeddings: bool) -> list[str]:
+    """The authors' "all dense" set: adaptable modules outside the head with min(weight.shape) >= hidden size,
+    plus the input embeddings when ``embeddings``, in ``named_modules`` order."""
+    hidden, heads = _hidden_size(model), _head_names(model)
+    get_in = getattr(model, "get_input_embeddings", None)
+    inputs = get_in() if embeddings and callable(get_in) else None
+    if embeddings and inputs is None:
+        raise ValueError(f"targets 'all-dense-embeddings': {type(model).__name__} has no input embeddings; use 'all-dense'")
+    return [
+        n for n, m in named
+        if (m is inputs) or (is_adaptable(m) and n not in heads and min(m.weight.shape) >= hidden)
+    ]
 
 
 @dataclass(frozen=True)
@@ -179,6 +211,12 @@ def add_adapters(model: nn.Module, config: DeepLoRAConfig) -> AdapterReport:
         raise RuntimeError(f"{type(model).__name__} already holds Deep LoRA adapters; add_adapters once per model")
     names = resolve_targets(model, config.targets)
     modules = dict(model.named_modules())
+    unsupported = [(n, type(modules[n]).__name__) for n in names if not is_adaptable(modules[n])]
+    if unsupported:
+        raise ValueError(
+            f"targets {config.targets!r} select {unsupported}, which cannot be adapted yet (only nn.Linear and "
+            "transformers Conv1D); use targets='all-dense' to leave the embeddings out"
+        )
     if config.init != "full":  # check all ranks before changing anything
         for name in names:
             w = modules[name].weight

@@ -11,6 +11,12 @@ One run is ``(RunConfig, seed)``; :func:`run` returns a JSON-ready dict that
 - **only adapters train**: the classification head (and any part of the backbone missing from the
   checkpoint) stays at its random initialisation. ``train_head=True`` trains the classifier too
   (the usual PEFT practice; a different protocol -- say which one you run);
+- ``pooler="random"`` re-draws the pooler at random too, as the authors' checkpoint had none (it
+  then stays frozen unless the targets give it an adapter, as the authors' ``"all-dense"`` ones
+  do); the default ``"pretrained"`` keeps the checkpoint's pooler;
+- ``autocast="bf16"`` runs the model's forward (and so its backward) under bf16 autocast, while
+  adapters, head, loss and optimiser state stay float32; ``"auto"`` does so where bf16 is fast
+  (:func:`autocast_dtype`); the default ``"off"`` computes everything in float32;
 - STS-B is a regression: one output and MSE loss; every other task uses cross-entropy;
 - the compressed Deep LoRA of the paper (``DeepLoRAConfig()``: depth 3, rank 8) with the App. D.2
   learning rates: inner factors at ``1e-2``, outer factors at ``gamma * 1e-2`` with
@@ -23,8 +29,8 @@ optimiser, schedule), :meth:`~Runner.step` (one update), :meth:`~Runner.evaluate
 
 Every random stream has its own generator derived from the seed (see
 :func:`compressible.finetune.glue.derived_seed`): the training subset depends on ``(task, n, seed)``, the
-batch order and the dropout masks on ``(task, seed)``, the random head on ``seed``, the adapters on
-``seed`` -- so at a given seed every method sees the same data in the same order and starts from
+batch order and the dropout masks on ``(task, seed)``, the random head on ``seed``, the random pooler
+on ``seed`` (its own stream: the head is the same with either pooler), the adapters on ``seed`` -- so at a given seed every method sees the same data in the same order and starts from
 the same head. Global RNG state is left as it was found.
 """
 
@@ -35,7 +41,8 @@ import dataclasses
 import logging
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -66,15 +73,68 @@ from .glue import (
     num_labels,
     train_batches,
 )
-from .backbones import BACKBONES, HEAD_PREFIXES, TINY_BERT, Backbone, backbone_spec, load_backbone, load_tokenizer
+from .backbones import (
+    BACKBONES,
+    HEAD_PREFIXES,
+    POOLERS,
+    TINY_BERT,
+    Backbone,
+    backbone_spec,
+    load_backbone,
+    load_tokenizer,
+    pooler_names,
+)
 from .metrics import glue_metrics, primary_metric
 from .optim import adapter_optimizer, default_lr
 
-__all__ = ["DTYPES", "RunConfig", "Runner", "RunState", "run", "evaluate"]
+__all__ = ["DTYPES", "AUTOCAST", "RunConfig", "Runner", "RunState", "run", "evaluate", "autocast_dtype", "cpu_has_bf16"]
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+
+AUTOCAST = ("off", "bf16", "auto")
+"""Autocast settings of a run: ``"off"`` (float32 throughout), ``"bf16"`` (bf16 autocast around the
+model's forward), ``"auto"`` (``"bf16"`` on CUDA and on CPUs with native bf16, else ``"off"``)."""
+
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively: torch's kernels are AVX-512 ones and ``/proc/cpuinfo``
+    lists ``avx512_bf16`` or ``amx_bf16`` (elsewhere bf16 autocast is emulated and slower than float32)."""
+    if "AVX512" not in torch.backends.cpu.get_cpu_capability():
+        return False
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return any(flag in flags for flag in _BF16_CPU_FLAGS)
+
+
+def autocast_dtype(mode: str, device: str | torch.device = "cpu") -> torch.dtype | None:
+    """The autocast dtype of ``mode`` (one of :data:`AUTOCAST`) on ``device``: ``torch.bfloat16`` or ``None`` (off).
+
+    ``"auto"`` gives bf16 on CUDA and on CPUs where :func:`cpu_has_bf16`, and otherwise ``None``
+    with a log line saying why.
+    """
+    if mode not in AUTOCAST:
+        raise ValueError(f"autocast must be one of {AUTOCAST}, got {mode!r}")
+    if mode == "off":
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    device = torch.device(device)
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()):
+        return torch.bfloat16
+    log.info("autocast='auto': no native bf16 on %s (CPU capability %s); computing in float32",
+             device, torch.backends.cpu.get_cpu_capability())
+    return None
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    """A ``torch.autocast`` region in ``dtype`` on ``device``, or nothing when ``dtype`` is ``None``."""
+    return nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
@@ -157,6 +217,15 @@ class RunConfig:
     dtype: str = "float32"
     """Dtype of the backbone, one of ``DTYPES``."""
 
+    pooler: str = "pretrained"
+    """The classifier's pooler, one of :data:`~compressible.finetune.backbones.POOLERS`: the
+    checkpoint's (``"pretrained"``) or re-drawn from the seed like the head and frozen unless
+    adapted (``"random"``, the authors' protocol)."""
+
+    autocast: str = "off"
+    """bf16 autocast of the model's forward/backward, one of :data:`AUTOCAST` (see :func:`autocast_dtype`);
+    adapters, head, loss and optimiser state stay float32. Training and evaluation both use it."""
+
     def __post_init__(self) -> None:
         check_task(self.task)
         if self.n_train is not None:
@@ -206,6 +275,10 @@ class RunConfig:
         _positive_int("checkpoint_rank", self.checkpoint_rank)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        if self.pooler not in POOLERS:
+            raise ValueError(f"pooler must be one of {POOLERS}, got {self.pooler!r}")
+        if self.autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
 
     @property
     def outer_lr(self) -> float | None:
@@ -235,14 +308,15 @@ def _forked_rng(device: torch.device, seed: int) -> Iterator[None]:
         yield
 
 
-def _init_random_parts(model: nn.Module, names: set[str], seed: int) -> None:
-    """Re-draw the parameters ``names`` (head, missing weights) from a generator seeded by ``seed``.
+def _init_random_parts(model: nn.Module, names: set[str], seed: int, stream: str = "head") -> None:
+    """Re-draw the parameters ``names`` (head, missing weights) from a generator seeded by ``seed``
+    (and ``stream``: the random pooler has its own, so the head does not depend on the pooler).
 
     Matches transformers' BERT initialisation: weights ``N(0, initializer_range^2)``, biases 0,
     LayerNorm weights 1.
     """
     std = float(getattr(model.config, "initializer_range", 0.02))
-    gen = torch.Generator().manual_seed(derived_seed("head", seed))
+    gen = torch.Generator().manual_seed(derived_seed(stream, seed))
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name in sorted(names):
@@ -265,8 +339,12 @@ def evaluate(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    autocast: torch.dtype | None = None,
 ) -> dict[str, float]:
     """Metrics of ``model`` on ``examples`` (dropout off, no gradients), plus the mean ``loss``.
+
+    With ``autocast`` (e.g. ``torch.bfloat16``) the model's forward runs under autocast in that
+    dtype; metrics and loss are computed in float32 from its logits.
 
     The model's train/eval mode is restored afterwards. Full-width adapters form ``Delta W``
     (``O(w^3)``) in every forward; for them a copy of the model with the updates merged into the
@@ -275,7 +353,7 @@ def evaluate(
     """
     if any(layer.config.init == "full" and not layer.merged for layer in adapter_layers(model).values()):
         model = _merged_copy(model)
-    return _evaluate(model, examples, task, pad_token_id, batch_size, device, progress)
+    return _evaluate(model, examples, task, pad_token_id, batch_size, device, progress, autocast)
 
 
 def _merged_copy(model: nn.Module) -> nn.Module:
@@ -294,7 +372,7 @@ def _merged_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
-def _evaluate(model, examples, task, pad_token_id, batch_size, device, progress) -> dict[str, float]:
+def _evaluate(model, examples, task, pad_token_id, batch_size, device, progress, autocast=None) -> dict[str, float]:
     device = torch.device(device)
     regression = is_regression(task)
     was_training = model.training
@@ -307,7 +385,9 @@ def _evaluate(model, examples, task, pad_token_id, batch_size, device, progress)
         with torch.no_grad():
             for rows, batch in tqdm(batches, total=total, disable=not progress, leave=False, desc="eval"):
                 labels = batch.pop("labels").to(device)
-                logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
+                with _autocast(device, autocast):
+                    logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+                logits = logits.float()
                 if regression:
                     scores = logits[:, 0]
                     loss_sum += float(F.mse_loss(scores, labels.float(), reduction="sum"))
@@ -380,6 +460,8 @@ class Runner:
         backbone = self._backbones[key]
         model = copy.deepcopy(backbone.model)
         _init_random_parts(model, backbone.random_parts, seed)
+        if config.pooler == "random":
+            _init_random_parts(model, pooler_names(model), seed, stream="pooler")
         return model.to(device=self.device, dtype=DTYPES[config.dtype])
 
     def __call__(self, config: RunConfig, seed: int) -> dict:
@@ -468,8 +550,9 @@ class Runner:
             schedule = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda t: 1.0 + (ratio - 1.0) * min(t, config.steps) / config.steps
             )
+        autocast = autocast_dtype(config.autocast, self.device)
         return RunState(config, seed, start, data, train_set, eval_set, model, report, batches, first,
-                        optimizer, schedule, timings)
+                        optimizer, schedule, timings, autocast=autocast)
 
     def step(self, state: "RunState", batch: dict[str, Tensor], step: int) -> float:
         """One optimiser update on ``batch`` (the ``step``-th, from 1); returns its loss.
@@ -480,7 +563,13 @@ class Runner:
         config, optimizer = state.config, state.optimizer
         tic, cpu = time.perf_counter(), time.process_time()
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        loss = state.model(**batch).loss
+        if state.autocast is None:
+            loss = state.model(**batch).loss
+        else:  # only the model's forward is autocast; the loss is computed in float32 from its logits
+            labels = batch.pop("labels")
+            with _autocast(self.device, state.autocast):
+                logits = state.model(**batch).logits
+            loss = _loss(logits.float(), labels, config.task)
         state.lrs.append(float(optimizer.param_groups[0]["lr"]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -502,7 +591,7 @@ class Runner:
         config = state.config
         tic, cpu = time.perf_counter(), time.process_time()
         metrics = evaluate(state.model, state.eval_set, config.task, state.data.pad_token_id, config.eval_batch_size,
-                           self.device)
+                           self.device, autocast=state.autocast)
         state.evals.append({"step": step, **metrics})
         state.timings["eval"] += time.perf_counter() - tic
         state.timings["eval_cpu"] += time.process_time() - cpu
@@ -535,6 +624,7 @@ class Runner:
             "eval_split": data.eval_split,
             "eval_dropped_by_filter": int(data.raw_sizes[data.eval_split] - len(data.eval)),
             "device": str(self.device),
+            "autocast": "off" if state.autocast is None else str(state.autocast).removeprefix("torch."),
         }
         if config.n_train is not None:
             result["sample_idx"] = state.train_set.idx.tolist()
@@ -585,6 +675,8 @@ class RunState:
     lrs: list[float] = field(default_factory=list)
     snapshots: dict[int, dict[str, tuple[Tensor, Tensor]]] = field(default_factory=dict)
     """``{step: {module: (top singular values, top left singular vectors)}}`` at the config's checkpoints."""
+    autocast: torch.dtype | None = None
+    """The dtype of the model's autocast region (``config.autocast`` resolved on the device), or ``None``."""
 
     @property
     def k_values(self) -> int:
@@ -594,6 +686,13 @@ class RunState:
     @property
     def trainable_params(self) -> int:
         return int(sum(p.numel() for g in self.optimizer.param_groups for p in g["params"]))
+
+
+def _loss(logits: Tensor, labels: Tensor, task: str) -> Tensor:
+    """The loss transformers' sequence classifiers compute: MSE on the single output (STS-B), else cross-entropy."""
+    if is_regression(task):
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
 
 
 def run(config: RunConfig, seed: int, device: str | torch.device = "cpu", progress: bool = True) -> dict:
