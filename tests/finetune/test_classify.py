@@ -6,6 +6,7 @@ cache (``HF_HUB_CACHE``), which the tiny BERT borrows; they are skipped when tho
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,6 +161,19 @@ def test_bf16_autocast_gradients_match_float32(runner, adapter):
         error = (grads["bf16"][name] - exact).norm() / exact.norm()
         assert error < 2e-2, (name, float(error))
     assert max((grads["bf16"][n] - g).norm() / g.norm() for n, g in grads["off"].items()) > 0  # bf16 did run
+
+
+def test_holdout_run_reports_held_out_metrics_and_the_training_check(runner):
+    result = runner.run(_smoke(steps=2, eval_every=None, holdout=8), seed=0)
+    assert set(result["holdout"]) >= {"pearson", "loss"} and isinstance(result["trained"], bool)
+    labels = np.asarray(result["train_loss"])  # the check reads the losses against the sample's constant predictor
+    assert result["loss_baseline"] > 0 and result["trained"] == (labels[-10:].mean() < 0.5 * result["loss_baseline"])
+    assert "holdout" not in runner.run(_smoke(steps=2, eval_every=None), seed=0)
+
+
+def test_bf16_on_cpu_uses_eager_attention(runner):
+    assert runner.model(_smoke(autocast="bf16"), seed=0).config._attn_implementation == "eager"
+    assert runner.model(_smoke(), seed=0).config._attn_implementation != "eager"
 
 
 def test_global_rng_state_is_left_alone(runner):

@@ -127,6 +127,19 @@ def test_sample_uses_filtered_pool_and_is_method_independent(mirror):
     assert len(sub) == 3 and sub.idx.tolist() == data.eval_subset(3).idx.tolist()
 
 
+def test_holdout_is_fixed_and_disjoint_from_every_sample(mirror):
+    data = load_glue("cola", _tokenizer(), max_length=12)  # 10 training sentences
+    held = data.holdout(3)
+    assert len(held) == 3 and held.idx.tolist() == data.holdout(3).idx.tolist()  # a fixed draw per task
+    for seed in range(5):
+        sample = data.sample(16, seed=seed, holdout=3)
+        assert not set(sample.idx.tolist()) & set(held.idx.tolist())
+    rest = data.sample(None, seed=0, holdout=3)
+    assert sorted(rest.idx.tolist() + held.idx.tolist()) == sorted(data.train.idx.tolist())
+    with pytest.raises(ValueError, match=r"holdout must be a whole number in \[1, 9\] .* has 10 examples\), got 10"):
+        data.holdout(10)
+
+
 def test_bad_arguments_name_the_value():
     with pytest.raises(ValueError, match=r"unknown GLUE task 'wnli'; valid tasks are \('cola'"):
         glue.check_task("wnli")

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
@@ -129,3 +131,35 @@ def test_metrics_are_multi_reference():
     assert ("meteor" in perfect) == meteor_available()
     with pytest.raises(ValueError, match="2 predictions but 1"):
         generation_metrics(["a", "b"], [["a"]])
+
+
+def test_loss_baseline_is_the_best_constant_predictor():
+    from compressible.finetune.metrics import loss_baseline
+
+    assert loss_baseline("stsb", [1.0, 2.0, 3.0]) == pytest.approx(2 / 3)  # MSE of predicting the mean 2
+    assert loss_baseline("rte", [0, 0, 0, 1]) == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
+    assert loss_baseline("sst2", [1, 1]) == 0.0
+    with pytest.raises(ValueError, match="needs at least one label"):
+        loss_baseline("stsb", [])
+
+
+def test_has_trained_reads_the_mean_of_the_last_losses():
+    from compressible.finetune.metrics import has_trained
+
+    losses = [3.0] * 10 + [0.9] * 10
+    assert has_trained(losses, baseline=2.0) and not has_trained(losses, baseline=1.8)  # 0.9 < 1.0, not < 0.9
+    assert not has_trained(losses, baseline=2.0, window=20)  # mean 1.95
+    with pytest.raises(ValueError, match="fraction must be in"):
+        has_trained(losses, 2.0, fraction=0.0)
+    with pytest.raises(ValueError, match="got none"):
+        has_trained([], 2.0)
+
+
+def test_wilcoxon_pvalue():
+    from scipy import stats
+
+    from compressible.finetune.metrics import wilcoxon_pvalue
+
+    assert wilcoxon_pvalue([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.0625)  # the smallest with 5 seeds
+    assert wilcoxon_pvalue([0.1, -0.2, 0.3]) == pytest.approx(stats.wilcoxon([0.1, -0.2, 0.3]).pvalue)
+    assert np.isnan(wilcoxon_pvalue([0.0, 0.0]))

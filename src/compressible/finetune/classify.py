@@ -84,7 +84,7 @@ from .backbones import (
     load_tokenizer,
     pooler_names,
 )
-from .metrics import glue_metrics, primary_metric
+from .metrics import glue_metrics, has_trained, loss_baseline, primary_metric
 from .optim import adapter_optimizer, default_lr
 
 __all__ = ["DTYPES", "AUTOCAST", "RunConfig", "Runner", "RunState", "run", "evaluate", "autocast_dtype", "cpu_has_bf16"]
@@ -224,7 +224,13 @@ class RunConfig:
 
     autocast: str = "off"
     """bf16 autocast of the model's forward/backward, one of :data:`AUTOCAST` (see :func:`autocast_dtype`);
-    adapters, head, loss and optimiser state stay float32. Training and evaluation both use it."""
+    adapters, head, loss and optimiser state stay float32. Training and evaluation both use it. On a
+    CPU the model then uses eager attention (torch's CPU SDPA kernels are slower in bf16)."""
+
+    holdout: int = 0
+    """Training-pool examples set aside from every few-shot sample (a fixed draw per task, see
+    :meth:`compressible.finetune.glue.GlueData.holdout`); when positive, the run is also evaluated
+    on them after its last step (``result["holdout"]``): the split learning rates are tuned on."""
 
     def __post_init__(self) -> None:
         check_task(self.task)
@@ -279,6 +285,7 @@ class RunConfig:
             raise ValueError(f"pooler must be one of {POOLERS}, got {self.pooler!r}")
         if self.autocast not in AUTOCAST:
             raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
+        _positive_int("holdout", self.holdout, minimum=0)
 
     @property
     def outer_lr(self) -> float | None:
@@ -462,7 +469,11 @@ class Runner:
         _init_random_parts(model, backbone.random_parts, seed)
         if config.pooler == "random":
             _init_random_parts(model, pooler_names(model), seed, stream="pooler")
-        return model.to(device=self.device, dtype=DTYPES[config.dtype])
+        model = model.to(device=self.device, dtype=DTYPES[config.dtype])
+        if (self.device.type == "cpu" and autocast_dtype(config.autocast, self.device) is not None
+                and callable(getattr(model, "set_attn_implementation", None))):
+            model.set_attn_implementation("eager")  # CPU SDPA in bf16 is slower than eager attention
+        return model
 
     def __call__(self, config: RunConfig, seed: int) -> dict:
         return self.run(config, seed)
@@ -499,6 +510,8 @@ class Runner:
                     self.checkpoint(state, step)
                 if step == config.steps or (config.eval_every and step % config.eval_every == 0):
                     self.evaluate(state, step)
+                if step == config.steps and config.holdout:
+                    self.evaluate_holdout(state)
                     bar.set_postfix(loss=f"{state.losses[-1]:.3g}", **{metric: f"{state.evals[-1][metric]:.3f}"})
                 if step < config.steps:
                     batch = next(state.batches)
@@ -516,7 +529,7 @@ class Runner:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         start = time.perf_counter()
         data = self.data(config)
-        train_set = data.sample(config.n_train, seed, config.replacement)
+        train_set = data.sample(config.n_train, seed, config.replacement, holdout=config.holdout)
         if len(train_set) < config.batch_size:
             raise ValueError(
                 f"{config.task}: {len(train_set)} training examples after filtering, fewer than batch_size={config.batch_size}"
@@ -597,6 +610,16 @@ class Runner:
         state.timings["eval_cpu"] += time.process_time() - cpu
         return state.evals[-1]
 
+    def evaluate_holdout(self, state: "RunState") -> dict[str, float]:
+        """Metrics of the model on the ``config.holdout`` training examples set aside from every sample
+        (recorded in ``state.holdout``)."""
+        config = state.config
+        tic = time.perf_counter()
+        state.holdout = evaluate(state.model, state.data.holdout(config.holdout), config.task, state.data.pad_token_id,
+                                 config.eval_batch_size, self.device, autocast=state.autocast)
+        state.timings["eval"] += time.perf_counter() - tic
+        return state.holdout
+
     def checkpoint(self, state: "RunState", step: int) -> None:
         """Record the top singular values and left singular vectors of every ``Delta W`` after ``step``
         updates (Fig. 2); :meth:`report` compares the vectors with the final ones
@@ -608,6 +631,7 @@ class Runner:
     def report(self, state: "RunState") -> dict:
         """The JSON-ready result of a finished run (see :func:`run`)."""
         config, data, model = state.config, state.data, state.model
+        baseline = loss_baseline(config.task, state.train_set.labels)
         result: dict[str, Any] = {
             "task": config.task,
             "adapter": config.adapter.init,
@@ -615,6 +639,8 @@ class Runner:
             "evals": state.evals,
             "final": state.evals[-1],
             "train_loss": state.losses,
+            "loss_baseline": baseline,
+            "trained": has_trained(state.losses, baseline),
             "lr": state.lrs,
             "trainable_params": state.trainable_params,
             "adapted_modules": len(state.report.modules),
@@ -628,6 +654,8 @@ class Runner:
         }
         if config.n_train is not None:
             result["sample_idx"] = state.train_set.idx.tolist()
+        if state.holdout is not None:
+            result["holdout"] = state.holdout
         tic = time.perf_counter()
         if config.spectrum_top:
             ranks = numerical_rank(model)
@@ -677,6 +705,8 @@ class RunState:
     """``{step: {module: (top singular values, top left singular vectors)}}`` at the config's checkpoints."""
     autocast: torch.dtype | None = None
     """The dtype of the model's autocast region (``config.autocast`` resolved on the device), or ``None``."""
+    holdout: dict[str, float] | None = None
+    """Final metrics on the held-out training examples (``config.holdout > 0``), set after the last step."""
 
     @property
     def k_values(self) -> int:
@@ -703,7 +733,10 @@ def run(config: RunConfig, seed: int, device: str | torch.device = "cpu", progre
     - ``evals``: ``[{"step", <metrics>, "loss"}]`` at every evaluation; ``final``: the last one;
       ``metric``: the paper's metric name (``final[metric]`` is the number to report);
     - ``train_loss``: the loss of every step's batch (dropout on); ``lr``: the (inner) learning
-      rate of every step;
+      rate of every step; ``loss_baseline``: the loss of the best constant predictor on the
+      training sample (:func:`~compressible.finetune.metrics.loss_baseline`) and ``trained``
+      whether the run's final loss fell well below it (:func:`~compressible.finetune.metrics.has_trained`);
+    - ``holdout`` (if ``config.holdout``): final metrics on the held-out training examples;
     - ``trainable_params``, ``adapted_modules``, ``n_train``, ``train_pool``, ``n_eval``,
       ``eval_split``, ``eval_dropped_by_filter``, ``sample_idx`` (GLUE ``idx`` of the sample);
     - ``spectra`` (if ``spectrum_top``): ``{module: {"singular_values", "rank"}}`` of the final updates;

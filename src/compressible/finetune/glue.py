@@ -181,14 +181,34 @@ class GlueData:
     raw_sizes: dict[str, int]
     pad_token_id: int
 
-    def sample(self, n: int | None, seed: int, replace: bool = True) -> Examples:
+    def sample(self, n: int | None, seed: int, replace: bool = True, holdout: int = 0) -> Examples:
         """The training examples of ``seed``: ``n`` rows drawn from :attr:`train`, or all if ``n is None``.
 
-        The draw depends only on ``(task, n, seed, replace)``; see :func:`sample_indices`.
+        With ``holdout > 0`` they are drawn from the pool without the :meth:`holdout` rows, so no
+        sample ever contains one of them. The draw depends only on ``(task, n, seed, replace,
+        holdout)``; see :func:`sample_indices`.
         """
+        pool = self.train if holdout == 0 else self.train.subset(self._holdout_rows(holdout)[1])
         if n is None:
-            return self.train
-        return self.train.subset(sample_indices(self.task, len(self.train), n, seed, replace))
+            return pool
+        return pool.subset(sample_indices(self.task, len(pool), n, seed, replace))
+
+    def holdout(self, size: int) -> Examples:
+        """``size`` training examples set aside from every few-shot sample (a fixed draw per task):
+        the split learning rates are tuned on, disjoint from :meth:`sample` ``(..., holdout=size)``
+        and from the evaluation split."""
+        return self.train.subset(self._holdout_rows(size)[0])
+
+    def _holdout_rows(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(held-out rows, remaining rows)`` of :attr:`train`, both sorted; a permutation prefix seeded by the task."""
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 < size < len(self.train):
+            raise ValueError(
+                f"holdout must be a whole number in [1, {len(self.train) - 1}] (the {self.task} training pool "
+                f"has {len(self.train)} examples), got {size!r}"
+            )
+        gen = torch.Generator().manual_seed(derived_seed("holdout", self.task))
+        order = torch.randperm(len(self.train), generator=gen).numpy()
+        return np.sort(order[:size]), np.sort(order[size:])
 
     def eval_subset(self, limit: int | None) -> Examples:
         """The evaluation examples, or a fixed subset of ``limit`` of them (the same for every seed).

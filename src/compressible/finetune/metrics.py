@@ -38,6 +38,11 @@ __all__ = [
     "mean_std",
     "paired_differences",
     "paired_summary",
+    "wilcoxon_pvalue",
+    "t_interval",
+    "TRAINED_FRACTION",
+    "loss_baseline",
+    "has_trained",
 ]
 
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -244,4 +249,77 @@ def paired_summary(differences: Sequence[float] | np.ndarray) -> dict:
         "wins": int((diff > 0).sum()),
         "n": n,
         "t_pvalue": pvalue,
+        "wilcoxon_pvalue": wilcoxon_pvalue(diff),
     }
+
+
+def wilcoxon_pvalue(differences: Sequence[float] | np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired ``differences`` against 0 (scipy's exact
+    distribution for small samples); NaN when every difference is 0 or there are none.
+
+    With 5 seeds the smallest possible p-value is 2 / 2^5 = 0.0625: a sign-rank test over few
+    seeds cannot reach 0.05 however large the effect.
+    """
+    diff = np.asarray(differences, dtype=np.float64)
+    if diff.size == 0 or not np.any(diff != 0):
+        return math.nan
+    return float(stats.wilcoxon(diff, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+TRAINED_FRACTION = 0.5
+"""A run *has trained* when its final training loss is below this fraction of :func:`loss_baseline`."""
+
+
+def loss_baseline(task: str, labels: Sequence | np.ndarray) -> float:
+    """The training loss of the best constant predictor on a training sample with ``labels``.
+
+    STS-B (MSE): predicting the sample's mean label, i.e. the labels' variance. Classification
+    (cross-entropy): predicting the sample's label frequencies, i.e. their entropy (nats). A run
+    whose loss stays near this value has learned nothing beyond the label marginal.
+    """
+    y = np.asarray(labels)
+    if y.size == 0:
+        raise ValueError(f"loss_baseline of {task} needs at least one label, got none")
+    if check_task(task) == "stsb":
+        return float(np.mean((y.astype(np.float64) - y.mean()) ** 2))
+    freq = np.bincount(y.astype(np.int64)) / y.size
+    freq = freq[freq > 0]
+    return float(-(freq * np.log(freq)).sum())
+
+
+def has_trained(losses: Sequence[float], baseline: float, fraction: float = TRAINED_FRACTION, window: int = 10) -> bool:
+    """Whether the mean of the last ``window`` training losses is below ``fraction * baseline``.
+
+    Raises:
+        ValueError: for no losses, a non-positive ``window`` or a ``fraction`` outside (0, 1].
+    """
+    if len(losses) == 0:
+        raise ValueError("has_trained needs the run's training losses, got none")
+    if not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a whole number >= 1, got {window!r}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    final = float(np.mean(np.asarray(losses[-window:], dtype=np.float64)))
+    return bool(final < fraction * baseline)
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
+    """Mean of ``values`` and its Student-t confidence interval at ``level``.
+
+    ``(mean, None, None)`` for a single value (no spread to estimate). The interval is
+    ``mean ± t_{(1+level)/2, k-1} · s / √k`` with the sample standard deviation ``s`` of the
+    ``k`` values; it collapses to the mean when all values are equal.
+
+    Raises:
+        ValueError: for no values, a value that is not finite, or ``level`` outside (0, 1).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(f"t_interval needs one or more finite values, got {list(values)}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, None, None
+    half = float(stats.t.ppf((1 + level) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
