@@ -2,6 +2,8 @@
 
 import pytest
 
+from compressible.experiments import fewshot_glue
+
 from compressible.finetune.glue import TASKS
 from compressible.store import ResultStore
 from compressible.experiments.glue_runs import GLUE_METHODS, GlueMethods
@@ -47,15 +49,19 @@ def test_paper_table1():
         assert e.config.n_train == 1024 and e.seeds == tuple(range(10))
         assert e.config.steps == (600 if e.config.task == "sst2" else 1000)
         assert e.config.eval_every is None  # metric at the last step
-        assert e.config.adapter.targets == "attention-mlp"
+        assert e.config.adapter.targets == "all-dense" and e.config.pooler == "random"  # the authors' protocol
     assert {e.label for e in table1} == {"LoRA", "Deep LoRA"}
 
 
 def test_paper_figures_6_7_8():
     fig6 = _part("fewshot_glue", "fig6")
-    assert sorted({e.config.n_train for e in fig6}) == [16, 64, 256] and len(fig6) == 6
+    assert sorted({e.config.n_train for e in fig6}) == [16, 64, 256] and len(fig6) == 9
+    assert sorted(e.label for e in fig6 if e.config.n_train == 16) == ["Deep LoRA", "Deep LoRA (full width)", "LoRA"]
     for e in fig6:
-        _common_protocol(e.config)
+        if e.config.adapter.init == "full":  # what the authors' logged runs used: full width, lr 1e-4
+            assert (e.config.adapter.depth, e.config.lr, e.config.adapter.targets) == (3, 1e-4, "all-dense")
+        else:
+            _common_protocol(e.config)
         assert (e.config.task, e.config.steps, e.seeds) == ("stsb", 500, tuple(range(20)))
     fig7 = _part("fewshot_glue", "fig7")
     assert len(fig7) == 2
@@ -71,7 +77,7 @@ def test_paper_figures_6_7_8():
     unique = experiments_for("fewshot_glue", "paper")
     assert len(unique) == len(plan("fewshot_glue", "paper")) - 2
     runs = sum(len(seeds) for _, seeds in unique)
-    assert runs == 16 * 10 + 6 * 20 + 8 * 5
+    assert runs == 16 * 10 + 9 * 20 + 8 * 5
 
 
 def test_paper_subspaces_chapter():
@@ -94,9 +100,8 @@ def test_paper_subspaces_chapter():
 
 
 def test_ci_and_smoke_scales():
-    table1 = _part("fewshot_glue", "table1", "ci")
-    assert {"stsb", "rte", "mrpc", "cola", "sst2"} <= {e.config.task for e in table1}
-    assert all(len(e.seeds) >= 2 for e in table1)
+    assert _part("fewshot_glue", "table1", "ci") == []  # not run at ci (the plan says why)
+    assert fewshot_glue.PLANS["ci"].table1_note
     for chapter in CHAPTERS:
         assert {e.config.backbone for e in plan(chapter, "ci")} == {"all-MiniLM-L6-v2"}
         assert {e.config.backbone for e in plan(chapter, "smoke")} == {TINY_BERT}
@@ -105,16 +110,37 @@ def test_ci_and_smoke_scales():
 
 
 def test_ci_departures_apply_to_every_method_alike():
-    """The ci plan trains the head for every run of both chapters, at one rate, and says so in its notes."""
-    runs = [e for chapter in CHAPTERS for e in plan(chapter, "ci")]
-    assert {(e.config.train_head, e.config.head_lr) for e in runs} == {(True, 1e-2)}
-    deep = [e.config for e in runs if e.config.adapter.init == "compressed"]
+    """Few-shot GLUE at ci: the authors' frozen random head and pooler for every run, bf16 autocast for all
+    but the float32 twins; the Deep LoRA subspaces chapter keeps its trained head and gamma 0.1, and says so."""
+    fewshot = plan("fewshot_glue", "ci")
+    assert not any(e.config.train_head for e in fewshot) and {e.config.pooler for e in fewshot} == {"random"}
+    assert {e.config.autocast for e in fewshot if e.part != "precision"} == {"auto"}
+    assert {e.config.autocast for e in fewshot if e.part == "precision"} == {"off"}
+    subspaces = plan("deep_lora_subspaces", "ci")
+    assert {(e.config.train_head, e.config.head_lr) for e in subspaces} == {(True, 1e-2)}
+    deep = [e.config for e in subspaces if e.config.adapter.init == "compressed"]
     assert {(c.lr, c.adapter.gamma) for c in deep} == {(GLUE_METHODS["ci"].deep_lr or 1e-2, GLUE_METHODS["ci"].deep_gamma)}
-    assert {e.config.lr for e in runs if e.config.adapter.init == "lora"} == {1e-4}
-    for chapter in CHAPTERS:
-        assert any("head trains" in note for note in chapter_plan(chapter, "ci").notes)
-        assert any("gamma = 0.1" in note for note in chapter_plan(chapter, "ci").notes)
+    notes = chapter_plan("deep_lora_subspaces", "ci").notes
+    assert any("head trains" in note for note in notes) and any("gamma = 0.1" in note for note in notes)
     assert not any(e.config.train_head for chapter in CHAPTERS for e in plan(chapter, "paper"))
+
+
+def test_a_tuned_chapter_lists_its_runs_once_the_grid_is_stored(tmp_path):
+    from compressible.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    grid = plan("fewshot_glue", "smoke", store=store)
+    assert grid and {e.part for e in grid} == {"tuning"}
+    for e in grid:  # a stored grid in which the second point of each method wins
+        for seed in e.seeds:
+            first = e.config.lr == 1e-4 if e.config.adapter.init == "lora" else e.config.adapter.gamma == 1e-2
+            store.save(e.config, seed, {"metric": "pearson", "holdout": {"pearson": 0.1 if first else 0.3},
+                                        "final": {"pearson": 0.0}, "trained": True})
+    runs = plan("fewshot_glue", "smoke", store=store)
+    assert {e.part for e in runs} == set(fewshot_glue.PARTS)
+    lora = {e.config.lr for e in runs if e.part == "fig6" and e.config.adapter.init == "lora"}
+    deep = {(e.config.lr, e.config.adapter.gamma) for e in runs if e.part == "fig6" and e.config.adapter.init == "compressed"}
+    assert lora == {1e-3} and deep == {(1e-2, 1e-1)}
 
 
 def test_plan_head_settings_must_agree():
@@ -125,9 +151,13 @@ def test_plan_head_settings_must_agree():
     with pytest.raises(ValueError, match=r"got train_head=True"):
         dataclasses.replace(GLUE_METHODS["paper"], train_head=True)
     assert isinstance(dataclasses.replace(GLUE_METHODS["paper"], train_head=True, head_lr=1e-3), GlueMethods)
-    # both chapters share one instance per scale: one home for the backbone, head and rates
+    # one home per chapter and scale for the backbone, head and rates; at paper scale both chapters share it
+    from compressible.experiments.glue_runs import FEWSHOT_METHODS
+
     for scale in GLUE_METHODS:
-        assert chapter_plan("fewshot_glue", scale).methods is chapter_plan("deep_lora_subspaces", scale).methods
+        assert chapter_plan("fewshot_glue", scale).methods is FEWSHOT_METHODS[scale]
+        assert chapter_plan("deep_lora_subspaces", scale).methods is GLUE_METHODS[scale]
+    assert FEWSHOT_METHODS["paper"] is GLUE_METHODS["paper"]
 
 
 def test_bad_names():

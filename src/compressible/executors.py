@@ -31,6 +31,8 @@ Ray is optional (``pip install compressible[cluster]``): it is imported only by 
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import logging
 import pickle
@@ -89,6 +91,14 @@ class SweepSummary:
     @property
     def total(self) -> int:
         return self.done + self.skipped + len(self.failed) + self.cancelled
+
+    def then(self, later: "SweepSummary") -> "SweepSummary":
+        """One summary of this sweep followed by ``later`` over a superset of its runs (a tuning grid, then
+        the runs at the chosen rates): runs this one computed count as done, not as skipped by ``later``."""
+        return dataclasses.replace(
+            later, done=self.done + later.done, skipped=later.skipped - self.done,
+            failed=self.failed + later.failed, seconds=self.seconds + later.seconds,
+        )
 
     def line(self) -> str:
         """``"ray: 11 done, 1 skipped (already stored), 0 failed in 42.1 s, store ..."``."""

@@ -96,10 +96,16 @@ def chapter_plan(chapter: str, scale: str):
     return _module(chapter).plan(scale)
 
 
-def plan(chapter: str, scale: str, parts: Sequence[str] | None = None) -> list[Experiment]:
-    """The experiments of ``chapter`` at ``scale`` (optionally only some ``parts``), in build order."""
+def plan(chapter: str, scale: str, parts: Sequence[str] | None = None,
+         store: ResultStore | str | None = None) -> list[Experiment]:
+    """The experiments of ``chapter`` at ``scale`` (optionally only some ``parts``), in build order.
+
+    A chapter that tunes its rates first (Few-shot GLUE at ``ci``) lists its tuning grid, and its other
+    runs at the chosen rates once ``store`` holds the grid (without a store: at the plan's own rates,
+    for counting); see ``planned`` of its module.
+    """
     module = _module(chapter)
-    experiments = module.experiments(module.plan(check_scale(scale)))
+    experiments = module.planned(module.plan(check_scale(scale)), store)
     if parts is not None:
         unknown = [x for x in parts if x not in module.PARTS]
         if unknown:
@@ -181,13 +187,14 @@ def run_chapter(
     ``executor="ray"`` (with ``execute_kwargs`` of :func:`sweep`) runs them as Ray tasks; a failed
     run is then reported in the log and its missing result raises in :func:`results_frame`.
     """
-    experiments = plan(chapter, scale, parts)
     store = as_store(store)
-    if executor == "local" and not execute_kwargs:
-        run_experiments(experiments, store, progress=progress, fn=Runner(device=device, progress=progress, threads=threads))
-    else:
-        sweep(experiments, store, device, progress, threads, executor, **execute_kwargs)
-    return results_frame(experiments, store)
+    for _ in range(2):  # a tuning grid first, then the runs at the rates it chose
+        experiments = plan(chapter, scale, parts, store)
+        if executor == "local" and not execute_kwargs:
+            run_experiments(experiments, store, progress=progress, fn=Runner(device=device, progress=progress, threads=threads))
+        else:
+            sweep(experiments, store, device, progress, threads, executor, **execute_kwargs)
+    return results_frame(plan(chapter, scale, parts, store), store)
 
 
 def _print_plan(chapter: str, scale: str) -> None:
@@ -249,17 +256,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--parts needs a single chapter")
     if args.executor == "local" and (args.address is not None or args.gpus_per_run):
         parser.error("--address and --gpus-per-run need --executor ray")
-    experiments = [e for chapter in chapters for e in plan(chapter, args.scale, parts)]
     ray_options = {} if args.executor == "local" else {
         "address": args.address, "gpus_per_run": args.gpus_per_run, "cpus_per_run": args.cpus_per_run,
         "max_retries": args.max_retries}
-    try:
-        summary = sweep(experiments, store, args.device, not args.no_progress, args.threads, args.executor, **ray_options)
-    except SweepInterrupted as interrupted:
-        print(f"interrupted: {interrupted.summary}")
-        return 130
-    except ValueError as err:
-        parser.error(str(err))
+    stages = []
+    for _ in range(2):  # a chapter that tunes its rates lists its other runs once the grid is stored
+        experiments = [e for chapter in chapters for e in plan(chapter, args.scale, parts, store)]
+        try:
+            stages.append(sweep(experiments, store, args.device, not args.no_progress, args.threads, args.executor,
+                                **ray_options))
+        except SweepInterrupted as interrupted:
+            print(f"interrupted: {interrupted.summary}")
+            return 130
+        except ValueError as err:
+            parser.error(str(err))
+        if stages[-1].failed or not stages[-1].done:
+            break
+    summary = stages[-1] if len(stages) == 1 else stages[0].then(stages[1])
     print(f"{' and '.join(chapters)} at {args.scale} scale: {summary.done} runs computed, store {store.url}")
     print(summary)
     return 1 if summary.failed else 0

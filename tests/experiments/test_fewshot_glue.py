@@ -44,6 +44,7 @@ def _runs(scores=SCORES) -> pd.DataFrame:
                     "task": key if part == "table1" else "stsb",
                     "n_train": key if part == "fig6" else 16,
                     "rank": key if part == "fig8" else 8,
+                    "key": f"{part}-{key}-{method}", "final_train_loss": 0.1, "loss_baseline": 1.0, "trained": True,
                 })
     return pd.DataFrame(rows)
 
@@ -55,8 +56,8 @@ def _spectra(ranks, norms):
 FIG7 = {LORA: _spectra([4, 4, 4, 3], [0.1, 0.2, 0.3, 0.05]), DEEP: _spectra([0, 0, 1, 4], [1e-4, 2e-4, 0.01, 0.5])}
 
 
-def _results(runs=None, fig7=FIG7) -> fg.FewshotGlueResults:
-    return fg.FewshotGlueResults("smoke", PLAN, _runs() if runs is None else runs, fig7, 4, {"stsb": 0.0, "rte": 60.0})
+def _results(runs=None, fig7=FIG7, plan=PLAN) -> fg.FewshotGlueResults:
+    return fg.FewshotGlueResults("smoke", plan, _runs() if runs is None else runs, fig7, 4, {"stsb": 0.0, "rte": 60.0})
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +172,8 @@ def test_plans():
     assert paper.notes == () and fg.PLANS["ci"].notes[: len(fg.PLANS["ci"].methods.notes)] == fg.PLANS["ci"].methods.notes
     with pytest.raises(ValueError, match="Fig6Plan.seeds must not be empty"):
         fg.Fig6Plan(n=(16,), seeds=(), steps=2)
+    with pytest.raises(ValueError, match=r"full_n=\(32,\) must be among n=\(16,\)"):
+        fg.Fig6Plan(n=(16,), seeds=(0,), steps=2, full_n=(32,), full_seeds=(0,))
     with pytest.raises(ValueError, match="task"):
         fg.Table1Plan(tasks=("glue",), seeds=(0,), steps=1, steps_sst2=1, n=16)
     with pytest.raises(ValueError, match="scale must be one of"):
@@ -178,13 +181,79 @@ def test_plans():
     assert not math.isnan(fg.task_chance("stsb"))  # a correlation: 0 without loading any data
 
 
-def test_paper_plan_runs_the_authors_protocol_ci_and_smoke_keep_theirs():
-    """paper: random pooler (frozen unless adapted) and the authors' "all dense" targets in every run;
-    ci and smoke: the checkpoint's pooler and the paper's 72-style targets, as before."""
+def test_every_plan_runs_the_authors_protocol():
+    """Every scale: random pooler (frozen unless adapted), frozen random head and the authors' "all dense"
+    targets for LoRA and compressed Deep LoRA; paper: the paper's rates, float32 and full-width Deep LoRA
+    in Fig. 6 (what the authors' logs ran); ci: bf16 autocast, held-out tuning examples, rates from the grid."""
+    for scale in ("paper", "ci", "smoke"):
+        p = fg.PLANS[scale]
+        runs = fg.experiments(p) + fg.tuning_runs(p)
+        assert runs and all(e.config.pooler == "random" and not e.config.train_head for e in runs)
+        assert all(e.config.adapter.targets == "all-dense" for e in runs if e.config.adapter.init != "full")
     paper = fg.experiments(fg.PLANS["paper"])
-    assert paper and all(e.config.pooler == "random" and e.config.adapter.targets == "all-dense" for e in paper)
-    assert {e.config.adapter.init for e in paper} == {"lora", "compressed"}
-    for scale in ("ci", "smoke"):
-        runs = fg.experiments(fg.PLANS[scale])
-        assert all(e.config.pooler == "pretrained" and e.config.adapter.targets == "attention-mlp" for e in runs)
-        assert all(e.config.autocast == "off" for e in runs)
+    assert {e.config.adapter.init for e in paper} == {"lora", "compressed", "full"}
+    assert all(e.config.autocast == "off" and e.config.holdout == 0 for e in paper)
+    rates = {e.config.adapter.init: (e.config.lr, e.config.adapter.gamma) for e in paper}
+    assert rates == {"lora": (1e-4, 1e-2), "compressed": (1e-2, 1e-2), "full": (1e-4, 1e-2)}
+    assert fg.PLANS["paper"].tuning is None and fg.PLANS["paper"].table1 is not None
+    ci = fg.PLANS["ci"]
+    assert ci.methods.autocast == "auto" and ci.methods.holdout > 0 and ci.table1 is None and ci.table1_note
+    assert len(ci.fig6.seeds) >= 5 and ci.fig6.steps >= 200 and ci.fig6.n == (16, 64, 256) and ci.fig8.ranks == (8, 16, 32, 64)
+    assert len(ci.tuning.lora) == len(ci.tuning.compressed)
+
+
+def test_tuned_rates_reach_the_runs_and_the_chosen_grid_points_are_the_figure_runs():
+    from compressible.experiments.fewshot_tuning import TuningSummary
+    from compressible.store import config_key
+
+    p = fg.PLANS["ci"]
+    chosen = TuningSummary(n=[16], seeds=2, steps=200, holdout=400, points=[], lora_lr=3e-4, deep_lr=1e-2, deep_gamma=0.1)
+    runs = fg.experiments(p, fg.tuned_methods(p, chosen))
+    fig6 = [e for e in runs if e.part == "fig6"]
+    assert {(e.config.adapter.init, e.config.lr) for e in fig6} == {("lora", 3e-4), ("compressed", 1e-2), ("full", 1e-4)}
+    assert {e.config.adapter.gamma for e in fig6 if e.config.adapter.init == "compressed"} == {0.1}
+    grid = {config_key(e.config) for e in fg.tuning_runs(p)}
+    figure = {config_key(e.config) for e in fig6 if e.config.n_train == 16 and e.config.adapter.init != "full"}
+    assert figure <= grid  # the chosen points' runs are the Fig. 6 runs at n = 16
+    precision = [e for e in runs if e.part == "precision"]
+    assert len(precision) == 1 and precision[0].config.autocast == "off"
+    assert precision[0].config.replace(autocast=p.methods.autocast) in [e.config for e in fig6]
+
+
+def test_paired_intervals_and_wilcoxon(summary):
+    from scipy import stats
+
+    s = summary.fig6.by_n[64]  # differences +0.10 and +0.20
+    half = stats.t.ppf(0.975, 1) * np.std([0.1, 0.2], ddof=1) / np.sqrt(2)
+    assert (s.low, s.high) == pytest.approx((0.15 - half, 0.15 + half))
+    assert s.wilcoxon_p == pytest.approx(stats.wilcoxon([0.1, 0.2]).pvalue)
+
+
+def test_full_width_is_paired_with_lora_on_its_seeds():
+    full = fg.METHOD_LABELS["full"]
+    scores = dict(SCORES)
+    scores[("fig6", 16)] = {LORA: [0.10, 0.20], DEEP: [0.30, 0.10], full: [0.40, 0.25]}
+    s = fg.summarise(_results(_runs(scores))).fig6
+    assert list(s.full_by_n) == [16]
+    assert s.full_by_n[16].differences == pytest.approx({0: 0.30, 1: 0.05}) and s.full_by_n[16].deep == pytest.approx(0.325)
+    assert s.by_n[16].gain == pytest.approx(0.05)  # compressed vs LoRA is unchanged by the third method
+    assert s.best_mean == pytest.approx(0.55)
+    assert fg.fig6_table(fg.summarise(_results(_runs(scores))))["full width − LoRA — ours, 95 % CI"].iloc[1] == "—"
+
+
+def test_training_check_names_the_runs_that_did_not_train():
+    runs = _runs()
+    runs.loc[(runs.part == "fig6") & (runs.method == DEEP) & (runs.seed == 1), "trained"] = False
+    check = fg.summarise(_results(runs)).training
+    assert check.untrained == ["fig6 stsb Deep LoRA n=16 r=8 seed 1", "fig6 stsb Deep LoRA n=64 r=8 seed 1"]
+    assert len(check.runs) == len(runs)
+
+
+def test_table1_not_run_at_a_scale():
+    plan = dataclasses.replace(PLAN, table1=None, table1_note="not here")
+    runs = _runs()
+    s = fg.summarise(_results(runs[runs.part != "table1"], plan=plan))
+    assert s.table1 is None and fg.table1_text(s, plan) == "" and fg.plot_table1(_results(runs, plan=plan), s) is None
+    assert "not here" in fg.table1_display(s, plan).data
+    with pytest.raises(ValueError, match="must say why in table1_note"):
+        dataclasses.replace(PLAN, table1=None)

@@ -99,7 +99,7 @@ def glue(at_chance=False, fig6=None, fig8=None, table1_diffs=(0.9, 1.0, 1.1), le
     table1 = ns(tasks=["stsb", "rte"], lora_average=50.0, deep_average=51.0, average_gain=1.0,
                 average=paired(*table1_diffs), tasks_above_chance=list(learned))
     return ns(scale="ci", table1=table1,
-              fig6=ns(by_n=fig6, at_chance=at_chance),
+              fig6=ns(by_n=fig6, full_by_n={}, at_chance=at_chance),
               fig8=ns(ranks=sorted(fig8), by_rank=fig8, at_chance=at_chance,
                       lora_drop_smallest_to_largest_r=0.3, deep_drop_smallest_to_largest_r=0.05))
 

@@ -44,6 +44,7 @@ __all__ = [
     "PLANS",
     "plan",
     "experiments",
+    "planned",
     "DeepLoraSubspacesResults",
     "run",
     "kind_of",
@@ -163,6 +164,11 @@ PLANS: dict[str, DeepLoraSubspacesPlan] = {
 def plan(scale: str) -> DeepLoraSubspacesPlan:
     """The chapter's plan at ``scale``."""
     return PLANS[check_scale(scale)]
+
+
+def planned(p: DeepLoraSubspacesPlan, store: ResultStore | str | None = None) -> list[Experiment]:
+    """Every run the chapter needs, for sweeps: :func:`experiments` (nothing depends on stored results)."""
+    return experiments(p)
 
 
 def experiments(p: DeepLoraSubspacesPlan) -> list[Experiment]:

@@ -72,7 +72,7 @@ class PaperScaleSummary(Summary):
 
 
 def _unique_runs(module, scale: str) -> list[tuple]:
-    return [(config, seed) for config, seeds in merge_experiments(module.experiments(module.plan(scale)))
+    return [(config, seed) for config, seeds in merge_experiments(module.planned(module.plan(scale)))
             for seed in seeds]
 
 

@@ -126,7 +126,9 @@ def read_toc(root: Path) -> list[Chapter]:
     return chapters
 
 
-def _expected_figures(notebook, name: str) -> int:
+def _expected_figures(notebook, name: str, scale: str) -> int:
+    """The figures a chapter declares: ``compressible: figures: N``, or a mapping from scale to N
+    (``figures: {smoke: 4, ci: 3, paper: 4}``) when a part is not run at some scale."""
     meta = notebook.metadata.get("compressible", {})
     if "figures" not in meta:
         raise BookBuildError(
@@ -134,8 +136,12 @@ def _expected_figures(notebook, name: str) -> int:
             f"jupytext header (under `jupyter:`)"
         )
     value = meta["figures"]
-    if not isinstance(value, int) or value < 0:
-        raise BookBuildError(f"chapter {name!r}: `figures` must be a whole number >= 0, got {value!r}")
+    if isinstance(value, dict):
+        if scale not in value:
+            raise BookBuildError(f"chapter {name!r}: `figures` gives {sorted(value)} but not the scale {scale!r}")
+        value = value[scale]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BookBuildError(f"chapter {name!r}: `figures` must be a whole number >= 0 (or one per scale), got {value!r}")
     return value
 
 
@@ -302,7 +308,7 @@ def execute_chapter(
     source = Path(source)
     name = source.stem
     notebook = jupytext.read(source)
-    expected = _expected_figures(notebook, name)
+    expected = _expected_figures(notebook, name, scale)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     unexecuted = output.with_suffix(".input.ipynb")

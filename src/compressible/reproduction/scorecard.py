@@ -159,7 +159,7 @@ def _paired(scores: PairedScores, what: str, **kwargs) -> Difference:
 
 
 def _table1(s: FewshotGlueSummary) -> tuple[str, Parts]:
-    t = s.table1
+    t = _need(s.table1, "Table 1 (not in this scale's plan)")
     lora, deep, gain = (_need(v, "the Table 1 average") for v in (t.lora_average, t.deep_average, t.average_gain))
     learned = t.tasks_above_chance
     ours = (f"{lora:.2f} → {deep:.2f} ({gain:+.2f}) over {len(t.tasks)} tasks; {len(learned)} of {len(t.tasks)} "
@@ -171,6 +171,7 @@ def _fig6(s: FewshotGlueSummary) -> tuple[str, Parts]:
     f = s.fig6
     gains = {n: _need(f.by_n[n].gain, f"the gain at n = {n}") for n in sorted(f.by_n)}
     ours = ", ".join(f"n = {n}: {g:+.3f}" for n, g in gains.items()) + (" (both methods at chance)" if f.at_chance else "")
+    ours += "".join(f"; full width n = {n}: {v.gain:+.3f}" for n, v in f.full_by_n.items() if v.gain is not None)
     parts: dict[str, Evidence] = {
         f"n = {n}": _paired(f.by_n[n], f"the differences at n = {n}", at_chance=f.at_chance, full_scale=_paper(s))
         for n in gains
@@ -270,6 +271,11 @@ def judge(claim: Claim, summary: Summary) -> tuple[str, str, str]:
     else:
         judged = verdict(evidence)
     return ours, judged.verdict, judged.reason
+
+
+def chapter_verdicts(summary: Summary, claims: tuple[Claim, ...] = CLAIMS) -> dict[str, tuple[str, str]]:
+    """``{claim id: (verdict, reason)}`` of every claim judged from ``summary``'s type (for a chapter's finding)."""
+    return {c.key: judge(c, summary)[1:] for c in claims if isinstance(summary, c.summary)}
 
 
 def scorecard(scale: str, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:

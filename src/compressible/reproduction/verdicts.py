@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, Union
 
-import numpy as np
-from scipy import stats
+from ..finetune.metrics import t_interval, wilcoxon_pvalue
+
 
 __all__ = [
     "VERDICTS",
@@ -136,6 +136,9 @@ class Difference:
     direction: Literal[1, -1] = 1
     at_chance: bool = False
     full_scale: bool = False
+    p_value: float | None = None
+    """Two-sided Wilcoxon signed-rank p-value of the differences (reported beside the interval; the
+    verdict is the interval's)."""
 
     def __post_init__(self):
         if self.direction not in (1, -1):
@@ -155,32 +158,11 @@ class Difference:
         """The record of per-seed paired ``differences`` (their mean and :func:`t_interval`);
         ``kwargs`` are ``direction``, ``at_chance`` and ``full_scale``."""
         mean, low, high = t_interval(differences)
-        return cls(mean, low, high, len(differences), **kwargs)
+        p = wilcoxon_pvalue(differences)
+        return cls(mean, low, high, len(differences), p_value=None if math.isnan(p) else p, **kwargs)
 
 
 Evidence = Union[Exact, Criteria, Ratio, Difference]
-
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
-    """Mean of ``values`` and its Student-t confidence interval at ``level``.
-
-    ``(mean, None, None)`` for a single value (no spread to estimate). The interval is
-    ``mean ± t_{(1+level)/2, k-1} · s / √k`` with the sample standard deviation ``s`` of the
-    ``k`` values; it collapses to the mean when all values are equal.
-
-    Raises:
-        ValueError: for no values, a value that is not finite, or ``level`` outside (0, 1).
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0 or not np.all(np.isfinite(x)):
-        raise ValueError(f"t_interval needs one or more finite values, got {list(values)}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    mean = float(x.mean())
-    if x.size == 1:
-        return mean, None, None
-    half = float(stats.t.ppf((1 + level) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return mean, mean - half, mean + half
 
 
 def _scaled(full_scale: bool, what: str) -> Judgement:
@@ -210,7 +192,8 @@ def _difference(e: Difference) -> Judgement:
     if e.low is None:
         return Judgement(INCONCLUSIVE, f"mean difference {e.mean:+.3g} from {e.seeds} seed(s), no interval")
     lo, hi = sorted((e.direction * e.low, e.direction * e.high))
-    interval = f"95 % interval [{e.low:+.3g}, {e.high:+.3g}] over {e.seeds} seeds"
+    interval = f"95 % interval [{e.low:+.3g}, {e.high:+.3g}] over {e.seeds} seeds" + (
+        f" (Wilcoxon p = {e.p_value:.2g})" if e.p_value is not None else "")
     if lo > 0:
         return _scaled(e.full_scale, f"{interval} on the paper's side of 0")
     if hi < 0:

@@ -1,0 +1,398 @@
+"""Checks behind the Few-shot GLUE comparisons: fair learning rates, bf16 against float32, runs that trained.
+
+- **Tuning** (:class:`TuningPlan`). The paper gives no learning rate for compressed Deep LoRA outside
+  App. D.2, and a smaller backbone need not share bert-base's best rate. Every method therefore gets
+  the same number of grid points (LoRA: ``lr``; compressed Deep LoRA: ``(inner lr, gamma)``), each
+  run at the tuning ``n`` and seeds, and scored on training examples *held out of every few-shot
+  sample* (``RunConfig.holdout``), never on the validation split the chapter reports. The grid
+  point with the best mean held-out score is the method's rate (:func:`choose`); ties go to the
+  earlier grid point. A chosen point's runs are the reported runs at that ``n`` and seed (the same
+  configuration), and their validation scores are only reported, never used to choose.
+- **Precision** (:class:`PrecisionPlan`): a few runs of the plan repeated in float32 and compared
+  with their bf16-autocast twins, against the seed-to-seed spread (:class:`PrecisionSummary`).
+- **Training check** (:class:`TrainingCheck`): whether every run's final training loss fell below
+  half the loss of the best constant predictor on its sample
+  (:func:`compressible.finetune.metrics.has_trained`), so that no method is compared before it trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from ..finetune.classify import RunConfig
+from ..finetune.metrics import TRAINED_FRACTION, primary_metric
+from ..store import ResultStore
+from .glue_runs import Experiment, GlueMethods, as_store
+from .glue_stats import DEEP, LORA, finite
+
+__all__ = [
+    "TuningPlan",
+    "PrecisionPlan",
+    "GridPoint",
+    "TuningSummary",
+    "PrecisionSummary",
+    "TrainingCheck",
+    "tuning_experiments",
+    "tuning_frame",
+    "choose",
+    "summarise_tuning",
+    "summarise_precision",
+    "training_check",
+    "tuning_table",
+    "precision_table",
+    "training_table",
+    "tuning_text",
+    "precision_text",
+    "training_text",
+    "plot_sensitivity",
+    "plot_training_curves",
+]
+
+COLORS = {LORA: "tab:blue", DEEP: "tab:red", "Deep LoRA (full width)": "tab:green"}
+
+
+@dataclass(frozen=True)
+class TuningPlan:
+    """A grid of learning rates per method, run at ``n`` training examples and scored on held-out examples."""
+
+    n: tuple[int, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    lora: tuple[float, ...]
+    """LoRA's learning rates."""
+    compressed: tuple[tuple[float, float], ...]
+    """Compressed Deep LoRA's ``(inner learning rate, gamma)`` points."""
+
+    def __post_init__(self) -> None:
+        for name in ("n", "seeds", "lora", "compressed"):
+            if not getattr(self, name):
+                raise ValueError(f"TuningPlan.{name} must not be empty")
+        if len(self.lora) != len(self.compressed):
+            raise ValueError(
+                f"TuningPlan gives LoRA {len(self.lora)} grid points and compressed Deep LoRA {len(self.compressed)}; "
+                "a fair comparison gives every method the same budget"
+            )
+        for point in self.compressed:
+            if len(point) != 2:
+                raise ValueError(f"TuningPlan.compressed points are (inner lr, gamma) pairs, got {point!r}")
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """Runs repeated in float32 to compare with their bf16-autocast twins: ``method`` at ``n``, ``seeds``."""
+
+    n: int
+    seeds: tuple[int, ...]
+    method: str = "lora"
+
+    def __post_init__(self) -> None:
+        if len(self.seeds) < 2:
+            raise ValueError(f"PrecisionPlan needs >= 2 seeds to compare with the seed-to-seed spread, got {self.seeds!r}")
+
+
+def tuning_experiments(tp: TuningPlan, methods: GlueMethods, base: dict) -> list[Experiment]:
+    """Every grid point of ``tp`` at every tuning ``n`` (part ``"tuning"``); ``base`` holds the
+    ``RunConfig`` fields the chapter's STS-B runs share (task, backbone, evaluation subset, ...)."""
+    if methods.holdout < 1:
+        raise ValueError("tuning needs held-out training examples: set GlueMethods.holdout >= 1")
+    out = []
+    for n in tp.n:
+        for lr in tp.lora:
+            m = methods.with_rates(lr, methods.deep_lr or 0.0, methods.deep_gamma or 0.0)
+            out.append(Experiment("tuning", LORA, RunConfig(n_train=n, steps=tp.steps, **base, **m.method("lora")), tp.seeds))
+        for lr, gamma in tp.compressed:
+            m = methods.with_rates(methods.lora_lr or 1.0, lr, gamma)
+            out.append(Experiment("tuning", DEEP, RunConfig(n_train=n, steps=tp.steps, **base, **m.method("compressed")),
+                                  tp.seeds))
+    return out
+
+
+def tuning_frame(experiments: Sequence[Experiment], store: ResultStore | str | None = None) -> pd.DataFrame:
+    """One row per tuning run: ``method, lr, gamma, n, seed, holdout`` (the tuning score) and ``validation``."""
+    store = as_store(store)
+    rows = []
+    for e in experiments:
+        metric = primary_metric(e.config.task)
+        for seed in e.seeds:
+            r = store.load(e.config, seed)
+            rows.append({
+                "method": e.label, "lr": e.config.lr,
+                "gamma": e.config.adapter.gamma if e.config.adapter.init == "compressed" else None,
+                "n": e.config.n_train, "seed": seed, "holdout": r["holdout"][metric], "validation": r["final"][metric],
+                "trained": r["trained"],
+            })
+    return pd.DataFrame(rows)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GridPoint(_Model):
+    """One grid point's scores: mean (and std) over its runs on the held-out examples, and on validation."""
+
+    method: str
+    lr: float
+    gamma: float | None
+    holdout_mean: float | None
+    holdout_std: float | None
+    validation_mean: float | None
+    """Reported only: never used to choose."""
+    runs: int
+    trained: int
+    """Runs whose training loss fell below half the constant predictor's."""
+    chosen: bool
+
+
+class TuningSummary(_Model):
+    """The grid, every point's held-out score, and the rate chosen for each method."""
+
+    n: list[int]
+    seeds: int
+    steps: int
+    holdout: int
+    """Held-out training examples the points are scored on."""
+    points: list[GridPoint]
+    lora_lr: float
+    deep_lr: float
+    deep_gamma: float
+
+
+def _points(frame: pd.DataFrame) -> dict[tuple[str, float, float | None], pd.DataFrame]:
+    """The runs of every grid point ``(method, lr, gamma)``, in the frame's order (``gamma`` None for LoRA)."""
+    points: dict[tuple[str, float, float | None], list[int]] = {}
+    for i, r in frame.iterrows():
+        gamma = None if r["gamma"] is None or pd.isna(r["gamma"]) else float(r["gamma"])
+        points.setdefault((r["method"], float(r["lr"]), gamma), []).append(i)
+    return {k: frame.loc[rows] for k, rows in points.items()}
+
+
+def choose(frame: pd.DataFrame) -> dict[str, tuple[float, float | None]]:
+    """``{method: (lr, gamma)}`` of the grid point with the highest mean held-out score (the first in
+    grid order on ties; a point whose score is undefined ranks last). The validation column is not read."""
+    best: dict[str, tuple[float, tuple[float, float | None]]] = {}
+    for (method, lr, gamma), g in _points(frame).items():
+        score = float(np.nanmean(g["holdout"])) if np.isfinite(g["holdout"].to_numpy(dtype=float)).any() else -np.inf
+        if method not in best or score > best[method][0]:
+            best[method] = (score, (lr, gamma))
+    return {method: point for method, (_, point) in best.items()}
+
+
+def summarise_tuning(frame: pd.DataFrame, tp: TuningPlan, holdout: int) -> TuningSummary:
+    """The :class:`TuningSummary` of the tuning runs ``frame`` (:func:`tuning_frame`)."""
+    chosen = choose(frame)
+    points = []
+    for (method, lr, gamma), g in _points(frame).items():
+        h = g["holdout"].to_numpy(dtype=float)
+        h = h[np.isfinite(h)]
+        points.append(GridPoint(
+            method=method, lr=lr, gamma=gamma, holdout_mean=finite(h.mean()) if len(h) else None,
+            holdout_std=finite(h.std(ddof=1)) if len(h) > 1 else None,
+            validation_mean=finite(g["validation"].mean()), runs=len(g), trained=int(g["trained"].sum()),
+            chosen=chosen[method] == (lr, gamma),
+        ))
+    return TuningSummary(
+        n=list(tp.n), seeds=len(tp.seeds), steps=tp.steps, holdout=holdout, points=points,
+        lora_lr=chosen[LORA][0], deep_lr=chosen[DEEP][0], deep_gamma=chosen[DEEP][1],
+    )
+
+
+class PrecisionSummary(_Model):
+    """Float32 against bf16 autocast on the same runs (same seeds, sample, order and head)."""
+
+    method: str
+    n: int
+    seeds: list[int]
+    autocast: str
+    """The dtype the bf16 twins actually ran in (``"bfloat16"``, or ``"off"`` where bf16 was not available)."""
+    float32: dict[int, float]
+    """Final metric per seed in float32."""
+    bf16: dict[int, float]
+    mean_difference: float
+    """Mean over seeds of bf16 - float32."""
+    max_abs_difference: float
+    seed_std: float
+    """Sample std over seeds of the float32 scores (the seed-to-seed noise)."""
+    within_noise: bool
+    """``max_abs_difference`` is at most ``seed_std``."""
+    step_ratio: float | None
+    """Median training seconds per step, float32 / bf16, over these runs."""
+
+
+def summarise_precision(fp32: dict[int, dict], bf16: dict[int, dict], method: str, n: int) -> PrecisionSummary:
+    """:class:`PrecisionSummary` of stored runs ``{seed: result}`` in float32 and under bf16 autocast."""
+    seeds = sorted(fp32)
+    if sorted(bf16) != seeds or len(seeds) < 2:
+        raise ValueError(f"need the same >= 2 seeds in both precisions, got {sorted(fp32)} and {sorted(bf16)}")
+    metric = fp32[seeds[0]]["metric"]
+    a = {s: float(fp32[s]["final"][metric]) for s in seeds}
+    b = {s: float(bf16[s]["final"][metric]) for s in seeds}
+    diff = np.array([b[s] - a[s] for s in seeds])
+    std = float(np.std(list(a.values()), ddof=1))
+    per_step = {k: float(np.median([r["timings"]["train"] / len(r["train_loss"]) for r in runs.values()]))
+                for k, runs in (("fp32", fp32), ("bf16", bf16))}
+    return PrecisionSummary(
+        method=method, n=n, seeds=seeds, autocast=str(bf16[seeds[0]].get("autocast", "off")), float32=a, bf16=b,
+        mean_difference=float(diff.mean()), max_abs_difference=float(np.abs(diff).max()), seed_std=std,
+        within_noise=bool(np.abs(diff).max() <= std), step_ratio=finite(per_step["fp32"] / per_step["bf16"]),
+    )
+
+
+class TrainingCheck(_Model):
+    """Did every run train? Per run: its part, method, ``n``, seed, final and baseline training loss."""
+
+    runs: list[dict]
+    untrained: list[str]
+    """``"part method n=.. seed .."`` of every run whose loss did not fall below half its baseline."""
+    fraction: float = TRAINED_FRACTION
+
+
+def training_check(frame: pd.DataFrame) -> TrainingCheck:
+    """:class:`TrainingCheck` of a results frame with ``final_loss_train``, ``loss_baseline`` and ``trained`` columns."""
+    rows = frame.drop_duplicates(["key", "seed"])
+    runs = [
+        {"part": r.part, "task": r.task, "method": r.method, "n": int(r.n_train), "rank": int(r["rank"]), "seed": int(r.seed),
+         "final_train_loss": float(r.final_train_loss), "loss_baseline": float(r.loss_baseline), "trained": bool(r.trained)}
+        for _, r in rows.iterrows()
+    ]
+    untrained = [f"{r['part']} {r['task']} {r['method']} n={r['n']} r={r['rank']} seed {r['seed']}"
+                 for r in runs if not r["trained"]]
+    return TrainingCheck(runs=runs, untrained=untrained)
+
+
+def _rate(point: GridPoint) -> str:
+    return f"{point.lr:g}" if point.gamma is None else f"{point.lr:g}, γ = {point.gamma:g}"
+
+
+def tuning_table(summary: TuningSummary) -> pd.DataFrame:
+    """One row per grid point: method, rate, held-out score (mean ± std), validation mean, trained runs, chosen."""
+    return pd.DataFrame([
+        {"method": p.method, "learning rate": _rate(p),
+         "held-out Pearson (chooses)": "n/a" if p.holdout_mean is None else
+         f"{p.holdout_mean:.3f}" + ("" if p.holdout_std is None else f" ± {p.holdout_std:.3f}"),
+         "validation Pearson (reported only)": "n/a" if p.validation_mean is None else f"{p.validation_mean:.3f}",
+         "runs that trained": f"{p.trained}/{p.runs}", "chosen": "✓" if p.chosen else ""}
+        for p in summary.points
+    ])
+
+
+def precision_table(summary: PrecisionSummary) -> pd.DataFrame:
+    """Per seed: float32 and bf16 scores and their difference, then the seed-to-seed spread."""
+    rows = [{"seed": str(s), "float32": f"{summary.float32[s]:.3f}", "bf16 autocast": f"{summary.bf16[s]:.3f}",
+             "bf16 − float32": f"{summary.bf16[s] - summary.float32[s]:+.3f}"} for s in summary.seeds]
+    rows.append({"seed": "seed-to-seed std (float32)", "float32": f"{summary.seed_std:.3f}", "bf16 autocast": "",
+                 "bf16 − float32": f"mean {summary.mean_difference:+.3f}"})
+    return pd.DataFrame(rows)
+
+
+def training_table(check: TrainingCheck) -> pd.DataFrame:
+    """Per part, method and ``n``: runs, how many trained, and the mean final and baseline losses."""
+    frame = pd.DataFrame(check.runs)
+    g = frame.groupby(["part", "task", "method", "n", "rank"], sort=False)
+    return pd.DataFrame({
+        "runs": g.size(), "trained": g["trained"].sum(),
+        "final train loss (mean)": g["final_train_loss"].mean().map("{:.3f}".format),
+        "constant-predictor loss (mean)": g["loss_baseline"].mean().map("{:.3f}".format),
+    }).reset_index().astype({"trained": int})
+
+
+def tuning_text(summary: TuningSummary) -> str:
+    """Markdown: the chosen rates and how far the grid's scores spread."""
+    chosen = {p.method: p for p in summary.points if p.chosen}
+    spread = {m: [p.holdout_mean for p in summary.points if p.method == m and p.holdout_mean is not None]
+              for m in (LORA, DEEP)}
+    return (
+        f"Chosen on {summary.holdout} held-out STS-B training pairs (n = {', '.join(map(str, summary.n))}, "
+        f"{summary.seeds} seeds, {summary.steps} steps): **LoRA lr {summary.lora_lr:g}**, **compressed Deep LoRA inner lr "
+        f"{summary.deep_lr:g}, γ = {summary.deep_gamma:g}**. "
+        + " ".join(f"{m}'s held-out Pearson ranges from {min(v):.3f} to {max(v):.3f} over its {len(v)} grid points"
+                   + (f" (chosen: {chosen[m].holdout_mean:.3f})." if m in chosen and chosen[m].holdout_mean is not None else ".")
+                   for m, v in spread.items() if v)
+    )
+
+
+def precision_text(summary: PrecisionSummary) -> str:
+    """Markdown: whether bf16 autocast moved the results by more than the seeds do, and the step-time ratio."""
+    if summary.autocast == "off":
+        return "bf16 autocast was not available on this machine: both columns ran in float32."
+    verdict = ("within the seed-to-seed noise" if summary.within_noise else
+               "**by more than the seed-to-seed noise**: treat bf16 numbers with care")
+    ratio = "" if summary.step_ratio is None else (
+        f" Training seconds per step, float32 / bf16, in these runs: {summary.step_ratio:.2f}×.")
+    return (f"{summary.method} at n = {summary.n}, seeds {', '.join(map(str, summary.seeds))}: bf16 autocast changed the "
+            f"final Pearson by at most {summary.max_abs_difference:.3f} (mean {summary.mean_difference:+.3f}), against a "
+            f"seed-to-seed std of {summary.seed_std:.3f}: {verdict}.{ratio}")
+
+
+def training_text(check: TrainingCheck) -> str:
+    """Markdown: how many runs trained, and which did not."""
+    total = len(check.runs)
+    if not check.untrained:
+        return (f"All {total} runs trained: each one's final training loss (mean of its last 10 steps) is below "
+                f"{check.fraction:g}× the loss of predicting its sample's mean label.")
+    shown = ", ".join(check.untrained[:12]) + (" ..." if len(check.untrained) > 12 else "")
+    return (f"**{len(check.untrained)} of {total} runs did not train** (final loss not below {check.fraction:g}× "
+            f"the constant predictor's): {shown}. Their scores are reported but say nothing about the method.")
+
+
+def plot_sensitivity(summary: TuningSummary):
+    """Held-out Pearson against the learning rate, one panel per method (compressed: one line per gamma)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for ax, method in zip(axes, (LORA, DEEP)):
+        points = [p for p in summary.points if p.method == method]
+        for gamma in dict.fromkeys(p.gamma for p in points):
+            line = sorted((p for p in points if p.gamma == gamma), key=lambda p: p.lr)
+            x = [p.lr for p in line]
+            y = [np.nan if p.holdout_mean is None else p.holdout_mean for p in line]
+            e = [0 if p.holdout_std is None else p.holdout_std for p in line]
+            label = "held-out" if gamma is None else f"held-out, γ = {gamma:g}"
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=COLORS[method], alpha=1 if gamma in (None, 0.1) else 0.6,
+                        ls="-" if gamma in (None,) or gamma == max(p.gamma for p in points if p.gamma is not None) else "--",
+                        label=label)
+            ax.plot(x, [np.nan if p.validation_mean is None else p.validation_mean for p in line], "x:", color="grey",
+                    label=None if gamma not in (None, points[0].gamma) else "validation (not used to choose)")
+        for p in points:
+            if p.chosen and p.holdout_mean is not None:
+                ax.scatter([p.lr], [p.holdout_mean], s=160, facecolors="none", edgecolors="black", zorder=4, label="chosen")
+        ax.set_xscale("log")
+        ax.set_xlabel("inner learning rate" if method == DEEP else "learning rate")
+        ax.set_title(method)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("STS-B Pearson")
+    fig.suptitle(f"Learning-rate sensitivity: n = {', '.join(map(str, summary.n))}, {summary.seeds} seeds, "
+                 f"{summary.steps} steps, scored on {summary.holdout} held-out training pairs", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(curves: dict[str, dict[int, dict]], title: str):
+    """Training loss per step of several methods (``{label: {seed: stored run}}``), with each run's
+    constant-predictor loss (dotted) and half of it (the training check's line)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for label, runs in curves.items():
+        for k, (seed, r) in enumerate(sorted(runs.items())):
+            loss = np.asarray(r["train_loss"], dtype=float)
+            window = min(10, len(loss))
+            smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+            ax.plot(np.arange(window, len(loss) + 1), smooth, color=COLORS.get(label, "black"), alpha=0.8,
+                    lw=1.2, label=label if k == 0 else None)
+    baseline = float(np.mean([r["loss_baseline"] for runs in curves.values() for r in runs.values()]))
+    ax.axhline(baseline, color="black", ls=":", lw=1, label=f"predict the mean label ({baseline:.2f})")
+    ax.axhline(TRAINED_FRACTION * baseline, color="black", ls="--", lw=0.8, label=f"{TRAINED_FRACTION:g}× that (trained)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (MSE, 10-step mean)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

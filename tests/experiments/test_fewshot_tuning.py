@@ -1,0 +1,96 @@
+"""Tests of compressible.experiments.fewshot_tuning on hand-made tuning and precision runs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compressible.experiments import fewshot_tuning as ft
+from compressible.experiments.glue_stats import DEEP, LORA
+
+TP = ft.TuningPlan(n=(16,), seeds=(0, 1), steps=2, lora=(1e-4, 3e-4), compressed=((1e-2, 1e-2), (1e-2, 1e-1)))
+
+
+def _grid(holdout: dict, validation: dict | None = None) -> pd.DataFrame:
+    """``holdout[(method, lr, gamma)] = [seed 0, seed 1]`` as a tuning frame."""
+    rows = []
+    for (method, lr, gamma), values in holdout.items():
+        for seed, value in enumerate(values):
+            v = (validation or {}).get((method, lr, gamma), [0.0, 0.0])[seed]
+            rows.append({"method": method, "lr": lr, "gamma": gamma, "n": 16, "seed": seed, "holdout": value,
+                         "validation": v, "trained": True})
+    return pd.DataFrame(rows)
+
+
+GRID = {
+    (LORA, 1e-4, None): [0.20, 0.30],
+    (LORA, 3e-4, None): [0.10, 0.20],
+    (DEEP, 1e-2, 1e-2): [0.05, 0.05],
+    (DEEP, 1e-2, 1e-1): [0.30, 0.10],
+}
+
+
+def test_choose_takes_the_best_mean_held_out_score_and_ignores_validation():
+    validation = {(LORA, 3e-4, None): [0.9, 0.9], (DEEP, 1e-2, 1e-2): [0.9, 0.9]}  # would pick the others
+    assert ft.choose(_grid(GRID, validation)) == {LORA: (1e-4, None), DEEP: (1e-2, 1e-1)}
+
+
+def test_choose_ties_go_to_the_earlier_point_and_undefined_scores_rank_last():
+    tie = dict(GRID)
+    tie[(LORA, 3e-4, None)] = [0.30, 0.20]  # same mean as 1e-4
+    tie[(DEEP, 1e-2, 1e-1)] = [float("nan"), float("nan")]
+    assert ft.choose(_grid(tie)) == {LORA: (1e-4, None), DEEP: (1e-2, 1e-2)}
+
+
+def test_summarise_tuning():
+    s = ft.summarise_tuning(_grid(GRID), TP, holdout=400)
+    assert (s.lora_lr, s.deep_lr, s.deep_gamma) == (1e-4, 1e-2, 1e-1)
+    assert [p.chosen for p in s.points] == [True, False, False, True]
+    first = s.points[0]
+    assert (first.holdout_mean, first.holdout_std) == pytest.approx((0.25, np.std([0.2, 0.3], ddof=1)))
+    assert first.gamma is None and s.points[3].gamma == 0.1 and first.runs == 2 and first.trained == 2
+    table = ft.tuning_table(s)
+    assert table["learning rate"].tolist() == ["0.0001", "0.0003", "0.01, γ = 0.01", "0.01, γ = 0.1"]
+    assert table["chosen"].tolist() == ["✓", "", "", "✓"]
+    assert "LoRA lr 0.0001" in ft.tuning_text(s) and "γ = 0.1" in ft.tuning_text(s)
+
+
+def test_tuning_plan_gives_every_method_the_same_budget():
+    with pytest.raises(ValueError, match="LoRA 3 grid points and compressed Deep LoRA 2"):
+        ft.TuningPlan(n=(16,), seeds=(0,), steps=2, lora=(1e-4, 3e-4, 1e-3), compressed=((1e-2, 1e-2), (1e-2, 1e-1)))
+    with pytest.raises(ValueError, match=r"\(inner lr, gamma\) pairs, got \(0.01,\)"):
+        ft.TuningPlan(n=(16,), seeds=(0,), steps=2, lora=(1e-4,), compressed=((1e-2,),))
+    with pytest.raises(ValueError, match="TuningPlan.seeds must not be empty"):
+        ft.TuningPlan(n=(16,), seeds=(), steps=2, lora=(1e-4,), compressed=((1e-2, 1e-2),))
+
+
+def _run(pearson: float, train_seconds: float, steps: int = 10, autocast: str = "bfloat16") -> dict:
+    return {"metric": "pearson", "final": {"pearson": pearson}, "timings": {"train": train_seconds},
+            "train_loss": [0.0] * steps, "autocast": autocast}
+
+
+def test_precision_summary_against_the_seed_spread():
+    fp32 = {0: _run(0.20, 4.0, autocast="off"), 1: _run(0.40, 4.0, autocast="off")}
+    bf16 = {0: _run(0.21, 2.0), 1: _run(0.38, 2.0)}
+    s = ft.summarise_precision(fp32, bf16, LORA, 16)
+    assert s.mean_difference == pytest.approx((0.01 - 0.02) / 2) and s.max_abs_difference == pytest.approx(0.02)
+    assert s.seed_std == pytest.approx(np.std([0.2, 0.4], ddof=1)) and s.within_noise and s.step_ratio == pytest.approx(2.0)
+    assert s.autocast == "bfloat16" and "within the seed-to-seed noise" in ft.precision_text(s)
+    far = ft.summarise_precision(fp32, {0: _run(0.9, 2.0), 1: _run(0.38, 2.0)}, LORA, 16)
+    assert not far.within_noise and "more than the seed-to-seed noise" in ft.precision_text(far)
+    with pytest.raises(ValueError, match=r"same >= 2 seeds in both precisions, got \[0, 1\] and \[0\]"):
+        ft.summarise_precision(fp32, {0: bf16[0]}, LORA, 16)
+    with pytest.raises(ValueError, match="needs >= 2 seeds"):
+        ft.PrecisionPlan(n=16, seeds=(0,))
+
+
+def test_training_table_counts_per_experiment():
+    frame = pd.DataFrame([
+        {"part": "fig6", "task": "stsb", "method": m, "n_train": 16, "rank": 8, "seed": s, "key": m, "final_train_loss": loss,
+         "loss_baseline": 2.0, "trained": loss < 1.0}
+        for m, losses in ((LORA, (0.1, 0.3)), (DEEP, (0.5, 1.9))) for s, loss in enumerate(losses)
+    ])
+    check = ft.training_check(frame)
+    assert check.untrained == ["fig6 stsb Deep LoRA n=16 r=8 seed 1"]
+    table = ft.training_table(check)
+    assert table["trained"].tolist() == [2, 1] and table["final train loss (mean)"].tolist() == ["0.200", "1.200"]
+    assert "1 of 4 runs did not train" in ft.training_text(check)
