@@ -9,7 +9,7 @@
 #     language: python
 #     name: python3
 #   compressible:
-#     figures: {smoke: 4, ci: 3, paper: 4}
+#     figures: {smoke: 4, ci: 2, paper: 4}
 # ---
 
 # %% [markdown]
@@ -162,9 +162,7 @@ display(Markdown(fg.fig7_text(summary)))
 # %%
 fg.plot_fig8(results, summary)
 plt.show()
-f8 = summary.fig8
-display(fg.fig8_table(summary).style.hide(axis="index").set_caption(
-    f"Fig. 8, STS-B Pearson at n = {p.fig8.n} (paper: means over {paper['fig8']['seeds']} seeds)"))
+display(fg.fig8_display(summary, p))
 display(Markdown(fg.fig8_text(summary)))
 
 # %% [markdown]

@@ -198,7 +198,8 @@ def test_every_plan_runs_the_authors_protocol():
     assert fg.PLANS["paper"].tuning is None and fg.PLANS["paper"].table1 is not None
     ci = fg.PLANS["ci"]
     assert ci.methods.autocast == "auto" and ci.methods.holdout > 0 and ci.table1 is None and ci.table1_note
-    assert len(ci.fig6.seeds) >= 5 and ci.fig6.steps >= 200 and ci.fig6.n == (16, 64, 256) and ci.fig8.ranks == (8, 16, 32, 64)
+    assert len(ci.fig6.seeds_for(16)) >= 5 and ci.fig6.steps >= 200 and ci.fig6.n == (16, 64, 256)
+    assert ci.fig8 is None and ci.fig8_note
     assert len(ci.tuning.lora) == len(ci.tuning.compressed)
 
 
@@ -257,3 +258,14 @@ def test_table1_not_run_at_a_scale():
     assert "not here" in fg.table1_display(s, plan).data
     with pytest.raises(ValueError, match="must say why in table1_note"):
         dataclasses.replace(PLAN, table1=None)
+    no8 = dataclasses.replace(PLAN, fig8=None, fig8_note="not this one")
+    s8 = fg.summarise(_results(runs[runs.part != "fig8"], plan=no8))
+    assert s8.fig8 is None and fg.fig8_text(s8) == "" and "not this one" in fg.fig8_display(s8, no8).data
+    assert not any(name.startswith("Fig. 8") for name in fg.per_seed_table(s8)["experiment"])
+
+
+def test_fig6_seeds_per_n():
+    plan = fg.Fig6Plan(n=(16, 64), seeds=(0, 1, 2), steps=2, seeds_by_n=((64, (0,)),))
+    assert plan.seeds_for(16) == (0, 1, 2) and plan.seeds_for(64) == (0,)
+    with pytest.raises(ValueError, match=r"seeds_by_n names n=\[32\]"):
+        fg.Fig6Plan(n=(16,), seeds=(0,), steps=2, seeds_by_n=((32, (0,)),))

@@ -16,8 +16,8 @@ def test_paper_run_counts_follow_the_protocol():
     # steps: Table 1 1000 (SST-2 600), Fig. 6 500, Fig. 8 200
     assert fewshot.steps == 2 * 10 * (7 * 1000 + 600) + 3 * 3 * 20 * 500 + 4 * 2 * 5 * 200
     ci = runs["fewshot_glue"]["ci"]
-    # ci: 4 tuning runs that no figure reuses; Fig. 6: 3 n x 2 x 5 + 3 full width; Fig. 8: 3 more r x 2; 2 float32 twins
-    assert ci.runs == 4 + 3 * 2 * 5 + 3 + 3 * 2 + 2
+    # ci: 4 tuning runs that no figure reuses; Fig. 6: 2 methods x (5 + 3 + 3) seeds + 2 full width; 2 float32 twins
+    assert ci.runs == 4 + 2 * (5 + 3 + 3) + 2 + 2
     subspaces = runs["deep_lora_subspaces"]["paper"]
     assert (subspaces.runs, subspaces.steps) == (4, 2000 + 3 * 200)  # Fig. 2 and the three App. D.2 runs
     assert set(runs) == set(paper_scale.SWEEP_CHAPTERS) and all(set(v) == {"smoke", "ci", "paper"} for v in runs.values())

@@ -93,6 +93,9 @@ __all__ = [
     "fig6_table",
     "fig7_table",
     "fig8_table",
+    "fig8_display",
+    "table1_display",
+    "finding_text",
     "per_seed_table",
     "settings_text",
     "runs_text",
@@ -165,9 +168,18 @@ class Fig6Plan:
     full_seeds: tuple[int, ...] = ()
     full_targets: str | None = None
     """Adapted weights of the full-width variant (``None``: the methods' targets)."""
+    seeds_by_n: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    """``((n, seeds), ...)``: fewer (or other) seeds at some ``n`` than ``seeds``."""
+
+    def seeds_for(self, n: int) -> tuple[int, ...]:
+        """The seeds of LoRA and compressed Deep LoRA at ``n``."""
+        return dict(self.seeds_by_n).get(n, self.seeds)
 
     def __post_init__(self) -> None:
         _nonempty("Fig6Plan", n=self.n, seeds=self.seeds)
+        unknown = [n for n, _ in self.seeds_by_n if n not in self.n]
+        if unknown:
+            raise ValueError(f"Fig6Plan.seeds_by_n names n={unknown}, which are not among n={self.n!r}")
         if bool(self.full_n) != bool(self.full_seeds):
             raise ValueError(f"Fig6Plan.full_n={self.full_n!r} and full_seeds={self.full_seeds!r}: give both or neither")
         if not set(self.full_n) <= set(self.n):
@@ -204,12 +216,14 @@ class FewshotGluePlan(GlueChapterPlan):
     """``None``: Table 1 is not run at this scale (``table1_note`` says why)."""
     fig6: Fig6Plan
     fig7: Fig7Plan
-    fig8: Fig8Plan
+    fig8: Fig8Plan | None
+    """``None``: Fig. 8 is not run at this scale (``fig8_note`` says why)."""
     tuning: TuningPlan | None = None
     """Learning-rate selection on held-out training examples; ``None``: the methods' rates as given (the paper's)."""
     precision: PrecisionPlan | None = None
     """Fig. 6 runs repeated in float32, when the methods run under bf16 autocast."""
     table1_note: str = ""
+    fig8_note: str = ""
 
     def __post_init__(self) -> None:
         if self.tuning is not None and self.methods.holdout < 1:
@@ -219,6 +233,11 @@ class FewshotGluePlan(GlueChapterPlan):
             raise ValueError(f"precision runs ({self.precision!r}) must repeat Fig. 6 runs (n={self.fig6.n}, seeds={self.fig6.seeds})")
         if self.table1 is None and not self.table1_note:
             raise ValueError("a plan without Table 1 must say why in table1_note")
+        if self.fig8 is None and not self.fig8_note:
+            raise ValueError("a plan without Fig. 8 must say why in fig8_note")
+        if self.precision is not None and self.precision.seeds and not set(self.precision.seeds) <= set(
+                self.fig6.seeds_for(self.precision.n)):
+            raise ValueError(f"precision seeds {self.precision.seeds} must be Fig. 6 seeds at n = {self.precision.n}")
 
 
 PLANS: dict[str, FewshotGluePlan] = {
@@ -231,27 +250,31 @@ PLANS: dict[str, FewshotGluePlan] = {
         fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=tuple(range(5)), steps=200, n=16),
     ),
     # ci: the authors' protocol (random frozen pooler and head, all-dense targets) on MiniLM under bf16
-    # autocast, sized on this machine (2 cores): an STS-B step of batch 16 takes ~0.21 s in bf16 with eager
-    # attention (0.40 s in float32), so a 200-step run costs ~45 s. In the issue's order: Fig. 6 (3 n x 5 seeds
-    # x 200 steps; full width on 3 seeds at n = 16), the tuning grid (2 points per method, n = 16, 2 seeds),
-    # Fig. 8 (4 ranks, one seed) and the float32 twins; nothing is left for Table 1.
+    # autocast, sized on this machine (2 cores): a 200-step STS-B run takes ~65 s (0.28 s per step of batch 16
+    # in bf16 with eager attention: a batch is padded to its longest pair, ~62 tokens on average; float32 ~1.6x
+    # slower). In the issue's order, what fits about 35 minutes: Fig. 6 (5 seeds at n = 16, 3 at n = 64 and
+    # 256, 200 steps; full width on 2 seeds at n = 16), the tuning grid (2 points per method, n = 16, 2 seeds:
+    # its chosen points are Fig. 6's n = 16 runs at seeds 0-1) and the float32 twins; not Fig. 8 or Table 1.
     "ci": FewshotGluePlan(
         methods=FEWSHOT_METHODS["ci"],
         table1=None,
         table1_note=(
-            "Table 1 is not run at ci scale: at ~45 s per 200-step run, Fig. 6, the tuning grid and Fig. 8 use the "
-            "chapter's 30-minute budget, and Table 1 at n = 1024 needs hundreds of steps per task to leave chance"
+            "Table 1 is not run at ci scale: at ~65 s per 200-step run on this CPU, Fig. 6, the tuning grid and the "
+            "float32 twins use the chapter's budget, and Table 1 at n = 1024 needs hundreds of steps per task"
         ),
-        fig6=Fig6Plan(n=(16, 64, 256), seeds=(0, 1, 2, 3, 4), steps=200,
-                      full_n=(16,), full_seeds=(0, 1, 2), full_targets=ATTENTION_POOLER_TARGETS),
+        fig6=Fig6Plan(n=(16, 64, 256), seeds=(0, 1, 2, 3, 4), steps=200, seeds_by_n=((64, (0, 1, 2)), (256, (0, 1, 2))),
+                      full_n=(16,), full_seeds=(0, 1), full_targets=ATTENTION_POOLER_TARGETS),
         fig7=Fig7Plan(n=256, steps=200),
-        fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0,), steps=200, n=16),
+        fig8=None,
+        fig8_note=(
+            "Fig. 8 is not run at ci scale: three more ranks x 2 methods x 200 steps, with enough seeds for an "
+            "interval, would double the chapter's time"
+        ),
         tuning=TuningPlan(n=(16,), seeds=(0, 1), steps=200, lora=(1e-4, 3e-4), compressed=((1e-2, 1e-2), (1e-2, 1e-1))),
         precision=PrecisionPlan(n=16, seeds=(0, 1)),
         chapter_notes=(
-            "Fig. 6: 5 seeds and 200 steps instead of 20 and 500; the full-width variant on 3 seeds at n = 16 only, on the "
-            "attention weights and the pooler",
-            "Fig. 8: one seed instead of 5",
+            "Fig. 6: 200 steps instead of 500, 5 seeds at n = 16 and 3 at n = 64 and 256 instead of 20; the full-width "
+            "variant on 2 seeds at n = 16 only, on the attention weights and the pooler",
             "learning rates of LoRA and compressed Deep LoRA chosen on held-out training examples (the paper's are "
             "for bert-base)",
         ),
@@ -293,7 +316,7 @@ def experiments(p: FewshotGluePlan, methods: GlueMethods | None = None) -> list[
     for n in p.fig6.n:
         for method in _METHODS:
             config = RunConfig(n_train=n, steps=p.fig6.steps, **stsb, **m.method(method))
-            out.append(Experiment("fig6", METHOD_LABELS[method], config, p.fig6.seeds))
+            out.append(Experiment("fig6", METHOD_LABELS[method], config, p.fig6.seeds_for(n)))
         if n in p.fig6.full_n:
             full = {"targets": p.fig6.full_targets} if p.fig6.full_targets else {}
             config = RunConfig(n_train=n, steps=p.fig6.steps, **stsb, **m.method("full", **full))
@@ -301,7 +324,7 @@ def experiments(p: FewshotGluePlan, methods: GlueMethods | None = None) -> list[
     for method in _METHODS:  # identical to a fig6 run when fig7.n is one of fig6.n: computed once
         config = RunConfig(n_train=p.fig7.n, steps=p.fig7.steps, **stsb, **m.method(method))
         out.append(Experiment("fig7", METHOD_LABELS[method], config, (0,)))
-    for rank in p.fig8.ranks:
+    for rank in p.fig8.ranks if p.fig8 is not None else ():
         for method in _METHODS:
             config = RunConfig(n_train=p.fig8.n, steps=p.fig8.steps, **stsb, **m.method(method, rank=rank))
             out.append(Experiment("fig8", METHOD_LABELS[method], config, p.fig8.seeds))
@@ -559,7 +582,8 @@ class FewshotGlueSummary(Summary):
     """``None`` when Table 1 was not run at this scale."""
     fig6: Fig6Summary
     fig7: Fig7Summary
-    fig8: Fig8Summary
+    fig8: Fig8Summary | None
+    """``None`` when Fig. 8 was not run at this scale."""
     tuning: TuningSummary | None = None
     precision: PrecisionSummary | None = None
     training: TrainingCheck
@@ -619,7 +643,8 @@ def summarise(results: FewshotGlueResults) -> FewshotGlueSummary:
         n=f6_n, seeds=len(p.fig6.seeds), by_n={n: PairedScores(**_paired_scores(f6[f6.n_train == n])) for n in f6_n},
         full_by_n=full_by_n, best_mean=finite(best6), at_chance=not above_chance(distance_from_chance([best6])),
     )
-    fig7, fig8 = _fig7_summary(results), _fig8_summary(results)
+    fig7 = _fig7_summary(results)
+    fig8 = _fig8_summary(results) if p.fig8 is not None else None
     return FewshotGlueSummary(scale=results.scale, backbone=p.backbone, table1=table1, fig6=fig6, fig7=fig7, fig8=fig8,
                               tuning=results.tuning, precision=results.precision,
                               training=training_check(runs[runs.part != "precision"]))
@@ -885,7 +910,7 @@ def per_seed_table(summary: FewshotGlueSummary) -> pd.DataFrame:
     rows = [(f"Table 1, {t}", s) for t, s in summary.table1.by_task.items()] if summary.table1 is not None else []
     rows += [(f"Fig. 6, n = {n}", s) for n, s in summary.fig6.by_n.items()]
     rows += [(f"Fig. 6, n = {n}, full width − LoRA", s) for n, s in summary.fig6.full_by_n.items()]
-    rows += [(f"Fig. 8, r = {r}", s) for r, s in summary.fig8.by_rank.items()]
+    rows += [(f"Fig. 8, r = {r}", s) for r, s in summary.fig8.by_rank.items()] if summary.fig8 is not None else []
     seeds = sorted({seed for _, s in rows for seed in s.differences})
     return pd.DataFrame([
         {"experiment": name,
@@ -1005,9 +1030,22 @@ def fig7_text(summary: FewshotGlueSummary) -> str:
     )
 
 
+def fig8_display(summary: FewshotGlueSummary, p: FewshotGluePlan):
+    """What the chapter shows for Fig. 8: the table with its caption, or a note when it was not run."""
+    from IPython.display import Markdown
+
+    if summary.fig8 is None:
+        return Markdown(f"**{p.fig8_note}.** The scorecard marks Fig. 8 as not run at this scale; "
+                        "`make book SCALE=paper` (on a GPU) runs it.")
+    return fig8_table(summary).style.hide(axis="index").set_caption(
+        f"Fig. 8, STS-B Pearson at n = {p.fig8.n} (paper: means over {paper_protocol()['fig8']['seeds']} seeds)")
+
+
 def fig8_text(summary: FewshotGlueSummary) -> str:
     """Markdown: how each method's mean changes from the smallest to the largest ``r``, beside the paper's."""
     f8 = summary.fig8
+    if f8 is None:
+        return ""
     paper8 = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
     lo, hi = str(f8.ranks[0]), str(f8.ranks[-1])
     change = {m: "n/a" if v is None else f"{-v:+.3f}" for m, v in
@@ -1164,6 +1202,8 @@ def plot_fig8(results: FewshotGlueResults, summary: FewshotGlueSummary):
     import matplotlib.pyplot as plt
 
     ours, p = ours_label(summary.scale), results.plan
+    if summary.fig8 is None:
+        return None
     f8, f8_r = _paired(results, "fig8", "rank"), summary.fig8.ranks
     paper8 = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -1204,7 +1244,7 @@ def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict
 
     f6 = summary.fig6
     lines = [
-        f"**Finding ({scale_label(summary.scale)}, `{summary.backbone}`, {p.fig6.steps} steps, {f6.seeds} seeds).** "
+        f"**Finding ({scale_label(summary.scale)}, `{summary.backbone}`, {p.fig6.steps} steps).** "
         "Compressed Deep LoRA minus LoRA on STS-B, in Pearson: "
         + "; ".join(f"n = {n}: {_gain_text(s)}" for n, s in f6.by_n.items())
         + (f". Fig. 6 verdict: **{verdicts['fig6'][0]}**." if "fig6" in verdicts else ".")
@@ -1219,7 +1259,7 @@ def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict
                "as compressed, not about depth." if s.gain is not None and compressed.gain is not None
                and s.low is not None and s.low > (compressed.gain or 0) else "")
         )
-    if "fig8" in verdicts:
+    if "fig8" in verdicts and summary.fig8 is not None:
         f8 = summary.fig8
         lines.append(f"Fig. 8 (r = {', '.join(map(str, f8.ranks))}, {f8.seeds} seed(s)): **{verdicts['fig8'][0]}** "
                      f"({verdicts['fig8'][1]}).")

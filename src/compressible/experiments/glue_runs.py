@@ -6,7 +6,7 @@ runs at, the figure or table it feeds (``part``) and its method ``label``. Each 
 lists its experiments from its frozen plan; :func:`run_experiments` computes the missing
 ``(config, seed)`` runs through a :class:`~compressible.store.ResultStore` (each stored
 atomically: a sweep killed half-way recomputes only what is missing) and :func:`results_frame`
-turns stored runs into a tidy table. :class:`GlueMethods` holds what both chapters share at a
+turns stored runs into a tidy table. :class:`GlueMethods` holds what every run of a chapter shares at a
 scale: the backbone, the classification head and the rates of the two methods.
 """
 
@@ -64,7 +64,7 @@ ATTENTION_POOLER_TARGETS = r"re:.*attention\.(self\.(query|key|value)|output\.de
 
 @dataclass(frozen=True)
 class GlueMethods:
-    """The backbone, head and method rates that every run of both GLUE chapters shares at a scale."""
+    """The backbone, head, pooler, targets and method rates that every run of a GLUE chapter shares at a scale."""
 
     backbone: str
     """Name of the encoder in :data:`compressible.finetune.backbones.BACKBONES`."""
@@ -74,7 +74,7 @@ class GlueMethods:
     """Validation examples per evaluation (``None`` = the whole split)."""
     train_head: bool = False
     """Train the classification head as well, at ``head_lr`` (the paper keeps it frozen at its random
-    initialisation). Applies to every run of both chapters, so every method trains the same head."""
+    initialisation). Applies to every run of the chapter, so every method trains the same head."""
     head_lr: float | None = None
     """Learning rate of the head when ``train_head``."""
     lora_lr: float | None = None
@@ -94,7 +94,7 @@ class GlueMethods:
     holdout: int = 0
     """Training examples held out of every few-shot sample, for tuning (``RunConfig.holdout``)."""
     notes: tuple[str, ...] = ()
-    """How this scale departs from the paper's protocol in every run of both chapters (for the chapters to print)."""
+    """How this scale departs from the paper's protocol in every run of the chapter (for the chapter to print)."""
 
     def with_rates(self, lora_lr: float, deep_lr: float, deep_gamma: float) -> "GlueMethods":
         """These methods with the learning rates of LoRA and compressed Deep LoRA replaced (tuned ones)."""
@@ -134,7 +134,7 @@ class GlueChapterPlan:
     """What the plans of both GLUE chapters have: the shared methods and the chapter's own departures."""
 
     methods: GlueMethods
-    """Backbone, head, method rates and evaluation subset, shared by both GLUE chapters."""
+    """Backbone, head, method rates and evaluation subset, shared by every run of the chapter."""
     chapter_notes: tuple[str, ...] = ()
     """How this chapter's experiments depart from the paper's at this scale (beyond ``methods.notes``)."""
 
@@ -316,6 +316,7 @@ GLUE_METHODS: dict[str, GlueMethods] = {
             "compressed Deep LoRA trains its outer factors at gamma = 0.1 times the inner rate (paper: 0.01); with 0.01 "
             "it did not leave chance within 100 steps here",
             "evaluation on a fixed subset of at most 500 validation examples (the same for every run)",
+            "the checkpoint's pooler is kept (the authors' was random: their checkpoint had none)",
         ),
     ),
     "smoke": GlueMethods(
@@ -325,7 +326,8 @@ GLUE_METHODS: dict[str, GlueMethods] = {
         notes=("a tiny random BERT and 2-3 steps: checks that the code runs, measures nothing",),
     ),
 }
-"""The backbone, head and method rates of both GLUE chapters at each scale (``paper``: the protocol)."""
+"""The backbone, head and method rates of the Deep LoRA subspaces chapter at each scale (``paper``: the
+protocol, which the Few-shot GLUE chapter shares; see :data:`FEWSHOT_METHODS`)."""
 
 
 FEWSHOT_METHODS: dict[str, GlueMethods] = {

@@ -193,7 +193,7 @@ def _fig7(s: FewshotGlueSummary) -> tuple[str, Parts]:
 
 
 def _fig8(s: FewshotGlueSummary) -> tuple[str, Parts]:
-    f = s.fig8
+    f = _need(s.fig8, "Fig. 8 (not in this scale's plan)")
     lora_drop = _need(f.lora_drop_smallest_to_largest_r, "LoRA's drop")
     deep_drop = _need(f.deep_drop_smallest_to_largest_r, "Deep LoRA's drop")
     ours = (f"Pearson drop from smallest to largest r: LoRA {lora_drop:+.3f}, Deep LoRA {deep_drop:+.3f}"
