@@ -318,18 +318,22 @@ class _Sweep:
             task = ray.remote(_ray_task).options(
                 num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries, retry_exceptions=False
             )
-            factory = ray.put(make_runner)
-            pending = {task.remote(factory, store, config, seed, threads): (config, seed) for config, seed in todo}
+            pending: dict = {}
             try:
+                factory = ray.put(make_runner)
+                for config, seed in todo:
+                    pending[task.remote(factory, store, config, seed, threads)] = (config, seed)
                 while pending:
-                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    # a timeout returns to Python regularly, so that Ctrl-C is raised here and not lost in ray.wait
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                     for ref in ready:
                         config, seed = pending.pop(ref)
                         self.record(config, seed, self._status(ray, ref, store, config, seed), bar)
             except KeyboardInterrupt:
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                raise SweepInterrupted(self.summary(cancelled=len(pending))) from None
+                # runs not finished: the pending ones and any not yet submitted when Ctrl-C came
+                raise SweepInterrupted(self.summary(cancelled=len(todo) - self.done - len(self.failed))) from None
         finally:
             if started:
                 ray.shutdown()
