@@ -159,6 +159,13 @@ display(Markdown(dls.d2_caveat(summary)))
 # to the task: its update of order $\varepsilon^3$ must first rotate towards useful directions at
 # the small learning rate $10^{-4}$ before the loss can move.
 #
+# **Where the construction can fail.** Here the first batch is the whole sample, so the first
+# gradient sees every example. With more examples than one batch holds, the outer factors come from
+# one batch of 16 and then move only at $\gamma$ times the inner rate. The chapter
+# {doc}`Few-shot GLUE: fair rates, bf16 and runs that trained <fewshot_tuning>` runs the Fig. 6 compressed
+# runs at $n = 256$ again with the outer factors built from the whole sample, and with $\gamma = 1$,
+# and says which change makes a stalled run train.
+#
 # ## Summary for the scorecard
 #
 # `deep_lora_subspaces.summarise` returns a typed `DeepLoraSubspacesSummary` (every field is

@@ -9,7 +9,7 @@
 #     language: python
 #     name: python3
 #   compressible:
-#     figures: {smoke: 2, ci: 2, paper: 1}
+#     figures: {smoke: 3, ci: 3, paper: 2}
 # ---
 
 # %% [markdown]
@@ -106,16 +106,39 @@ ft.plot_training_curves(results.curves, f"Training loss, STS-B, n = {max(p.fig6.
 plt.show()
 
 # %% [markdown]
-# **Reading the check.** At $n = 16$ the first batch *is* the whole sample, so the gradient the
-# compressed initialisation builds its outer factors from sees every example, and the tuning grid
-# (run at $n = 16$) cannot see a rate that fails only when batches differ. At larger $n$ the outer
-# factors come from one batch of 16 and then move at $\gamma$ times the inner rate. A compressed run
-# whose loss stalls there while LoRA's falls points at one of: outer factors held near one batch's
-# subspace ($\gamma$ too small), an inner rate that makes the depth-3 product oscillate, or Adam's
-# $\epsilon = 10^{-6}$ swamping gradients of the $\varepsilon$-scaled factors. This build does not run
-# the experiments that would tell them apart (a $\gamma$ and inner-rate grid at the larger $n$); until
-# then such runs are flagged, and the next chapter's finding says which comparisons rest on them.
+# ## When compressed Deep LoRA does not train: a diagnosis
 #
+# At $n = 16$ the first batch *is* the whole sample, so the gradient the compressed initialisation
+# builds its outer factors from sees every example, and a grid run at $n = 16$ cannot see a rate
+# that fails only when batches differ. At larger $n$ the outer factors come from one batch of 16
+# and then move at $\gamma$ times the inner rate. A compressed run whose loss stalls there while
+# LoRA's falls has one of a few causes: outer factors built from **one batch's subspace**, outer
+# factors that **move too slowly** to leave it ($\gamma$ too small), an inner rate that makes the
+# depth-3 product oscillate, or Adam's $\epsilon = 10^{-6}$ swamping the gradients of the
+# $\varepsilon$-scaled factors. The runs below take Fig. 6's compressed runs at the larger $n$ and
+# change one thing each, at the same seeds, sample, batch order and rates: the outer factors built
+# from the gradient of the **whole sample** (one batch of all $n$ examples, instead of the first
+# 16), or the outer factors trained at the **inner rate** ($\gamma = 1$). A change that makes the
+# stalled seeds train names the cause; one that does not rules it out.
+
+# %%
+d = summary.diagnosis
+display(Markdown(ft.diagnosis_text(d) if d else "No diagnosis runs at this scale."))
+ft.diagnosis_table(d).style.hide(axis="index").set_caption(
+    f"Diagnosis at n = {d.n} ({scale_label(scale)}): final training loss (last 10 steps) / constant predictor's") if d else ""
+
+# %% [markdown]
+# A validation Pearson of "n/a" means the run's predictions on the validation pairs were all the
+# same: a constant predictor has no correlation, which is what a loss sitting on the dotted line
+# below means.
+
+# %%
+if d:
+    ft.plot_training_curves(results.diagnosis, f"Training loss, STS-B, n = {d.n}: Fig. 6 runs and the two changes "
+                            f"({scale_label(scale)})")
+    plt.show()
+
+# %% [markdown]
 # ## bf16 autocast against float32
 #
 # The same runs (same sample, batch order, random head and pooler, adapters) in float32 and under

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from .hub import results_dir
 
-__all__ = ["ResultStore", "config_key", "environment_info"]
+__all__ = ["ResultStore", "config_key", "environment_info", "KEY_OPTIONAL"]
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,33 @@ def _config_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
+KEY_OPTIONAL = "compressible.store.key_optional"
+"""Field metadata flag: a field added to a config class after results were stored, whose default
+reproduces the earlier behaviour, is left out of the key while it holds that default (so the stored
+results keep their keys). Use ``field(default=..., metadata={KEY_OPTIONAL: True})``."""
+
+
+def _key_dict(config: Any) -> Any:
+    """``dataclasses.asdict`` of ``config``, without the :data:`KEY_OPTIONAL` fields at their defaults."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return config
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get(KEY_OPTIONAL) and f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out[f.name] = _key_dict(value)
+        else:
+            out[f.name] = dataclasses.asdict(config)[f.name] if isinstance(value, (list, tuple, dict)) else value
+    return out
+
+
 def config_key(config: Any) -> str:
-    """A stable 16-hex-digit key for a dataclass config (same fields and values -> same key)."""
-    payload = json.dumps(_config_dict(config), sort_keys=True, default=str)
+    """A stable 16-hex-digit key for a dataclass config (same fields and values -> same key; fields
+    flagged :data:`KEY_OPTIONAL` count only when they differ from their default)."""
+    _config_dict(config)  # the type check
+    payload = json.dumps(_key_dict(config), sort_keys=True, default=str)
     digest = hashlib.sha1(f"{type(config).__name__}:{payload}".encode()).hexdigest()
     return digest[:16]
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from compressible.experiments import fewshot_glue as fg
+from compressible.experiments import fewshot_tuning as ft
 from compressible.experiments.glue_stats import DEEP, LORA
 from compressible.reference import paper_value
 from compressible.summaries import load_summary, save_summary
@@ -22,6 +23,7 @@ PLAN = dataclasses.replace(
     table1=fg.Table1Plan(tasks=("stsb", "rte"), seeds=(0, 1), steps=2, steps_sst2=2, n=32),
     fig6=fg.Fig6Plan(n=(16, 64), seeds=(0, 1), steps=2),
     fig8=fg.Fig8Plan(ranks=(8, 32), seeds=(0, 1), steps=2, n=16),
+    diagnosis=None,  # its summary has tests of its own (test_fewshot_tuning)
 )
 
 SCORES = {  # (part, key) -> {method: [seed 0, seed 1]}
@@ -193,7 +195,7 @@ def test_every_plan_runs_the_authors_protocol():
     paper = fg.experiments(fg.PLANS["paper"])
     assert {e.config.adapter.init for e in paper} == {"lora", "compressed", "full"}
     assert all(e.config.autocast == "off" and e.config.holdout == 0 for e in paper)
-    rates = {e.config.adapter.init: (e.config.lr, e.config.adapter.gamma) for e in paper}
+    rates = {e.config.adapter.init: (e.config.lr, e.config.adapter.gamma) for e in paper if e.part != "diagnosis"}
     assert rates == {"lora": (1e-4, 1e-2), "compressed": (1e-2, 1e-2), "full": (1e-4, 1e-2)}
     assert fg.PLANS["paper"].tuning is None and fg.PLANS["paper"].table1 is not None
     ci = fg.PLANS["ci"]
@@ -219,6 +221,28 @@ def test_tuned_rates_reach_the_runs_and_the_chosen_grid_points_are_the_figure_ru
     precision = [e for e in runs if e.part == "precision"]
     assert len(precision) == 1 and precision[0].config.autocast == "off"
     assert precision[0].config.replace(autocast=p.methods.autocast) in [e.config for e in fig6]
+
+
+def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
+    """Each diagnosis run is a Fig. 6 compressed run (chosen rates, same n and seeds) with one field changed."""
+    import dataclasses
+
+    for scale in ("paper", "ci", "smoke"):
+        p = fg.PLANS[scale]
+        runs = fg.experiments(p)
+        d = p.diagnosis
+        base = next(e for e in runs if e.part == "fig6" and e.config.n_train == d.n and e.config.adapter.init == "compressed")
+        variants = {e.label: e for e in runs if e.part == "diagnosis"}
+        slow = ft.inner_rate_label(base.config.lr * d.lr_factor)
+        assert set(variants) == {ft.WHOLE_SAMPLE, ft.free_outer_label(d.gamma), slow}
+        assert all(set(e.seeds) == set(d.seeds) <= set(base.seeds) for e in variants.values())
+        assert variants[ft.WHOLE_SAMPLE].config == base.config.replace(compress_from="sample")
+        free = variants[ft.free_outer_label(d.gamma)].config
+        assert free == base.config.replace(adapter=dataclasses.replace(base.config.adapter, gamma=d.gamma), lr=base.config.lr)
+        assert variants[slow].config == base.config.replace(lr=base.config.lr * d.lr_factor)
+    assert fg.PLANS["ci"].diagnosis.n == 256 and fg.PLANS["ci"].diagnosis.seeds
+    with pytest.raises(ValueError, match="diagnosis runs .* must change Fig. 6 runs"):
+        dataclasses.replace(fg.PLANS["ci"], diagnosis=ft.DiagnosisPlan(n=128, seeds=(0,)))
 
 
 def test_paired_intervals_and_wilcoxon(summary):

@@ -94,3 +94,57 @@ def test_training_table_counts_per_experiment():
     table = ft.training_table(check)
     assert table["trained"].tolist() == [2, 1] and table["final train loss (mean)"].tolist() == ["0.200", "1.200"]
     assert "1 of 4 runs did not train" in ft.training_text(check)
+
+
+def _stored(losses_end: float, baseline: float, pearson: float) -> dict:
+    """A stored run whose last 10 training losses are ``losses_end``, judged against ``baseline``."""
+    return {"metric": "pearson", "final": {"pearson": pearson}, "train_loss": [9.0] * 5 + [losses_end] * 10,
+            "loss_baseline": baseline, "trained": losses_end < 0.5 * baseline}
+
+
+DP = ft.DiagnosisPlan(n=256, seeds=(0, 1))
+
+
+SLOW = ft.inner_rate_label(1e-3)
+
+
+def _diagnosis(deep: tuple, whole: tuple, free: tuple, slow: tuple = (2.3, 2.3)) -> dict:
+    """Fig. 6 LoRA (trained on both seeds) and compressed runs, and the three variants: final losses per seed."""
+    def runs(losses):
+        return {seed: _stored(loss, 2.3, 0.5 if loss < 1.0 else 0.0) for seed, loss in enumerate(losses)}
+    return {LORA: runs((0.2, 0.2)), DEEP: runs(deep), ft.WHOLE_SAMPLE: runs(whole), ft.free_outer_label(1.0): runs(free),
+            SLOW: runs(slow)}
+
+
+def test_diagnosis_names_the_change_that_makes_every_stalled_seed_train():
+    s = ft.summarise_diagnosis(_diagnosis(deep=(2.3, 0.8), whole=(0.5, 0.6), free=(2.2, 0.7)), DP)
+    assert (s.trained(LORA), s.trained(DEEP), s.trained(ft.WHOLE_SAMPLE), s.trained("Deep LoRA, γ = 1")) == (2, 1, 2, 1)
+    text = ft.diagnosis_text(s)
+    assert "Every stalled seed (0) trained with *Deep LoRA, outer factors from the whole sample*" in text
+    assert "the subspace the first batch gives the outer factors" in text and "γ = 1" not in text.split("trained with")[1]
+    table = ft.diagnosis_table(s)
+    assert table["seed 0: loss / baseline"].tolist() == ["0.20 / 2.30", "2.30 / 2.30", "0.50 / 2.30", "2.20 / 2.30",
+                                                         "2.30 / 2.30"]
+    assert table["trained"].tolist() == ["2 of 2", "1 of 2", "2 of 2", "1 of 2", "0 of 2"]
+
+
+def test_diagnosis_says_when_neither_change_helps_and_when_nothing_stalled():
+    neither = ft.diagnosis_text(ft.summarise_diagnosis(_diagnosis((2.3, 2.2), (2.3, 0.5), (2.1, 2.3)), DP))
+    assert "No change made the stalled seed(s) 0, 1 train" in neither and "Adam's ε and the initialisation" in neither
+    both = ft.diagnosis_text(ft.summarise_diagnosis(_diagnosis((2.3, 0.5), (2.3, 0.5), (0.4, 0.5), (0.3, 0.2)), DP))
+    assert "with *Deep LoRA, γ = 1* and with *Deep LoRA, inner rate 0.001*" in both
+    assert "whole sample" not in both.split("Every stalled seed")[1]
+    assert "an inner rate too large for batches that differ" in both
+    none = ft.diagnosis_text(ft.summarise_diagnosis(_diagnosis((0.5, 0.5), (0.5, 0.5), (0.4, 0.5)), DP))
+    assert "no stall to diagnose" in none
+
+
+def test_diagnosis_bad_input():
+    with pytest.raises(ValueError, match=r"compares with the Fig. 6 runs of \['LoRA'\]"):
+        ft.summarise_diagnosis({DEEP: {}}, DP)
+    with pytest.raises(ValueError, match="DiagnosisPlan.gamma must be a positive number, got 0"):
+        ft.DiagnosisPlan(n=256, seeds=(0,), gamma=0)
+    with pytest.raises(ValueError, match="DiagnosisPlan.seeds must not be empty"):
+        ft.DiagnosisPlan(n=256, seeds=())
+    with pytest.raises(ValueError, match="DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs"):
+        ft.DiagnosisPlan(n=256, seeds=(0,), lr_factor=1)

@@ -13,7 +13,7 @@ import torch
 from compressible.hub import ResourceMissingError
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
-from compressible.finetune.classify import RunConfig, Runner, autocast_dtype, cpu_has_bf16
+from compressible.finetune.classify import RunConfig, Runner, autocast_dtype, cast_frozen_linears, cpu_has_bf16
 
 
 def test_defaults_resolve_to_the_authors_protocol():
@@ -161,6 +161,60 @@ def test_bf16_autocast_gradients_match_float32(runner, adapter):
         error = (grads["bf16"][name] - exact).norm() / exact.norm()
         assert error < 2e-2, (name, float(error))
     assert max((grads["bf16"][n] - g).norm() / g.norm() for n, g in grads["off"].items()) > 0  # bf16 did run
+
+
+def test_frozen_weights_cast_once_give_the_autocast_step_exactly(runner):
+    """A run under bf16 autocast holds its frozen linear weights in bf16 (cast once in ``setup``); its
+    step equals, bit for bit, the step of a model whose float32 weights autocast casts at every call,
+    and the run's end gives the float32 weights back."""
+    config = _smoke(adapter="compressed", autocast="bf16")
+    state = runner.setup(config, seed=0)
+    linears = {n: m.weight for n, m in state.model.named_modules() if isinstance(m, torch.nn.Linear)}
+    frozen = {n for n, w in linears.items() if not w.requires_grad}
+    assert frozen and all(linears[n].dtype == torch.bfloat16 for n in frozen)
+    assert all(w.dtype == torch.float32 for n, w in linears.items() if n not in frozen)  # trainable: left alone
+    assert all(p.dtype == torch.float32 for n, p in state.model.named_parameters() if "LayerNorm" in n)
+    reference = runner.setup(config, seed=0)
+    reference.restore_weights()  # float32 weights, cast by autocast at every call
+    assert all(reference.model.get_submodule(n).weight.dtype == torch.float32 for n in frozen)
+    for s in (state, reference):
+        s.model.eval()
+        runner.step(s, dict(s.first), 1)
+    assert state.losses == reference.losses
+    grads = {n: p.grad for n, p in reference.model.named_parameters() if p.grad is not None}
+    assert grads and all(torch.equal(dict(state.model.named_parameters())[n].grad, g) for n, g in grads.items())
+    model, _ = runner.fit(config.replace(steps=1, eval_every=None), seed=0)
+    assert all(model.get_submodule(n).weight.dtype == torch.float32 for n in frozen)
+    with pytest.raises(ValueError, match=r"dtype must be a floating torch.dtype such as torch.bfloat16, got 'bf16'"):
+        cast_frozen_linears(model, "bf16")
+
+
+def test_compress_from_the_whole_sample(runner):
+    """``compress_from="sample"`` builds the outer factors from one batch of the whole sample: the same
+    factors as the first batch when the sample is one batch, other ones when it is not."""
+    def outer(config):
+        state = runner.setup(config, seed=0)
+        return {n: p.detach().clone() for n, p in state.model.named_parameters() if ".factors." in n}
+
+    one_batch = _smoke(n_train=16)
+    first, whole = outer(one_batch), outer(one_batch.replace(compress_from="sample"))
+    assert first.keys() == whole.keys() and all(torch.equal(first[n], whole[n]) for n in first)
+    larger = _smoke(n_train=48)
+    first, whole = outer(larger), outer(larger.replace(compress_from="sample"))
+    assert any(not torch.allclose(first[n], whole[n]) for n in first)
+    with pytest.raises(ValueError, match=r"compress_from='sample' applies to compressed adapters only, not adapter.init='lora'"):
+        _smoke(adapter="lora", compress_from="sample")
+    with pytest.raises(ValueError, match=r"compress_from must be one of \('first-batch', 'sample'\), got 'all'"):
+        _smoke(compress_from="all")
+
+
+def test_run_config_keys_are_stable():
+    """A result store finds runs by these keys: a new field must not change the key of configs that
+    leave it at its default (``KEY_OPTIONAL``), or every stored result would be recomputed."""
+    from compressible.store import config_key
+
+    assert config_key(RunConfig("stsb")) == "9f9a0ff20e523142"
+    assert config_key(RunConfig("stsb", compress_from="sample")) != "9f9a0ff20e523142"
 
 
 def test_holdout_run_reports_held_out_metrics_and_the_training_check(runner):

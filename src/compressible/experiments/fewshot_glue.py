@@ -37,11 +37,16 @@ from ..scales import check_scale
 from ..store import ResultStore
 from ..summaries import Summary
 from .fewshot_tuning import (
+    DiagnosisPlan,
+    DiagnosisSummary,
     PrecisionPlan,
     PrecisionSummary,
     TrainingCheck,
     TuningPlan,
     TuningSummary,
+    diagnosis_conclusion,
+    diagnosis_experiments,
+    summarise_diagnosis,
     summarise_precision,
     summarise_tuning,
     training_check,
@@ -117,7 +122,7 @@ __all__ = [
 ]
 
 CHAPTER = "fewshot_glue"
-PARTS = ("tuning", "table1", "fig6", "fig7", "fig8", "precision")
+PARTS = ("tuning", "table1", "fig6", "fig7", "fig8", "precision", "diagnosis")
 """The figures and tables of the chapter, in the order they are built."""
 
 _METHODS = ("lora", "compressed")
@@ -222,6 +227,8 @@ class FewshotGluePlan(GlueChapterPlan):
     """Learning-rate selection on held-out training examples; ``None``: the methods' rates as given (the paper's)."""
     precision: PrecisionPlan | None = None
     """Fig. 6 runs repeated in float32, when the methods run under bf16 autocast."""
+    diagnosis: DiagnosisPlan | None = None
+    """Fig. 6's compressed runs at a larger ``n`` again, changing one thing each (``None``: not run)."""
     table1_note: str = ""
     fig8_note: str = ""
 
@@ -238,6 +245,10 @@ class FewshotGluePlan(GlueChapterPlan):
         if self.precision is not None and self.precision.seeds and not set(self.precision.seeds) <= set(
                 self.fig6.seeds_for(self.precision.n)):
             raise ValueError(f"precision seeds {self.precision.seeds} must be Fig. 6 seeds at n = {self.precision.n}")
+        d = self.diagnosis
+        if d is not None and (d.n not in self.fig6.n or not set(d.seeds) <= set(self.fig6.seeds_for(d.n))):
+            raise ValueError(f"diagnosis runs ({d!r}) must change Fig. 6 runs: n among {self.fig6.n} and seeds among "
+                             f"its seeds there")
 
 
 PLANS: dict[str, FewshotGluePlan] = {
@@ -248,13 +259,15 @@ PLANS: dict[str, FewshotGluePlan] = {
                       full_n=(16, 64, 256), full_seeds=tuple(range(20))),  # what the authors' logged runs used
         fig7=Fig7Plan(n=256, steps=500),
         fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=tuple(range(5)), steps=200, n=16),
+        diagnosis=DiagnosisPlan(n=256, seeds=tuple(range(5))),  # beyond the paper: why compressed runs stall, if they do
     ),
     # ci: the authors' protocol (random frozen pooler and head, all-dense targets) on MiniLM under bf16
     # autocast, sized on this machine (2 cores): a 200-step STS-B run takes ~65 s (0.28 s per step of batch 16
     # in bf16 with eager attention: a batch is padded to its longest pair, ~62 tokens on average; float32 ~1.6x
     # slower). In the issue's order, what fits about 35 minutes: Fig. 6 (5 seeds at n = 16, 3 at n = 64 and
     # 256, 200 steps; full width on 2 seeds at n = 16), the tuning grid (2 points per method, n = 16, 2 seeds:
-    # its chosen points are Fig. 6's n = 16 runs at seeds 0-1) and the float32 twins; not Fig. 8 or Table 1.
+    # its chosen points are Fig. 6's n = 16 runs at seeds 0-1), the float32 twins and the n = 256 diagnosis
+    # (three one-change variants of the compressed run at seed 0); not Fig. 8 or Table 1.
     "ci": FewshotGluePlan(
         methods=FEWSHOT_METHODS["ci"],
         table1=None,
@@ -272,6 +285,7 @@ PLANS: dict[str, FewshotGluePlan] = {
         ),
         tuning=TuningPlan(n=(16,), seeds=(0, 1), steps=200, lora=(1e-4, 3e-4), compressed=((1e-2, 1e-2), (1e-2, 1e-1))),
         precision=PrecisionPlan(n=16, seeds=(0, 1)),
+        diagnosis=DiagnosisPlan(n=256, seeds=(0,)),
         chapter_notes=(
             "Fig. 6: 200 steps instead of 500, 5 seeds at n = 16 and 3 at n = 64 and 256 instead of 20; the full-width "
             "variant on 2 seeds at n = 16 only, on the attention weights and the pooler",
@@ -287,6 +301,7 @@ PLANS: dict[str, FewshotGluePlan] = {
         fig8=Fig8Plan(ranks=(2, 4), seeds=(0,), steps=2, n=16),
         tuning=TuningPlan(n=(16,), seeds=(0,), steps=2, lora=(1e-4, 1e-3), compressed=((1e-2, 1e-2), (1e-2, 1e-1))),
         precision=PrecisionPlan(n=16, seeds=(0, 1)),
+        diagnosis=DiagnosisPlan(n=32, seeds=(0,)),
     ),
 }
 """The plan of each scale."""
@@ -297,9 +312,11 @@ def plan(scale: str) -> FewshotGluePlan:
     return PLANS[check_scale(scale)]
 
 
-def stsb_fields(p: FewshotGluePlan) -> dict:
-    """``RunConfig`` fields every STS-B run of the chapter shares (figures and tuning alike)."""
-    return {"task": "stsb", "backbone": p.methods.backbone, "eval_limit": p.methods.eval_limit, "spectrum_top": 10}
+def stsb_fields(p: FewshotGluePlan, n: int) -> dict:
+    """``RunConfig`` fields every STS-B run of the chapter at ``n`` training examples shares (figures,
+    tuning and diagnosis alike): the runs at Fig. 7's ``n`` also store the spectra of their updates."""
+    return {"task": "stsb", "backbone": p.methods.backbone, "eval_limit": p.methods.eval_limit,
+            "spectrum_top": 10 if n == p.fig7.n else 0}
 
 
 def experiments(p: FewshotGluePlan, methods: GlueMethods | None = None) -> list[Experiment]:
@@ -312,32 +329,34 @@ def experiments(p: FewshotGluePlan, methods: GlueMethods | None = None) -> list[
             config = RunConfig(task, n_train=p.table1.n, steps=p.table1.steps_for(task), backbone=m.backbone,
                                eval_limit=m.eval_limit, **m.method(method))
             out.append(Experiment("table1", METHOD_LABELS[method], config, p.table1.seeds))
-    stsb = stsb_fields(p)
     for n in p.fig6.n:
         for method in _METHODS:
-            config = RunConfig(n_train=n, steps=p.fig6.steps, **stsb, **m.method(method))
+            config = RunConfig(n_train=n, steps=p.fig6.steps, **stsb_fields(p, n), **m.method(method))
             out.append(Experiment("fig6", METHOD_LABELS[method], config, p.fig6.seeds_for(n)))
         if n in p.fig6.full_n:
             full = {"targets": p.fig6.full_targets} if p.fig6.full_targets else {}
-            config = RunConfig(n_train=n, steps=p.fig6.steps, **stsb, **m.method("full", **full))
+            config = RunConfig(n_train=n, steps=p.fig6.steps, **stsb_fields(p, n), **m.method("full", **full))
             out.append(Experiment("fig6", METHOD_LABELS["full"], config, p.fig6.full_seeds))
     for method in _METHODS:  # identical to a fig6 run when fig7.n is one of fig6.n: computed once
-        config = RunConfig(n_train=p.fig7.n, steps=p.fig7.steps, **stsb, **m.method(method))
+        config = RunConfig(n_train=p.fig7.n, steps=p.fig7.steps, **stsb_fields(p, p.fig7.n), **m.method(method))
         out.append(Experiment("fig7", METHOD_LABELS[method], config, (0,)))
     for rank in p.fig8.ranks if p.fig8 is not None else ():
         for method in _METHODS:
-            config = RunConfig(n_train=p.fig8.n, steps=p.fig8.steps, **stsb, **m.method(method, rank=rank))
+            config = RunConfig(n_train=p.fig8.n, steps=p.fig8.steps, **stsb_fields(p, p.fig8.n), **m.method(method, rank=rank))
             out.append(Experiment("fig8", METHOD_LABELS[method], config, p.fig8.seeds))
     if p.precision is not None:
-        config = RunConfig(n_train=p.precision.n, steps=p.fig6.steps, **stsb, **m.method(p.precision.method))
+        config = RunConfig(n_train=p.precision.n, steps=p.fig6.steps, **stsb_fields(p, p.precision.n),
+                           **m.method(p.precision.method))
         out.append(Experiment("precision", METHOD_LABELS[p.precision.method], config.replace(autocast="off"),
                               p.precision.seeds))
+    if p.diagnosis is not None:
+        out.extend(diagnosis_experiments(p.diagnosis, m, stsb_fields(p, p.diagnosis.n), p.fig6.steps))
     return out
 
 
 def tuning_runs(p: FewshotGluePlan) -> list[Experiment]:
     """The tuning grid of plan ``p`` (empty without one): every point at the tuning ``n`` and seeds."""
-    return [] if p.tuning is None else tuning_experiments(p.tuning, p.methods, stsb_fields(p))
+    return [] if p.tuning is None else tuning_experiments(p.tuning, p.methods, lambda n: stsb_fields(p, n))
 
 
 def tune(p: FewshotGluePlan, store: ResultStore | str | None = None) -> TuningSummary | None:
@@ -402,6 +421,8 @@ class FewshotGlueResults:
     """Float32 twins of Fig. 6 runs against their bf16 originals (``None`` without them)."""
     curves: dict[str, dict[int, dict]] = field(default_factory=dict)
     """Stored Fig. 6 runs at the largest ``n`` per method, ``{label: {seed: run}}``, for the training curves."""
+    diagnosis: dict[str, dict[int, dict]] = field(default_factory=dict)
+    """The diagnosis runs and the Fig. 6 LoRA and compressed runs they are set beside, ``{label: {seed: run}}``."""
 
 
 def _eval_labels(task: str) -> np.ndarray:
@@ -443,8 +464,13 @@ def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None,
                                         METHOD_LABELS[p.precision.method], p.precision.n)
     largest = max(p.fig6.n)
     curves = {e.label: load_runs(e, store) for e in exps if e.part == "fig6" and e.config.n_train == largest}
+    diagnosis = {}
+    if p.diagnosis is not None:
+        d = p.diagnosis
+        diagnosis = {e.label: {s_: r for s_, r in load_runs(e, store).items() if s_ in d.seeds} for e in exps
+                     if (e.part == "fig6" and e.config.n_train == d.n and e.label in (LORA, DEEP)) or e.part == "diagnosis"}
     return FewshotGlueResults(scale, p, runs, fig7, fig7_rank, {t: task_chance(t) for t in tasks}, sizes,
-                              tuning, precision, curves)
+                              tuning, precision, curves, diagnosis)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -587,6 +613,8 @@ class FewshotGlueSummary(Summary):
     tuning: TuningSummary | None = None
     precision: PrecisionSummary | None = None
     training: TrainingCheck
+    diagnosis: DiagnosisSummary | None = None
+    """Why compressed runs stall where one batch no longer holds the sample (``None``: not run)."""
 
 
 def _std(values) -> float | None:
@@ -647,7 +675,9 @@ def summarise(results: FewshotGlueResults) -> FewshotGlueSummary:
     fig8 = _fig8_summary(results) if p.fig8 is not None else None
     return FewshotGlueSummary(scale=results.scale, backbone=p.backbone, table1=table1, fig6=fig6, fig7=fig7, fig8=fig8,
                               tuning=results.tuning, precision=results.precision,
-                              training=training_check(runs[runs.part != "precision"]))
+                              training=training_check(runs[runs.part != "precision"]),
+                              diagnosis=(summarise_diagnosis(results.diagnosis, p.diagnosis)
+                                         if p.diagnosis is not None else None))
 
 
 def _table1_summary(results: FewshotGlueResults) -> Table1Summary:
@@ -1266,6 +1296,9 @@ def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict
     if summary.training.untrained:
         lines.append(f"{len(summary.training.untrained)} of {len(summary.training.runs)} runs did not train "
                      "(see the training check); their comparisons carry no evidence.")
+    if summary.diagnosis is not None:
+        lines.append(f"Why compressed runs stall at n = {summary.diagnosis.n} (the diagnosis in the tuning chapter): "
+                     + diagnosis_conclusion(summary.diagnosis))
     tuned = summary.tuning
     lines.append(
         "What would change the answer: the paper's backbone, steps and seeds (`paper` scale, on a GPU), "

@@ -13,12 +13,19 @@
 - **Training check** (:class:`TrainingCheck`): whether every run's final training loss fell below
   half the loss of the best constant predictor on its sample
   (:func:`compressible.finetune.metrics.has_trained`), so that no method is compared before it trained.
+- **Diagnosis** (:class:`DiagnosisPlan`): where one batch no longer holds the whole sample, the
+  compressed runs of Fig. 6 at the chosen rates again, each changing one thing: the outer factors
+  built from the gradient of the *whole* sample instead of the first batch (``RunConfig.compress_from``),
+  the outer factors moving at the inner rate (``gamma = 1``), or a smaller inner rate. Which change
+  makes a stalled run train says which cause it was, and one that does not rules its cause out
+  (:class:`DiagnosisSummary`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,9 +58,33 @@ __all__ = [
     "training_text",
     "plot_sensitivity",
     "plot_training_curves",
+    "DiagnosisPlan",
+    "DiagnosisSummary",
+    "WHOLE_SAMPLE",
+    "diagnosis_experiments",
+    "summarise_diagnosis",
+    "diagnosis_table",
+    "diagnosis_text",
+    "diagnosis_conclusion",
+    "free_outer_label",
+    "inner_rate_label",
 ]
 
-COLORS = {LORA: "tab:blue", DEEP: "tab:red", "Deep LoRA (full width)": "tab:green"}
+WHOLE_SAMPLE = "Deep LoRA, outer factors from the whole sample"
+"""Label of the diagnosis runs whose outer factors come from the whole sample's gradient."""
+
+
+def free_outer_label(gamma: float) -> str:
+    """Label of the diagnosis runs whose outer factors move at ``gamma`` times the inner rate."""
+    return f"Deep LoRA, γ = {gamma:g}"
+
+
+def inner_rate_label(lr: float) -> str:
+    """Label of the diagnosis runs whose inner factors train at ``lr``."""
+    return f"Deep LoRA, inner rate {lr:g}"
+
+
+COLORS = {LORA: "tab:blue", DEEP: "tab:red", "Deep LoRA (full width)": "tab:green", WHOLE_SAMPLE: "tab:purple"}
 
 
 @dataclass(frozen=True)
@@ -95,19 +126,62 @@ class PrecisionPlan:
             raise ValueError(f"PrecisionPlan needs >= 2 seeds to compare with the seed-to-seed spread, got {self.seeds!r}")
 
 
-def tuning_experiments(tp: TuningPlan, methods: GlueMethods, base: dict) -> list[Experiment]:
-    """Every grid point of ``tp`` at every tuning ``n`` (part ``"tuning"``); ``base`` holds the
-    ``RunConfig`` fields the chapter's STS-B runs share (task, backbone, evaluation subset, ...)."""
+@dataclass(frozen=True)
+class DiagnosisPlan:
+    """Compressed Deep LoRA at ``n`` (a Fig. 6 size larger than one batch), ``seeds`` (Fig. 6 seeds
+    there), each run changing one thing against the Fig. 6 run: the outer factors from the whole
+    sample's gradient, the outer factors at ``gamma`` times the inner rate, and the inner rate
+    times ``lr_factor`` (outer factors at ``gamma`` of that, as in Fig. 6)."""
+
+    n: int
+    seeds: tuple[int, ...]
+    gamma: float = 1.0
+    """The outer factors' rate ratio of the second variant (1: no discrepant rate)."""
+    lr_factor: float = 0.1
+    """The third variant's inner rate, as a multiple of the chosen one."""
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("DiagnosisPlan.seeds must not be empty")
+        for name in ("gamma", "lr_factor"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"DiagnosisPlan.{name} must be a positive number, got {value!r}")
+        if self.lr_factor == 1:
+            raise ValueError("DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs; give another multiple of the inner rate")
+
+
+def diagnosis_experiments(dp: DiagnosisPlan, methods: GlueMethods, base: dict, steps: int) -> list[Experiment]:
+    """The two variants of :class:`DiagnosisPlan` (part ``"diagnosis"``) at ``methods``' (chosen) rates;
+    ``base`` holds the ``RunConfig`` fields of the chapter's STS-B runs."""
+    compressed = RunConfig(n_train=dp.n, steps=steps, **base, **methods.method("compressed"))
+    if dp.gamma == compressed.adapter.gamma:
+        raise ValueError(f"DiagnosisPlan.gamma={dp.gamma:g} is the chosen gamma itself: the variant would repeat Fig. 6")
+    free = dataclasses.replace(methods, deep_gamma=dp.gamma)
+    slow = dataclasses.replace(methods, deep_lr=compressed.lr * dp.lr_factor)
+    return [
+        Experiment("diagnosis", WHOLE_SAMPLE, compressed.replace(compress_from="sample"), dp.seeds),
+        Experiment("diagnosis", free_outer_label(dp.gamma),
+                   RunConfig(n_train=dp.n, steps=steps, **base, **free.method("compressed")), dp.seeds),
+        Experiment("diagnosis", inner_rate_label(compressed.lr * dp.lr_factor),
+                   RunConfig(n_train=dp.n, steps=steps, **base, **slow.method("compressed")), dp.seeds),
+    ]
+
+
+def tuning_experiments(tp: TuningPlan, methods: GlueMethods, fields: Callable[[int], dict]) -> list[Experiment]:
+    """Every grid point of ``tp`` at every tuning ``n`` (part ``"tuning"``); ``fields(n)`` gives the
+    ``RunConfig`` fields the chapter's STS-B runs at ``n`` share (task, backbone, evaluation subset, ...)."""
     if methods.holdout < 1:
         raise ValueError("tuning needs held-out training examples: set GlueMethods.holdout >= 1")
     out = []
     for n in tp.n:
         for lr in tp.lora:
-            m = methods.with_rates(lr, methods.deep_lr or 0.0, methods.deep_gamma or 0.0)
-            out.append(Experiment("tuning", LORA, RunConfig(n_train=n, steps=tp.steps, **base, **m.method("lora")), tp.seeds))
+            m = dataclasses.replace(methods, lora_lr=lr)
+            out.append(Experiment("tuning", LORA, RunConfig(n_train=n, steps=tp.steps, **fields(n), **m.method("lora")),
+                                  tp.seeds))
         for lr, gamma in tp.compressed:
-            m = methods.with_rates(methods.lora_lr or 1.0, lr, gamma)
-            out.append(Experiment("tuning", DEEP, RunConfig(n_train=n, steps=tp.steps, **base, **m.method("compressed")),
+            m = dataclasses.replace(methods, deep_lr=lr, deep_gamma=gamma)
+            out.append(Experiment("tuning", DEEP, RunConfig(n_train=n, steps=tp.steps, **fields(n), **m.method("compressed")),
                                   tp.seeds))
     return out
 
@@ -265,6 +339,94 @@ def training_check(frame: pd.DataFrame) -> TrainingCheck:
     return TrainingCheck(runs=runs, untrained=untrained)
 
 
+class DiagnosisSummary(_Model):
+    """Per method or variant at the diagnosis ``n``: every seed's final training loss against its
+    constant predictor's, whether it trained, and its validation score."""
+
+    n: int
+    seeds: list[int]
+    baseline: str
+    """Label of the Fig. 6 compressed runs the variants change one thing of."""
+    runs: dict[str, list[dict]]
+    """``{label: [{"seed", "final_train_loss", "loss_baseline", "trained", "validation"}]}``."""
+
+    def trained(self, label: str) -> int:
+        return sum(bool(r["trained"]) for r in self.runs[label])
+
+
+def summarise_diagnosis(curves: dict[str, dict[int, dict]], dp: DiagnosisPlan) -> DiagnosisSummary:
+    """:class:`DiagnosisSummary` of stored runs ``{label: {seed: result}}`` (Fig. 6's LoRA and
+    compressed runs at ``dp.n`` and the two variants, all at ``dp.seeds``)."""
+    missing = [label for label in (LORA, DEEP) if label not in curves]
+    if missing:
+        raise ValueError(f"the diagnosis compares with the Fig. 6 runs of {missing}; pass them in curves")
+    runs = {}
+    for label, by_seed in curves.items():
+        rows = []
+        for seed in dp.seeds:
+            r = by_seed[seed]
+            losses = np.asarray(r["train_loss"], dtype=float)
+            rows.append({"seed": seed, "final_train_loss": float(losses[-10:].mean()),
+                         "loss_baseline": float(r["loss_baseline"]), "trained": bool(r["trained"]),
+                         "validation": finite(r["final"][r["metric"]])})
+        runs[label] = rows
+    return DiagnosisSummary(n=dp.n, seeds=list(dp.seeds), baseline=DEEP, runs=runs)
+
+
+def diagnosis_table(summary: DiagnosisSummary) -> pd.DataFrame:
+    """One row per method or variant: final training loss and validation Pearson per seed, runs trained."""
+    rows = []
+    for label, runs in summary.runs.items():
+        row = {"": label}
+        for r in runs:
+            row[f"seed {r['seed']}: loss / baseline"] = f"{r['final_train_loss']:.2f} / {r['loss_baseline']:.2f}"
+        row["trained"] = f"{sum(r['trained'] for r in runs)} of {len(runs)}"
+        values = [r["validation"] for r in runs if r["validation"] is not None]
+        row["validation Pearson (mean)"] = f"{np.mean(values):.3f}" if values else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def diagnosis_conclusion(summary: DiagnosisSummary) -> str:
+    """Markdown, one or two sentences: which change made the stalled compressed runs train (no more
+    than the runs show)."""
+    k = len(summary.seeds)
+    stalled = [r["seed"] for r in summary.runs[summary.baseline] if not r["trained"]]
+    variants = [label for label in summary.runs if label not in (LORA, DEEP)]
+    if not stalled:
+        return ("The compressed runs trained at these seeds, so this build has no stall to diagnose; "
+                "the variants show only how much the changes matter when training works.")
+    causes = {}
+    for label in variants:
+        if label == WHOLE_SAMPLE:
+            causes[label] = "the subspace the first batch gives the outer factors"
+        elif label.startswith("Deep LoRA, γ"):
+            causes[label] = "outer factors that move too slowly to leave their first subspace"
+        else:
+            causes[label] = "an inner rate too large for batches that differ from step to step"
+    fixes = [label for label in variants if all(r["trained"] for r in summary.runs[label] if r["seed"] in stalled)]
+    seeds = ", ".join(map(str, stalled))
+    if not fixes:
+        return (f"No change made the stalled seed(s) {seeds} train, so none of " + "; ".join(causes.values())
+                + " explains the stall on its own here; Adam's ε and the initialisation scale remain to be tested.")
+    ruled_out = [causes[label] for label in variants if label not in fixes]
+    return (f"Every stalled seed ({seeds}) trained with " + " and with ".join(f"*{f}*" for f in fixes)
+            + ": the stall comes from " + " or ".join(causes[f] for f in fixes) + ", not from a broken method"
+            + (f"; {' and '.join(ruled_out)} did not explain it" if ruled_out else "")
+            + f" (on {k} seed{'s' if k > 1 else ''}: a diagnosis, not an estimate).")
+
+
+def diagnosis_text(summary: DiagnosisSummary) -> str:
+    """Markdown: how many runs of each kind trained, then :func:`diagnosis_conclusion`."""
+    k = len(summary.seeds)
+    variants = [label for label in summary.runs if label not in (LORA, DEEP)]
+    parts = [f"**{label}**: {summary.trained(label)} of {k} trained" for label in variants]
+    head = (f"At n = {summary.n} (seed{'s' if k > 1 else ''} {', '.join(map(str, summary.seeds))}), LoRA trained on "
+            f"{summary.trained(LORA)} of {k} and compressed Deep LoRA at the chosen rates on {summary.trained(DEEP)}; "
+            + "; ".join(parts) + ". ")
+    return head + diagnosis_conclusion(summary)
+
+
 def _rate(point: GridPoint) -> str:
     return f"{point.lr:g}" if point.gamma is None else f"{point.lr:g}, γ = {point.gamma:g}"
 
@@ -373,6 +535,10 @@ def plot_sensitivity(summary: TuningSummary):
     return fig
 
 
+_STYLES = ("-", "--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
+"""Line style of a method's first, second, ... seed in :func:`plot_training_curves`."""
+
+
 def plot_training_curves(curves: dict[str, dict[int, dict]], title: str):
     """Training loss per step of several methods (``{label: {seed: stored run}}``), with each run's
     constant-predictor loss (dotted) and half of it (the training check's line)."""
@@ -384,15 +550,17 @@ def plot_training_curves(curves: dict[str, dict[int, dict]], title: str):
             loss = np.asarray(r["train_loss"], dtype=float)
             window = min(10, len(loss))
             smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
-            ax.plot(np.arange(window, len(loss) + 1), smooth, color=COLORS.get(label, "black"), alpha=0.8,
-                    lw=1.2, label=label if k == 0 else None)
+            ax.plot(np.arange(window, len(loss) + 1), smooth, color=COLORS.get(label, "tab:orange"), alpha=0.8,
+                    lw=1.2, ls=_STYLES[k % len(_STYLES)], label=label if k == 0 else None)
     baseline = float(np.mean([r["loss_baseline"] for runs in curves.values() for r in runs.values()]))
     ax.axhline(baseline, color="black", ls=":", lw=1, label=f"predict the mean label ({baseline:.2f})")
     ax.axhline(TRAINED_FRACTION * baseline, color="black", ls="--", lw=0.8, label=f"{TRAINED_FRACTION:g}× that (trained)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (MSE, 10-step mean)")
-    ax.set_title(title, fontsize=10)
+    seeds = max(len(runs) for runs in curves.values())
+    ax.set_title(title + ("" if seeds < 2 else "\none line per seed (solid, dashed, dash-dot, ... in seed order)"),
+                 fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

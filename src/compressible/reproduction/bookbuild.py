@@ -411,7 +411,13 @@ def build_book(
     start = time.perf_counter()
     stage_sources(root, staging)
     _drop_empty_parts(staging / "_toc.yml")
+    (build_dir / "timings.json").unlink(missing_ok=True)
     runs = []
+
+    def write_timings(**extra) -> None:  # after every step, so that a failed build still shows where its time went
+        (build_dir / "timings.json").write_text(json.dumps(
+            {"scale": scale, "timings": timings, "chapters": [asdict(r) for r in runs], **extra}, indent=1))
+
     for chapter in chapters:
         if not chapter.executable or (only and Path(chapter.name).name not in only):
             continue
@@ -420,6 +426,7 @@ def build_book(
         print(f"[book]   {chapter.name}: {run.seconds:.1f} s, {run.figures} figure(s)", flush=True)
         timings[f"chapter {Path(chapter.name).name}"] = run.seconds
         runs.append(run)
+        write_timings(finished=False)
     if html:
         t0 = time.perf_counter()
         html_dir = build_dir / "html"
@@ -434,13 +441,12 @@ def build_book(
             raise BookBuildError(f"the build folder must be named _build (jupyter-book writes <path-output>/_build), got {build_dir}")
         print("[book] " + " ".join(command), flush=True)
         result = subprocess.run(command, cwd=staging)
-        if result.returncode != 0:
-            raise BookBuildError(f"jupyter-book build failed (exit {result.returncode}); see the warnings above")
         timings["jupyter-book build"] = time.perf_counter() - t0
+        if result.returncode != 0:
+            write_timings(finished=False)
+            raise BookBuildError(f"jupyter-book build failed (exit {result.returncode}); see the warnings above")
     timings["total"] = time.perf_counter() - start
-    (build_dir / "timings.json").write_text(
-        json.dumps({"scale": scale, "timings": timings, "chapters": [asdict(r) for r in runs]}, indent=1)
-    )
+    write_timings(finished=True)
     return runs
 
 
