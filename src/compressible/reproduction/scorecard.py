@@ -27,7 +27,7 @@ from ..summaries import Summary, load_summary
 from ..reference import paper_value
 from .verdicts import NOT_RUN, Criteria, Difference, Evidence, Exact, Ratio, verdict, weakest
 
-__all__ = ["Unmeasured", "Claim", "CLAIMS", "judge", "scorecard"]
+__all__ = ["Unmeasured", "Claim", "CLAIMS", "judge", "scorecard", "chapter_verdicts"]
 
 Parts = Union[Evidence, dict[str, Evidence]]
 """One evidence record, or one per part of a claim that must hold for every part (``"n = 16"``)."""
