@@ -66,7 +66,7 @@ def test_local_interrupt_keeps_finished_runs(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown executor 'slurm'; valid executors are \('local', 'ray'\)"):
+    with pytest.raises(ValueError, match=r"unknown executor 'slurm'; valid executors are \('local', 'processes', 'ray'\)"):
         execute([], make_square, tmp_path, executor="slurm")
     with pytest.raises(ValueError, match="cpus_per_run must be a number >= 0, got -1"):
         execute([], make_square, tmp_path, executor="ray", cpus_per_run=-1)
@@ -78,7 +78,43 @@ def test_bad_arguments(tmp_path):
         execute([], make_square, tmp_path, address="auto")
     with pytest.raises(TypeError, match="make_runner must be callable"):
         execute([], square(Toy(), 0), tmp_path)
-    assert EXECUTORS == ("local", "ray")
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        execute([], make_square, tmp_path, executor="processes", workers=0)
+    with pytest.raises(ValueError, match="workers=2 needs executor='processes'"):
+        execute([], make_square, tmp_path, workers=2)
+    assert EXECUTORS == ("local", "processes", "ray")
+
+
+def square_or_die(config, seed):
+    if seed == 7:
+        os._exit(3)  # the worker process dies mid-run
+    return square(config, seed)
+
+
+def make_square_or_die():
+    return square_or_die
+
+
+def test_processes_executor_stores_what_the_local_one_stores(tmp_path):
+    experiments = [(Toy(1), (0, 13, 2)), (Toy(2), (0, 1))]
+    local, pool = ResultStore(tmp_path / "local"), ResultStore(tmp_path / "pool")
+    execute(experiments, make_square, local, progress=False)
+    summary = execute(experiments, make_square, pool, executor="processes", workers=2, progress=False)
+    assert (summary.done, summary.skipped, len(summary.failed)) == (4, 0, 1)
+    assert summary.failed[0].error == "ValueError: unlucky seed 13" and pool.failure(Toy(1), 13)
+    for config, seeds in experiments:
+        for seed in (s for s in seeds if s != 13):
+            ours, theirs = local.load(config, seed), pool.load(config, seed)
+            assert _without_timing(ours) == _without_timing(theirs)
+            assert theirs["_environment"]["pid"] != os.getpid()  # computed in a worker process
+    assert execute(experiments, make_square, pool, executor="processes", progress=False).skipped == 4
+
+
+def test_a_dying_process_worker_is_a_recorded_failure(tmp_path):
+    store = ResultStore(tmp_path)
+    summary = execute([(Toy(1), (7,))], make_square_or_die, store, executor="processes", workers=1, progress=False)
+    assert summary.done == 0 and len(summary.failed) == 1 and "BrokenProcessPool" in summary.failed[0].error
+    assert not store.has(Toy(1), 7) and store.failure(Toy(1), 7)["error"].startswith("BrokenProcessPool")
 
 
 # --- Ray: a local cluster of 2 CPUs shared by the tests below -------------------------------------
@@ -223,3 +259,19 @@ def test_ctrl_c_cancels_pending_ray_tasks(tmp_path, ray_cluster, monkeypatch):
     summary = caught.value.summary
     assert (summary.done, summary.skipped, summary.cancelled) == (0, 1, 3)
     assert store.has(Toy(9), 0) and not any(store.has(Toy(9), s) for s in (1, 2, 3))
+
+
+def test_processes_glue_runs_equal_local_runs(tmp_path):
+    """Real runs (tiny BERT, smoke) computed by two worker processes store what one process stores."""
+    from compressible.finetune.classify import Runner
+    from compressible.sweeps import run_experiments
+
+    experiments = _smoke_sweep()
+    local, pool = ResultStore(tmp_path / "local"), ResultStore(tmp_path / "pool")
+    assert run_experiments(experiments, local, progress=False) == 2
+    summary = execute(experiments, functools.partial(Runner, device="cpu", progress=False), pool, executor="processes",
+                      workers=2, threads=1, progress=False)
+    assert (summary.done, summary.failed) == (2, ())
+    for config, seeds in experiments:
+        for seed in seeds:
+            assert _without_timing(local.load(config, seed)) == _without_timing(pool.load(config, seed))

@@ -1,4 +1,5 @@
-"""Where a sweep's runs execute: one after another in this process, or as Ray tasks on a cluster.
+"""Where a sweep's runs execute: one after another in this process, in a pool of local processes, or
+as Ray tasks on a cluster.
 
 A sweep is a list of ``(config, seeds)``; every ``(config, seed)`` that the
 :class:`~compressible.store.ResultStore` does not hold yet is one *run*. :func:`execute` computes
@@ -6,7 +7,14 @@ the missing runs and returns a :class:`SweepSummary` (done / skipped as already 
 with each failure's config key and error):
 
 ``executor="local"``
-    the runs one after another in this process (the default, and what the book does).
+    the runs one after another in this process (the default).
+``executor="processes"``
+    ``workers`` processes on this machine (default: one per CPU), each computing one run at a time
+    with ``threads`` torch threads (default 1). On a CPU, two one-thread runs side by side do about
+    1.5x the work of one two-thread run (a small model's step does not keep two threads busy), which
+    is how the ci scale's GLUE sweep uses a 2-core machine. A worker's own output goes to a log file
+    (its path is logged), so that it cannot land in a notebook; a run that fails is recorded in the
+    store with its traceback as always.
 ``executor="ray"``
     each run is one `Ray <https://docs.ray.io>`_ task with ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs (Ray sets ``CUDA_VISIBLE_DEVICES`` so that ``cuda`` in a task is the GPU
@@ -35,9 +43,13 @@ import dataclasses
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import pickle
+import tempfile
 import time
 import traceback as tb
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -49,7 +61,7 @@ __all__ = ["EXECUTORS", "Failure", "SweepSummary", "SweepInterrupted", "missing_
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "processes", "ray")
 """The executors :func:`execute` accepts."""
 
 RunFactory = Callable[[], Callable[[Any, int], dict]]
@@ -209,6 +221,18 @@ def _ray_task(make_runner: RunFactory, store: ResultStore, config: Any, seed: in
     return _attempt(_runner(make_runner), store, config, seed, threads)
 
 
+def _quiet_worker(log_path: str) -> None:
+    """Initialiser of a ``processes`` worker: its stdout and stderr go to ``log_path`` (appended)."""
+    import sys
+
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
 def execute(
     experiments: Sequence[tuple[Any, Sequence[int]]],
     make_runner: RunFactory,
@@ -220,6 +244,7 @@ def execute(
     cpus_per_run: float = 1,
     threads: int | None = None,
     max_retries: int = 3,
+    workers: int | None = None,
     progress: bool = True,
     desc: str = "runs",
     describe: Callable[[Any], str] = _describe,
@@ -229,9 +254,10 @@ def execute(
     ``make_runner()`` returns the function ``run_one(config, seed) -> dict`` whose result is
     stored (see ``RunFactory``). ``executor`` is ``"local"`` or ``"ray"`` (see the module
     docstring for ``address``); ``gpus_per_run`` and ``cpus_per_run`` are each Ray task's
-    resources, ``max_retries`` how often Ray reruns a task whose worker died. ``threads`` fixes
+    resources, ``max_retries`` how often Ray reruns a task whose worker died. ``workers`` is the
+    number of processes of ``executor="processes"`` (default: ``os.cpu_count()``). ``threads`` fixes
     torch's intra-op threads during each run (default: ``cpus_per_run`` rounded down, at least 1,
-    on Ray; unchanged locally). ``describe(config)`` names a failed run's config in the summary.
+    on Ray; 1 in processes; unchanged locally). ``describe(config)`` names a failed run's config in the summary.
     One progress bar counts finished runs; raises
     :class:`SweepInterrupted` on Ctrl-C after cancelling what is pending.
     """
@@ -243,8 +269,12 @@ def execute(
         _check_positive("threads", threads, integer=True)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
-    if executor == "local" and (address is not None or gpus_per_run):
+    if executor != "ray" and (address is not None or gpus_per_run):
         raise ValueError(f"address={address!r} and gpus_per_run={gpus_per_run!r} need executor='ray'")
+    if workers is not None:
+        _check_positive("workers", workers, integer=True)
+        if executor != "processes":
+            raise ValueError(f"workers={workers!r} needs executor='processes'")
     if not callable(make_runner):
         raise TypeError(f"make_runner must be callable (a factory of run functions), got {make_runner!r}")
     store = store if isinstance(store, ResultStore) else ResultStore(store)
@@ -259,6 +289,9 @@ def execute(
     try:
         if executor == "local" or not todo:  # nothing to compute: no Ray instance to start
             sweep.local(todo, make_runner(), store, threads, bar)
+        elif executor == "processes":
+            sweep.processes(todo, make_runner, store, 1 if threads is None else threads, bar,
+                            workers or os.cpu_count() or 1)
         else:
             threads = threads if threads is not None else max(1, int(cpus_per_run))
             sweep.ray(todo, make_runner, store, threads, bar, address, cpus_per_run, gpus_per_run, max_retries)
@@ -337,6 +370,44 @@ class _Sweep:
         finally:
             if started:
                 ray.shutdown()
+
+    def processes(self, todo, make_runner, store, threads, bar, workers) -> None:
+        log_file = tempfile.NamedTemporaryFile(prefix="compressible-workers-", suffix=".log", delete=False)
+        log_file.close()
+        log.info("processes executor: %d workers x %d thread(s); their output goes to %s", workers, threads, log_file.name)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_quiet_worker, initargs=(log_file.name,))
+        pending: dict = {}
+        try:
+            for config, seed in todo:
+                pending[pool.submit(_ray_task, make_runner, store, config, seed, threads)] = (config, seed)
+            while pending:
+                # a timeout returns to Python regularly, so that Ctrl-C is raised here
+                done, _ = wait(list(pending), timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    config, seed = pending.pop(future)
+                    self.record(config, seed, self._future_status(future, store, config, seed), bar)
+        except KeyboardInterrupt:
+            for future in pending:
+                future.cancel()
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()  # a run in progress leaves no result (the store writes atomically)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise SweepInterrupted(self.summary(cancelled=len(todo) - self.done - len(self.failed))) from None
+        pool.shutdown(wait=True)
+
+    @staticmethod
+    def _future_status(future: Any, store: ResultStore, config: Any, seed: int) -> dict:
+        """The worker's status; a worker that died (killed, out of memory) makes the run a failure."""
+        try:
+            return future.result()
+        except Exception as error:  # BrokenProcessPool and the like: the run itself did not return
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            try:
+                store.save_failure(config, seed, message, tb.format_exc())
+            except Exception:
+                log.exception("could not record the failure of %s seed %d", config_key(config), seed)
+            return {"ok": False, "error": message, "traceback": tb.format_exc()}
 
     @staticmethod
     def _status(ray: Any, ref: Any, store: ResultStore, config: Any, seed: int) -> dict:

@@ -13,6 +13,7 @@ scale: the backbone, the classification head and the rates of the two methods.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -23,6 +24,7 @@ import pandas as pd
 from ..deeplora import DeepLoRAConfig
 from ..finetune.backbones import TINY_BERT
 from ..finetune.classify import RunConfig, Runner
+from ..executors import execute
 from ..store import ResultStore, config_key
 from .glue_stats import DEEP, LORA
 
@@ -224,11 +226,27 @@ def run_and_load(
     device: str = "cpu",
     progress: bool = True,
     threads: int | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Compute what ``store`` lacks of ``experiments`` with a :class:`~compressible.finetune.classify.Runner`
-    on ``device`` (``threads``: torch's CPU threads per run), then return :func:`results_frame` of them."""
+    on ``device`` (``threads``: torch's CPU threads per run), then return :func:`results_frame` of them.
+
+    ``workers > 1`` computes the runs in that many local processes at once
+    (:func:`compressible.executors.execute` with ``executor="processes"``, ``threads`` per run,
+    default 1); a failed run then raises once the others are done, naming it.
+    """
     store = as_store(store)
-    run_experiments(experiments, store, progress=progress, fn=Runner(device=device, progress=progress, threads=threads))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if workers == 1:
+        run_experiments(experiments, store, progress=progress, fn=Runner(device=device, progress=progress, threads=threads))
+    else:
+        summary = execute(merge_experiments(experiments), functools.partial(Runner, device=device, progress=False),
+                          store, executor="processes", workers=workers, threads=threads, progress=progress,
+                          desc="GLUE runs", describe=describe)
+        if summary.failed:
+            raise RuntimeError(f"{len(summary.failed)} run(s) failed (recorded in {store.url}): "
+                               + "; ".join(str(f) for f in summary.failed))
     return results_frame(experiments, store)
 
 
