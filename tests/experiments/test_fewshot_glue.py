@@ -293,3 +293,18 @@ def test_fig6_seeds_per_n():
     assert plan.seeds_for(16) == (0, 1, 2) and plan.seeds_for(64) == (0,)
     with pytest.raises(ValueError, match=r"seeds_by_n names n=\[32\]"):
         fg.Fig6Plan(n=(16,), seeds=(0,), steps=2, seeds_by_n=((32, (0,)),))
+
+
+def test_cpu_execution_of_the_plans():
+    """ci (and smoke) compute one thread per run, one run per core; paper and GPUs keep one process."""
+    import os
+
+    from compressible.experiments.glue_runs import cpu_execution, run_and_load
+
+    cores = max(1, min(8, os.cpu_count() or 1))
+    assert cpu_execution(fg.PLANS["ci"], "cpu") == (1, cores)
+    assert cpu_execution(fg.PLANS["ci"], "cpu", threads=2, workers=3) == (2, 3)
+    assert cpu_execution(fg.PLANS["ci"], "cuda") == (None, 1)
+    assert cpu_execution(fg.PLANS["paper"], "cpu", threads=4) == (4, 1)
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        run_and_load([], None, workers=0)

@@ -28,7 +28,17 @@ from ..reference import PROVENANCE, paper_value
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
 from ..summaries import Summary
-from .glue_runs import ATTENTION_TARGETS, GLUE_METHODS, METHOD_LABELS, Experiment, GlueChapterPlan, as_store, load_runs, run_and_load
+from .glue_runs import (
+    ATTENTION_TARGETS,
+    GLUE_METHODS,
+    METHOD_LABELS,
+    Experiment,
+    GlueChapterPlan,
+    as_store,
+    cpu_execution,
+    load_runs,
+    run_and_load,
+)
 from .glue_stats import finite
 
 __all__ = [
@@ -150,7 +160,9 @@ PLANS: dict[str, DeepLoraSubspacesPlan] = {
         chapter_notes=(
             "Fig. 2 and App. D.2: full-width adapters on the attention weights only (q, k, v, attention output; "
             "24 matrices), 50 and 60 steps; the MLP weights' 1536-wide factorisations cost too much on a CPU",
+            "every run computes with one torch thread, one run per CPU core at a time",
         ),
+        parallel_cpu=True,
     ),
     "smoke": DeepLoraSubspacesPlan(
         methods=GLUE_METHODS["smoke"],
@@ -233,7 +245,7 @@ def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None,
     p = plan(scale)
     exps = experiments(p)
     store = as_store(store)
-    runs = run_and_load(exps, store, device, progress, threads)
+    runs = run_and_load(exps, store, device, progress, *cpu_execution(p, device, threads))
     fig2 = next(e for e in exps if e.part == "fig2")
     d2 = {e.label: e for e in exps if e.part == "d2"}
     return DeepLoraSubspacesResults(

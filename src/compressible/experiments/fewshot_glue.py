@@ -61,6 +61,7 @@ from .glue_runs import (
     GlueChapterPlan,
     GlueMethods,
     as_store,
+    cpu_execution,
     load_runs,
     run_and_load,
 )
@@ -84,7 +85,6 @@ __all__ = [
     "planned",
     "FewshotGlueResults",
     "run",
-    "cpu_execution",
     "PairedScores",
     "Table1Task",
     "Table1Summary",
@@ -230,10 +230,6 @@ class FewshotGluePlan(GlueChapterPlan):
     """Fig. 6 runs repeated in float32, when the methods run under bf16 autocast."""
     diagnosis: DiagnosisPlan | None = None
     """Fig. 6's compressed runs at a larger ``n`` again, changing one thing each (``None``: not run)."""
-    parallel_cpu: bool = False
-    """On a CPU, compute the runs one torch thread each, in one process per core at once: on the
-    2-core ci machine that does 1.5x the work of one two-thread run at a time (a MiniLM step does not
-    keep two threads busy), and the numbers do not depend on how many cores there are."""
     table1_note: str = ""
     fig8_note: str = ""
 
@@ -442,20 +438,6 @@ def task_chance(task: str) -> float:
     """Chance level (points) of ``task`` on its whole evaluation split."""
     metric = primary_metric(task)
     return chance_level(metric, _eval_labels(task) if metric == "accuracy" else None)
-
-
-def cpu_execution(p: FewshotGluePlan, device: str, threads: int | None = None,
-                  workers: int | None = None) -> tuple[int | None, int]:
-    """``(threads per run, worker processes)`` of plan ``p`` on ``device``: with ``p.parallel_cpu`` on
-    a CPU, one thread per run and one worker per core (``os.cpu_count()``, at most 8); otherwise the
-    given ``threads`` and one worker. Explicit ``threads``/``workers`` win."""
-    import os
-
-    import torch
-
-    if not p.parallel_cpu or torch.device(device).type != "cpu":
-        return threads, workers or 1
-    return (1 if threads is None else threads), (workers or max(1, min(8, os.cpu_count() or 1)))
 
 
 def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None, progress: bool = True,

@@ -407,8 +407,8 @@ def diagnosis_conclusion(summary: DiagnosisSummary) -> str:
     fixes = [label for label in variants if all(r["trained"] for r in summary.runs[label] if r["seed"] in stalled)]
     seeds = ", ".join(map(str, stalled))
     if not fixes:
-        return (f"No change made the stalled seed(s) {seeds} train, so none of " + "; ".join(causes.values())
-                + " explains the stall on its own here; Adam's ε and the initialisation scale remain to be tested.")
+        return (f"No change made the stalled seed(s) {seeds} train, so on its own none of these explains the stall here: "
+                + "; ".join(causes.values()) + ". Adam's ε and the initialisation scale remain to be tested.")
     ruled_out = [causes[label] for label in variants if label not in fixes]
     return (f"Every stalled seed ({seeds}) trained with " + " and with ".join(f"*{f}*" for f in fixes)
             + ": the stall comes from " + " or ".join(causes[f] for f in fixes) + ", not from a broken method"

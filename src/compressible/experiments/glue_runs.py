@@ -15,11 +15,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..deeplora import DeepLoRAConfig
 from ..finetune.backbones import TINY_BERT
@@ -43,6 +45,7 @@ __all__ = [
     "shape",
     "run_experiments",
     "run_and_load",
+    "cpu_execution",
     "results_frame",
     "load_runs",
 ]
@@ -139,6 +142,11 @@ class GlueChapterPlan:
     """Backbone, head, method rates and evaluation subset, shared by every run of the chapter."""
     chapter_notes: tuple[str, ...] = ()
     """How this chapter's experiments depart from the paper's at this scale (beyond ``methods.notes``)."""
+    parallel_cpu: bool = False
+    """On a CPU, compute the runs one torch thread each, in one process per core at once
+    (:func:`cpu_execution`): on the 2-core ci machine that does 1.5x the work of one two-thread run at
+    a time (a MiniLM step does not keep two threads busy), and the numbers do not depend on how many
+    cores there are."""
 
     @property
     def backbone(self) -> str:
@@ -220,6 +228,16 @@ def run_experiments(
     return ran
 
 
+def cpu_execution(p: GlueChapterPlan, device: str, threads: int | None = None,
+                  workers: int | None = None) -> tuple[int | None, int]:
+    """``(threads per run, worker processes)`` of plan ``p`` on ``device``: with ``p.parallel_cpu`` on
+    a CPU, one thread per run and one worker per core (``os.cpu_count()``, at most 8); otherwise the
+    given ``threads`` and one worker. Explicit ``threads``/``workers`` win."""
+    if not p.parallel_cpu or torch.device(device).type != "cpu":
+        return threads, workers or 1
+    return (1 if threads is None else threads), (workers or max(1, min(8, os.cpu_count() or 1)))
+
+
 def run_and_load(
     experiments: Sequence[Experiment],
     store: ResultStore | str | None = None,
@@ -235,9 +253,9 @@ def run_and_load(
     (:func:`compressible.executors.execute` with ``executor="processes"``, ``threads`` per run,
     default 1); a failed run then raises once the others are done, naming it.
     """
-    store = as_store(store)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    store = as_store(store)
     if workers == 1:
         run_experiments(experiments, store, progress=progress, fn=Runner(device=device, progress=progress, threads=threads))
     else:
