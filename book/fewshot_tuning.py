@@ -134,7 +134,7 @@ ft.diagnosis_table(d).style.hide(axis="index").set_caption(
 
 # %%
 if d:
-    ft.plot_training_curves(results.diagnosis, f"Training loss, STS-B, n = {d.n}: Fig. 6 runs and the two changes "
+    ft.plot_training_curves(results.diagnosis, f"Training loss, STS-B, n = {d.n}: Fig. 6 runs and one change each "
                             f"({scale_label(scale)})")
     plt.show()
 

@@ -535,6 +535,17 @@ def plot_sensitivity(summary: TuningSummary):
     return fig
 
 
+_SPARE_COLORS = ("tab:orange", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
+
+
+def _color(label: str, labels: list[str]) -> str:
+    """A label's colour in a plot of ``labels``: its own (:data:`COLORS`), else the next spare colour."""
+    if label in COLORS:
+        return COLORS[label]
+    others = [x for x in labels if x not in COLORS]
+    return _SPARE_COLORS[others.index(label) % len(_SPARE_COLORS)]
+
+
 _STYLES = ("-", "--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
 """Line style of a method's first, second, ... seed in :func:`plot_training_curves`."""
 
@@ -550,7 +561,7 @@ def plot_training_curves(curves: dict[str, dict[int, dict]], title: str):
             loss = np.asarray(r["train_loss"], dtype=float)
             window = min(10, len(loss))
             smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
-            ax.plot(np.arange(window, len(loss) + 1), smooth, color=COLORS.get(label, "tab:orange"), alpha=0.8,
+            ax.plot(np.arange(window, len(loss) + 1), smooth, color=_color(label, list(curves)), alpha=0.8,
                     lw=1.2, ls=_STYLES[k % len(_STYLES)], label=label if k == 0 else None)
     baseline = float(np.mean([r["loss_baseline"] for runs in curves.values() for r in runs.values()]))
     ax.axhline(baseline, color="black", ls=":", lw=1, label=f"predict the mean label ({baseline:.2f})")
