@@ -1,5 +1,6 @@
-"""The API page is built with ``-n -W``: every fully qualified cross-reference in a docstring must name
-something the page documents. This finds an unresolved one in seconds instead of at the end of a book build."""
+"""The API page is built with ``-n -W``: every cross-reference in a rendered module's docstrings must name
+something the page documents, fully qualified or relative to its own module. This finds an unresolved one in
+seconds instead of at the end of a book build."""
 
 import importlib
 import re
@@ -7,6 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = re.compile(r":(?:func|class|data|meth|attr|mod|exc):`~?(compressible(?:\.\w+)+)`")
+UNQUALIFIED = re.compile(r":(?:func|class|data|meth|attr|exc):`~?([A-Za-z_]\w*(?:\.\w+)*)`")
+EXTERNAL = re.compile(_IGNORED := r"(compressible|torch|np|numpy|pd|pandas|nn|transformers|datasets|peft|os|pathlib|typing|"
+                      r"collections|dataclasses|matplotlib|pydantic|scipy)\b")
 
 
 def _documented_modules() -> set[str]:
@@ -49,3 +53,48 @@ def test_every_qualified_docstring_reference_is_documented():
             if not _documented(target, modules):
                 missing.append(f"{path.relative_to(ROOT)}: {target}")
     assert not missing, "references the API page cannot resolve (add to __all__ or to book/api.md):\n" + "\n".join(missing)
+
+
+def _in_class_context(module_name: str, target: str) -> bool:
+    """Whether ``target`` is a member of a class the module documents: Sphinx resolves an unqualified
+    :meth:/:attr: inside that class's docstrings against it."""
+    module = importlib.import_module(module_name)
+    for name in getattr(module, "__all__", ()):
+        obj = getattr(module, name, None)
+        if isinstance(obj, type):
+            fields = getattr(obj, "__dataclass_fields__", {}) or getattr(obj, "model_fields", {})
+            if hasattr(obj, target.split(".")[0]) or target in fields:
+                return True
+    return False
+
+
+def _resolves(module: str, target: str, modules: set[str]) -> bool:
+    """How Sphinx finds an unqualified reference written in ``module``: ``module.target``, then
+    ``target`` as a full name, then a member of one of the module's documented classes."""
+    return (_documented(f"{module}.{target}", modules) or _documented(target, modules)
+            or _in_class_context(module, target))
+
+
+def test_every_unqualified_docstring_reference_resolves_in_its_module():
+    """The reference that broke a CI build: ``:func:`cpu_execution``` left in ``fewshot_glue`` after the
+    function moved to ``glue_runs``."""
+    modules = _documented_modules()
+    missing = []
+    for path in sorted((ROOT / "src" / "compressible").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT / "src").with_suffix("").parts)
+        if module.endswith(".__init__"):
+            module = module.removesuffix(".__init__")
+        if module not in modules:
+            continue
+        for target in UNQUALIFIED.findall(path.read_text()):
+            if EXTERNAL.match(target):
+                continue
+            if not _resolves(module, target, modules):
+                missing.append(f"{path.relative_to(ROOT)}: {target}")
+    assert not missing, "unqualified references that do not resolve in their module (qualify them):\n" + "\n".join(missing)
+
+
+def test_a_reference_to_a_moved_function_does_not_resolve():
+    modules = _documented_modules()
+    assert _resolves("compressible.experiments.glue_runs", "cpu_execution", modules)
+    assert not _resolves("compressible.experiments.completion", "cpu_execution", modules)

@@ -446,7 +446,7 @@ def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None,
 
     With a tuning plan, the grid runs first and the chapter's runs use the rates it chose
     (:func:`tuned_methods`); a chosen point's runs are the chapter's runs at that ``n`` and seed.
-    ``threads`` and ``workers`` default to the plan's (:func:`cpu_execution`).
+    ``threads`` and ``workers`` default to the plan's (:func:`~compressible.experiments.glue_runs.cpu_execution`).
     """
     p = plan(scale)
     store = as_store(store)

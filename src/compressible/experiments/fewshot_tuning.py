@@ -539,7 +539,7 @@ _SPARE_COLORS = ("tab:orange", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
 
 
 def _color(label: str, labels: list[str]) -> str:
-    """A label's colour in a plot of ``labels``: its own (:data:`COLORS`), else the next spare colour."""
+    """A label's colour in a plot of ``labels``: its own (``COLORS``), else the next spare colour."""
     if label in COLORS:
         return COLORS[label]
     others = [x for x in labels if x not in COLORS]

@@ -180,7 +180,7 @@ def merge_experiments(experiments: Iterable[Experiment]) -> list[tuple[RunConfig
 
 
 def as_store(store: ResultStore | str | None) -> ResultStore:
-    """``store`` itself, or a :class:`ResultStore` at the folder ``store`` (default: the results folder)."""
+    """``store`` itself, or a :class:`~compressible.store.ResultStore` at the folder ``store`` (default: the results folder)."""
     return store if isinstance(store, ResultStore) else ResultStore(store)
 
 
