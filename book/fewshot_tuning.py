@@ -114,12 +114,15 @@ plt.show()
 # and then move at $\gamma$ times the inner rate. A compressed run whose loss stalls there while
 # LoRA's falls has one of a few causes: outer factors built from **one batch's subspace**, outer
 # factors that **move too slowly** to leave it ($\gamma$ too small), an inner rate that makes the
-# depth-3 product oscillate, or Adam's $\epsilon = 10^{-6}$ swamping the gradients of the
-# $\varepsilon$-scaled factors. The runs below take Fig. 6's compressed runs at the larger $n$ and
-# change one thing each, at the same seeds, sample, batch order and rates: the outer factors built
-# from the gradient of the **whole sample** (one batch of all $n$ examples, instead of the first
-# 16), or the outer factors trained at the **inner rate** ($\gamma = 1$). A change that makes the
-# stalled seeds train names the cause; one that does not rules it out.
+# depth-3 product oscillate, or a run that is slow rather than stuck: a product that starts at
+# $\varepsilon^3$ can sit on a plateau for a while before it leaves. The runs below take Fig. 6's
+# compressed runs at the larger $n$ and change one thing each, at the same seeds, sample, batch
+# order and rates: the outer factors built from the gradient of the **whole sample** (one batch of
+# all $n$ examples, instead of the first 16), the outer factors trained at the **inner rate**
+# ($\gamma = 1$), a **10× smaller inner rate**, and the same run trained **longer** (where the plan
+# has that variant). A change that makes the stalled seeds train names the cause; one that does not
+# rules it out. The column "rank-one updates" counts the adapted weights whose update has a second
+# singular value under 1 % of its first: what a run learned, not only how far its loss fell.
 
 # %%
 d = summary.diagnosis

@@ -234,7 +234,9 @@ def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
         base = next(e for e in runs if e.part == "fig6" and e.config.n_train == d.n and e.config.adapter.init == "compressed")
         variants = {e.label: e for e in runs if e.part == "diagnosis"}
         slow = ft.inner_rate_label(base.config.lr * d.lr_factor)
-        assert set(variants) == {ft.WHOLE_SAMPLE, ft.free_outer_label(d.gamma), slow}
+        longer = ft.longer_label(d.longer_steps)
+        assert set(variants) == {ft.WHOLE_SAMPLE, ft.free_outer_label(d.gamma), slow, longer}
+        assert variants[longer].config == base.config.replace(steps=d.longer_steps) and d.longer_steps > p.fig6.steps
         assert all(set(e.seeds) == set(d.seeds) <= set(base.seeds) for e in variants.values())
         assert variants[ft.WHOLE_SAMPLE].config == base.config.replace(compress_from="sample")
         free = variants[ft.free_outer_label(d.gamma)].config
@@ -243,6 +245,20 @@ def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
     assert fg.PLANS["ci"].diagnosis.n == 256 and fg.PLANS["ci"].diagnosis.seeds
     with pytest.raises(ValueError, match="diagnosis runs .* must change Fig. 6 runs"):
         dataclasses.replace(fg.PLANS["ci"], diagnosis=ft.DiagnosisPlan(n=128, seeds=(0,)))
+    with pytest.raises(ValueError, match="longer_steps=200 must be more than Fig. 6's 200 steps"):
+        dataclasses.replace(fg.PLANS["ci"], diagnosis=ft.DiagnosisPlan(n=256, seeds=(0,), longer_steps=200))
+    with pytest.raises(ValueError, match="longer_steps must be a positive int or None, got 0"):
+        ft.DiagnosisPlan(n=256, seeds=(0,), longer_steps=0)
+
+
+def test_longest_runs_go_first_to_the_workers():
+    from compressible.experiments.glue_runs import longest_first
+    from compressible.finetune.classify import RunConfig
+
+    short, long_, fp32 = (RunConfig("stsb", steps=200, autocast="auto"), RunConfig("stsb", steps=500, autocast="auto"),
+                          RunConfig("stsb", steps=200))
+    order = longest_first([(short, (0,)), (fp32, (0,)), (long_, (0,)), (short.replace(n_train=64), (1,))])
+    assert [c for c, _ in order] == [long_, fp32, short, short.replace(n_train=64)]
 
 
 def test_paired_intervals_and_wilcoxon(summary):

@@ -96,10 +96,20 @@ def test_training_table_counts_per_experiment():
     assert "1 of 4 runs did not train" in ft.training_text(check)
 
 
-def _stored(losses_end: float, baseline: float, pearson: float) -> dict:
-    """A stored run whose last 10 training losses are ``losses_end``, judged against ``baseline``."""
-    return {"metric": "pearson", "final": {"pearson": pearson}, "train_loss": [9.0] * 5 + [losses_end] * 10,
-            "loss_baseline": baseline, "trained": losses_end < 0.5 * baseline}
+def _stored(losses_end: float, baseline: float, pearson: float, spectra: dict | None = None) -> dict:
+    """A stored run whose first 10 training losses are 9 and last 10 ``losses_end``, judged against ``baseline``."""
+    run = {"metric": "pearson", "final": {"pearson": pearson}, "train_loss": [9.0] * 10 + [losses_end] * 10,
+           "loss_baseline": baseline, "trained": losses_end < 0.5 * baseline}
+    if spectra is not None:
+        run["spectra"] = {name: {"singular_values": values, "rank": 1} for name, values in spectra.items()}
+    return run
+
+
+def test_rank_one_modules_counts_updates_whose_second_singular_value_is_negligible():
+    run = _stored(2.3, 2.3, 0.0, {"a": [3.0, 0.02, 0.0], "b": [3.0, 0.04], "c": [0.0, 0.0], "d": [0.5]})
+    # a: 0.02 < 0.01 * 3; b: 0.04 is not; c: a zero update is not rank one; d: a single stored value is
+    assert ft.rank_one_modules(run) == (2, 4)
+    assert ft.rank_one_modules(_stored(2.3, 2.3, 0.0)) is None
 
 
 DP = ft.DiagnosisPlan(n=256, seeds=(0, 1))
@@ -130,7 +140,7 @@ def test_diagnosis_names_the_change_that_makes_every_stalled_seed_train():
 
 def test_diagnosis_says_when_neither_change_helps_and_when_nothing_stalled():
     neither = ft.diagnosis_text(ft.summarise_diagnosis(_diagnosis((2.3, 2.2), (2.3, 0.5), (2.1, 2.3)), DP))
-    assert "No change made the stalled seed(s) 0, 1 train" in neither and "Adam's ε and the initialisation" in neither
+    assert "No change made the stalled seed(s) 0, 1 train" in neither and "stored no update spectra" in neither
     both = ft.diagnosis_text(ft.summarise_diagnosis(_diagnosis((2.3, 0.5), (2.3, 0.5), (0.4, 0.5), (0.3, 0.2)), DP))
     assert "with *Deep LoRA, γ = 1* and with *Deep LoRA, inner rate 0.001*" in both
     assert "whole sample" not in both.split("Every stalled seed")[1]
@@ -148,3 +158,23 @@ def test_diagnosis_bad_input():
         ft.DiagnosisPlan(n=256, seeds=())
     with pytest.raises(ValueError, match="DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs"):
         ft.DiagnosisPlan(n=256, seeds=(0,), lr_factor=1)
+
+
+def test_diagnosis_reports_rank_one_updates_of_the_stalled_runs():
+    curves = _diagnosis((2.3, 2.2), (2.3, 0.5), (2.1, 2.3))
+    one, many = {"q": [2.0, 0.001], "k": [1.0, 0.0]}, {"q": [1.0, 0.9], "k": [1.0, 0.5]}
+    for seed, run in curves[DEEP].items():
+        run["spectra"] = {m: {"singular_values": v, "rank": 1} for m, v in one.items()}
+    for seed, run in curves[LORA].items():
+        run["spectra"] = {m: {"singular_values": v, "rank": 2} for m, v in many.items()}
+    s = ft.summarise_diagnosis(curves, DP)
+    assert s.rank_one_share(DEEP) == 1.0 and s.rank_one_share(LORA) == 0.0 and s.rank_one_share(ft.WHOLE_SAMPLE) is None
+    text = ft.diagnosis_text(s)
+    assert "100% of their weight updates are rank one (LoRA's: 0%)" in text
+    assert "from 9.00 over the first 10 steps to 2.25 over the last 10, against 2.30" in text
+    table = ft.diagnosis_table(s)
+    assert table["rank-one updates"].tolist() == ["0 of 4", "4 of 4", "n/a", "n/a", "n/a"]
+    # when LoRA's updates are rank one too, the spectra single out nothing
+    for run in curves[LORA].values():
+        run["spectra"] = curves[DEEP][0]["spectra"]
+    assert "do not single out one cause" in ft.diagnosis_text(ft.summarise_diagnosis(curves, DP))

@@ -12,14 +12,15 @@ def test_paper_run_counts_follow_the_protocol():
     fewshot = runs["fewshot_glue"]["paper"]
     # Table 1: 8 tasks x 2 methods x 10 seeds; Fig. 6: 3 n x 3 methods (LoRA, compressed and full-width Deep
     # LoRA) x 20; Fig. 7 reuses Fig. 6; Fig. 8: 4 r x 2 x 5; no tuning grid, no float32 twins (all float32);
-    # beyond the paper, the diagnosis at n = 256: 3 variants x 5 seeds
-    assert fewshot.runs == 8 * 2 * 10 + 3 * 3 * 20 + 4 * 2 * 5 + 3 * 5
-    # steps: Table 1 1000 (SST-2 600), Fig. 6 500 (and the diagnosis), Fig. 8 200
-    assert fewshot.steps == 2 * 10 * (7 * 1000 + 600) + 3 * 3 * 20 * 500 + 4 * 2 * 5 * 200 + 3 * 5 * 500
+    # beyond the paper, the diagnosis at n = 256: 4 variants x 5 seeds
+    assert fewshot.runs == 8 * 2 * 10 + 3 * 3 * 20 + 4 * 2 * 5 + 4 * 5
+    # steps: Table 1 1000 (SST-2 600), Fig. 6 500 (and 3 diagnosis variants; the fourth 1500), Fig. 8 200
+    assert fewshot.steps == (2 * 10 * (7 * 1000 + 600) + 3 * 3 * 20 * 500 + 4 * 2 * 5 * 200 + 3 * 5 * 500
+                             + 5 * 1500)
     ci = runs["fewshot_glue"]["ci"]
     # ci: 4 tuning runs that no figure reuses; Fig. 6: 2 methods x (5 + 3 + 3) seeds + 2 full width; 2 float32 twins;
-    # the diagnosis: 3 variants at seed 0
-    assert ci.runs == 4 + 2 * (5 + 3 + 3) + 2 + 2 + 3
+    # the diagnosis: 4 variants at seed 0
+    assert ci.runs == 4 + 2 * (5 + 3 + 3) + 2 + 2 + 4
     subspaces = runs["deep_lora_subspaces"]["paper"]
     assert (subspaces.runs, subspaces.steps) == (4, 2000 + 3 * 200)  # Fig. 2 and the three App. D.2 runs
     assert set(runs) == set(paper_scale.SWEEP_CHAPTERS) and all(set(v) == {"smoke", "ci", "paper"} for v in runs.values())
@@ -41,7 +42,7 @@ def test_costs_read_the_recorded_wall_times(tmp_path):
     assert (empty.stored, empty.seconds_per_run, empty.seconds_per_step, empty.device) == (0, None, None, None)
     summary = paper_scale.PaperScaleSummary(scale="smoke", runs=paper_scale.run_counts(), costs=costs)
     table = paper_scale.costs_table(summary)
-    assert list(table["runs stored"]) == ["3 of 4", "0 of 24"] and list(table["s per run (median)"]) == ["2.0", "-"]
+    assert list(table["runs stored"]) == ["3 of 4", "0 of 25"] and list(table["s per run (median)"]) == ["2.0", "-"]
     assert "3 stored runs" in paper_scale.cost_note(summary) and "TestOS" in paper_scale.cost_note(summary)
 
 

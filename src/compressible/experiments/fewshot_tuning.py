@@ -68,6 +68,10 @@ __all__ = [
     "diagnosis_conclusion",
     "free_outer_label",
     "inner_rate_label",
+    "longer_label",
+    "RANK_ONE_RATIO",
+    "rank_one_modules",
+    "rank_one_finding",
 ]
 
 WHOLE_SAMPLE = "Deep LoRA, outer factors from the whole sample"
@@ -82,6 +86,29 @@ def free_outer_label(gamma: float) -> str:
 def inner_rate_label(lr: float) -> str:
     """Label of the diagnosis runs whose inner factors train at ``lr``."""
     return f"Deep LoRA, inner rate {lr:g}"
+
+
+def longer_label(steps: int) -> str:
+    """Label of the diagnosis runs trained for ``steps`` steps instead of Fig. 6's."""
+    return f"Deep LoRA, {steps} steps"
+
+
+RANK_ONE_RATIO = 1e-2
+"""An update counts as rank one when its second singular value is below this fraction of its first."""
+
+
+def rank_one_modules(result: dict) -> tuple[int, int] | None:
+    """``(rank-one updates, adapted modules)`` of a stored run from its update spectra (``None`` when the
+    run stored none): an update is rank one when ``sigma_2 < RANK_ONE_RATIO * sigma_1`` (a zero update is not)."""
+    spectra = result.get("spectra")
+    if not spectra:
+        return None
+    count = 0
+    for entry in spectra.values():
+        s = list(entry["singular_values"]) + [0.0]
+        if s[0] > 0 and s[1] < RANK_ONE_RATIO * s[0]:
+            count += 1
+    return count, len(spectra)
 
 
 COLORS = {LORA: "tab:blue", DEEP: "tab:red", "Deep LoRA (full width)": "tab:green", WHOLE_SAMPLE: "tab:purple"}
@@ -130,8 +157,9 @@ class PrecisionPlan:
 class DiagnosisPlan:
     """Compressed Deep LoRA at ``n`` (a Fig. 6 size larger than one batch), ``seeds`` (Fig. 6 seeds
     there), each run changing one thing against the Fig. 6 run: the outer factors from the whole
-    sample's gradient, the outer factors at ``gamma`` times the inner rate, and the inner rate
-    times ``lr_factor`` (outer factors at ``gamma`` of that, as in Fig. 6)."""
+    sample's gradient, the outer factors at ``gamma`` times the inner rate, the inner rate
+    times ``lr_factor`` (outer factors at ``gamma`` of that, as in Fig. 6), and, if
+    ``longer_steps``, the same run trained for that many steps."""
 
     n: int
     seeds: tuple[int, ...]
@@ -139,6 +167,8 @@ class DiagnosisPlan:
     """The outer factors' rate ratio of the second variant (1: no discrepant rate)."""
     lr_factor: float = 0.1
     """The third variant's inner rate, as a multiple of the chosen one."""
+    longer_steps: int | None = None
+    """Steps of the fourth variant, more than Fig. 6's: is a stalled run slow or stuck? (``None``: not run)."""
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -149,23 +179,32 @@ class DiagnosisPlan:
                 raise ValueError(f"DiagnosisPlan.{name} must be a positive number, got {value!r}")
         if self.lr_factor == 1:
             raise ValueError("DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs; give another multiple of the inner rate")
+        if self.longer_steps is not None and (isinstance(self.longer_steps, bool) or not isinstance(self.longer_steps, int)
+                                              or self.longer_steps < 1):
+            raise ValueError(f"DiagnosisPlan.longer_steps must be a positive int or None, got {self.longer_steps!r}")
 
 
 def diagnosis_experiments(dp: DiagnosisPlan, methods: GlueMethods, base: dict, steps: int) -> list[Experiment]:
-    """The two variants of :class:`DiagnosisPlan` (part ``"diagnosis"``) at ``methods``' (chosen) rates;
+    """The variants of :class:`DiagnosisPlan` (part ``"diagnosis"``) at ``methods``' (chosen) rates;
     ``base`` holds the ``RunConfig`` fields of the chapter's STS-B runs."""
     compressed = RunConfig(n_train=dp.n, steps=steps, **base, **methods.method("compressed"))
     if dp.gamma == compressed.adapter.gamma:
         raise ValueError(f"DiagnosisPlan.gamma={dp.gamma:g} is the chosen gamma itself: the variant would repeat Fig. 6")
+    if dp.longer_steps is not None and dp.longer_steps <= steps:
+        raise ValueError(f"DiagnosisPlan.longer_steps={dp.longer_steps} must be more than the Fig. 6 runs' {steps} steps")
     free = dataclasses.replace(methods, deep_gamma=dp.gamma)
     slow = dataclasses.replace(methods, deep_lr=compressed.lr * dp.lr_factor)
-    return [
+    out = [
         Experiment("diagnosis", WHOLE_SAMPLE, compressed.replace(compress_from="sample"), dp.seeds),
         Experiment("diagnosis", free_outer_label(dp.gamma),
                    RunConfig(n_train=dp.n, steps=steps, **base, **free.method("compressed")), dp.seeds),
         Experiment("diagnosis", inner_rate_label(compressed.lr * dp.lr_factor),
                    RunConfig(n_train=dp.n, steps=steps, **base, **slow.method("compressed")), dp.seeds),
     ]
+    if dp.longer_steps is not None:
+        out.append(Experiment("diagnosis", longer_label(dp.longer_steps), compressed.replace(steps=dp.longer_steps),
+                              dp.seeds))
+    return out
 
 
 def tuning_experiments(tp: TuningPlan, methods: GlueMethods, fields: Callable[[int], dict]) -> list[Experiment]:
@@ -348,10 +387,19 @@ class DiagnosisSummary(_Model):
     baseline: str
     """Label of the Fig. 6 compressed runs the variants change one thing of."""
     runs: dict[str, list[dict]]
-    """``{label: [{"seed", "final_train_loss", "loss_baseline", "trained", "validation"}]}``."""
+    """``{label: [{"seed", "first_train_loss", "final_train_loss", "loss_baseline", "trained", "validation",
+    "rank_one", "modules"}]}`` (losses: means of the first and last 10 steps; ``rank_one`` of ``modules``
+    updates are rank one, :func:`rank_one_modules`, ``None`` without stored spectra)."""
 
     def trained(self, label: str) -> int:
         return sum(bool(r["trained"]) for r in self.runs[label])
+
+    def rank_one_share(self, label: str, seeds: Sequence[int] | None = None) -> float | None:
+        """Share of rank-one updates over the runs of ``label`` (at ``seeds``); ``None`` without spectra."""
+        rows = [r for r in self.runs[label] if (seeds is None or r["seed"] in seeds) and r.get("modules")]
+        if not rows:
+            return None
+        return sum(r["rank_one"] for r in rows) / sum(r["modules"] for r in rows)
 
 
 def summarise_diagnosis(curves: dict[str, dict[int, dict]], dp: DiagnosisPlan) -> DiagnosisSummary:
@@ -366,9 +414,12 @@ def summarise_diagnosis(curves: dict[str, dict[int, dict]], dp: DiagnosisPlan) -
         for seed in dp.seeds:
             r = by_seed[seed]
             losses = np.asarray(r["train_loss"], dtype=float)
+            ranks = rank_one_modules(r)
             rows.append({"seed": seed, "final_train_loss": float(losses[-10:].mean()),
+                         "first_train_loss": float(losses[:10].mean()),
                          "loss_baseline": float(r["loss_baseline"]), "trained": bool(r["trained"]),
-                         "validation": finite(r["final"][r["metric"]])})
+                         "validation": finite(r["final"][r["metric"]]),
+                         "rank_one": None if ranks is None else ranks[0], "modules": None if ranks is None else ranks[1]})
         runs[label] = rows
     return DiagnosisSummary(n=dp.n, seeds=list(dp.seeds), baseline=DEEP, runs=runs)
 
@@ -381,6 +432,9 @@ def diagnosis_table(summary: DiagnosisSummary) -> pd.DataFrame:
         for r in runs:
             row[f"seed {r['seed']}: loss / baseline"] = f"{r['final_train_loss']:.2f} / {r['loss_baseline']:.2f}"
         row["trained"] = f"{sum(r['trained'] for r in runs)} of {len(runs)}"
+        share = summary.rank_one_share(label)
+        row["rank-one updates"] = "n/a" if share is None else (
+            f"{sum(r['rank_one'] for r in runs)} of {sum(r['modules'] for r in runs)}")
         values = [r["validation"] for r in runs if r["validation"] is not None]
         row["validation Pearson (mean)"] = f"{np.mean(values):.3f}" if values else "n/a"
         rows.append(row)
@@ -402,18 +456,39 @@ def diagnosis_conclusion(summary: DiagnosisSummary) -> str:
             causes[label] = "the subspace the first batch gives the outer factors"
         elif label.startswith("Deep LoRA, γ"):
             causes[label] = "outer factors that move too slowly to leave their first subspace"
-        else:
+        elif label.startswith("Deep LoRA, inner rate"):
             causes[label] = "an inner rate too large for batches that differ from step to step"
+        else:
+            causes[label] = "a plateau that outlasts Fig. 6's steps (the run is slow, not stuck)"
     fixes = [label for label in variants if all(r["trained"] for r in summary.runs[label] if r["seed"] in stalled)]
     seeds = ", ".join(map(str, stalled))
     if not fixes:
         return (f"No change made the stalled seed(s) {seeds} train, so on its own none of these explains the stall here: "
-                + "; ".join(causes.values()) + ". Adam's ε and the initialisation scale remain to be tested.")
+                + "; ".join(causes.values()) + ". " + rank_one_finding(summary, stalled))
     ruled_out = [causes[label] for label in variants if label not in fixes]
     return (f"Every stalled seed ({seeds}) trained with " + " and with ".join(f"*{f}*" for f in fixes)
             + ": the stall comes from " + " or ".join(causes[f] for f in fixes) + ", not from a broken method"
             + (f"; {' and '.join(ruled_out)} did not explain it" if ruled_out else "")
-            + f" (on {k} seed{'s' if k > 1 else ''}: a diagnosis, not an estimate).")
+            + f" (on {k} seed{'s' if k > 1 else ''}: a diagnosis, not an estimate). " + rank_one_finding(summary, stalled))
+
+
+def rank_one_finding(summary: DiagnosisSummary, stalled: Sequence[int]) -> str:
+    """Markdown, one sentence: what the stalled runs' update spectra show (or that they stored none)."""
+    deep, lora = summary.rank_one_share(summary.baseline, stalled), summary.rank_one_share(LORA)
+    if deep is None:
+        return "These runs stored no update spectra, so what the stalled adapters learned is not shown here."
+    rows = [r for r in summary.runs[summary.baseline] if r["seed"] in stalled]
+    first = np.mean([r["first_train_loss"] for r in rows])
+    last = np.mean([r["final_train_loss"] for r in rows])
+    base = np.mean([r["loss_baseline"] for r in rows])
+    lora_part = "" if lora is None else f" (LoRA's: {lora:.0%})"
+    if deep < 0.9 or (lora is not None and lora >= 0.9):
+        return (f"{deep:.0%} of the stalled runs' updates are rank one{lora_part}: the spectra do not single out "
+                "one cause here.")
+    return (f"What the stalled runs did learn: {deep:.0%} of their weight updates are rank one{lora_part} "
+            f"(second singular value under {RANK_ONE_RATIO:g} of the first), and their training loss went from "
+            f"{first:.2f} over the first 10 steps to {last:.2f} over the last 10, against {base:.2f} for predicting "
+            "the label mean: in their steps they fitted the label mean, one direction per weight, and little else.")
 
 
 def diagnosis_text(summary: DiagnosisSummary) -> str:

@@ -46,6 +46,7 @@ __all__ = [
     "run_experiments",
     "run_and_load",
     "cpu_execution",
+    "longest_first",
     "results_frame",
     "load_runs",
 ]
@@ -238,6 +239,18 @@ def cpu_execution(p: GlueChapterPlan, device: str, threads: int | None = None,
     return (1 if threads is None else threads), (workers or max(1, min(8, os.cpu_count() or 1)))
 
 
+FLOAT32_COST = 1.7
+"""A float32 step's cost in bf16-autocast steps (the ci machine: 1.6-1.9x), for :func:`longest_first`."""
+
+
+def longest_first(runs: Sequence[tuple[RunConfig, tuple[int, ...]]]) -> list[tuple[RunConfig, tuple[int, ...]]]:
+    """``runs`` (``(config, seeds)``) with the costliest first, by steps and precision (stable otherwise):
+    in a pool of workers, a long run started last would leave the other workers idle until it ends."""
+    def cost(config: RunConfig) -> float:
+        return config.steps * (FLOAT32_COST if config.autocast == "off" else 1.0)
+    return sorted(runs, key=lambda run: -cost(run[0]))
+
+
 def run_and_load(
     experiments: Sequence[Experiment],
     store: ResultStore | str | None = None,
@@ -259,7 +272,7 @@ def run_and_load(
     if workers == 1:
         run_experiments(experiments, store, progress=progress, fn=Runner(device=device, progress=progress, threads=threads))
     else:
-        summary = execute(merge_experiments(experiments), functools.partial(Runner, device=device, progress=False),
+        summary = execute(longest_first(merge_experiments(experiments)), functools.partial(Runner, device=device, progress=False),
                           store, executor="processes", workers=workers, threads=threads, progress=progress,
                           desc="GLUE runs", describe=describe)
         if summary.failed:
