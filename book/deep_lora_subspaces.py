@@ -163,8 +163,9 @@ display(Markdown(dls.d2_caveat(summary)))
 # gradient sees every example. With more examples than one batch holds, the outer factors come from
 # one batch of 16 and then move only at $\gamma$ times the inner rate. The chapter
 # {doc}`Few-shot GLUE: fair rates, bf16 and runs that trained <fewshot_tuning>` runs the Fig. 6 compressed
-# runs at $n = 256$ again with the outer factors built from the whole sample, with $\gamma = 1$, with
-# a smaller inner rate and for more steps, and says which change makes a stalled run train.
+# runs at $n = 256$ again with the outer factors built from the whole sample, with $\gamma = 1$ and for
+# more steps (at `paper` scale also with a smaller inner rate), and says which change makes a stalled
+# run train.
 #
 # ## Summary for the scorecard
 #

@@ -77,7 +77,7 @@ def test_paper_figures_6_7_8():
     unique = experiments_for("fewshot_glue", "paper")
     assert len(unique) == len(plan("fewshot_glue", "paper")) - 2
     runs = sum(len(seeds) for _, seeds in unique)
-    assert runs == 16 * 10 + 9 * 20 + 8 * 5 + 3 * 5  # and, beyond the paper, the n = 256 diagnosis: 3 variants x 5 seeds
+    assert runs == 16 * 10 + 9 * 20 + 8 * 5 + 4 * 5  # and, beyond the paper, the n = 256 diagnosis: 4 variants x 5 seeds
 
 
 def test_paper_subspaces_chapter():

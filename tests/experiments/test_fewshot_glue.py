@@ -233,15 +233,17 @@ def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
         d = p.diagnosis
         base = next(e for e in runs if e.part == "fig6" and e.config.n_train == d.n and e.config.adapter.init == "compressed")
         variants = {e.label: e for e in runs if e.part == "diagnosis"}
-        slow = ft.inner_rate_label(base.config.lr * d.lr_factor)
         longer = ft.longer_label(d.longer_steps)
-        assert set(variants) == {ft.WHOLE_SAMPLE, ft.free_outer_label(d.gamma), slow, longer}
+        slow = None if d.lr_factor is None else ft.inner_rate_label(base.config.lr * d.lr_factor)
+        assert set(variants) == {ft.WHOLE_SAMPLE, ft.free_outer_label(d.gamma), longer} | ({slow} - {None})
         assert variants[longer].config == base.config.replace(steps=d.longer_steps) and d.longer_steps > p.fig6.steps
         assert all(set(e.seeds) == set(d.seeds) <= set(base.seeds) for e in variants.values())
         assert variants[ft.WHOLE_SAMPLE].config == base.config.replace(compress_from="sample")
         free = variants[ft.free_outer_label(d.gamma)].config
         assert free == base.config.replace(adapter=dataclasses.replace(base.config.adapter, gamma=d.gamma), lr=base.config.lr)
-        assert variants[slow].config == base.config.replace(lr=base.config.lr * d.lr_factor)
+        if slow is not None:
+            assert variants[slow].config == base.config.replace(lr=base.config.lr * d.lr_factor)
+    assert fg.PLANS["ci"].diagnosis.lr_factor is None and fg.PLANS["paper"].diagnosis.lr_factor == 0.1
     assert fg.PLANS["ci"].diagnosis.n == 256 and fg.PLANS["ci"].diagnosis.seeds
     with pytest.raises(ValueError, match="diagnosis runs .* must change Fig. 6 runs"):
         dataclasses.replace(fg.PLANS["ci"], diagnosis=ft.DiagnosisPlan(n=128, seeds=(0,)))

@@ -156,6 +156,8 @@ def test_diagnosis_bad_input():
         ft.DiagnosisPlan(n=256, seeds=(0,), gamma=0)
     with pytest.raises(ValueError, match="DiagnosisPlan.seeds must not be empty"):
         ft.DiagnosisPlan(n=256, seeds=())
+    with pytest.raises(ValueError, match="DiagnosisPlan.lr_factor must be a positive number or None, got -1"):
+        ft.DiagnosisPlan(n=256, seeds=(0,), lr_factor=-1)
     with pytest.raises(ValueError, match="DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs"):
         ft.DiagnosisPlan(n=256, seeds=(0,), lr_factor=1)
 

@@ -157,16 +157,16 @@ class PrecisionPlan:
 class DiagnosisPlan:
     """Compressed Deep LoRA at ``n`` (a Fig. 6 size larger than one batch), ``seeds`` (Fig. 6 seeds
     there), each run changing one thing against the Fig. 6 run: the outer factors from the whole
-    sample's gradient, the outer factors at ``gamma`` times the inner rate, the inner rate
-    times ``lr_factor`` (outer factors at ``gamma`` of that, as in Fig. 6), and, if
+    sample's gradient, the outer factors at ``gamma`` times the inner rate, if ``lr_factor`` the
+    inner rate times ``lr_factor`` (outer factors at ``gamma`` of that, as in Fig. 6), and, if
     ``longer_steps``, the same run trained for that many steps."""
 
     n: int
     seeds: tuple[int, ...]
     gamma: float = 1.0
     """The outer factors' rate ratio of the second variant (1: no discrepant rate)."""
-    lr_factor: float = 0.1
-    """The third variant's inner rate, as a multiple of the chosen one."""
+    lr_factor: float | None = 0.1
+    """The third variant's inner rate, as a multiple of the chosen one (``None``: not run)."""
     longer_steps: int | None = None
     """Steps of the fourth variant, more than Fig. 6's: is a stalled run slow or stuck? (``None``: not run)."""
 
@@ -175,8 +175,11 @@ class DiagnosisPlan:
             raise ValueError("DiagnosisPlan.seeds must not be empty")
         for name in ("gamma", "lr_factor"):
             value = getattr(self, name)
+            if name == "lr_factor" and value is None:
+                continue
             if not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"DiagnosisPlan.{name} must be a positive number, got {value!r}")
+                raise ValueError(f"DiagnosisPlan.{name} must be a positive number{' or None' if name == 'lr_factor' else ''}, "
+                                 f"got {value!r}")
         if self.lr_factor == 1:
             raise ValueError("DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs; give another multiple of the inner rate")
         if self.longer_steps is not None and (isinstance(self.longer_steps, bool) or not isinstance(self.longer_steps, int)
@@ -193,14 +196,15 @@ def diagnosis_experiments(dp: DiagnosisPlan, methods: GlueMethods, base: dict, s
     if dp.longer_steps is not None and dp.longer_steps <= steps:
         raise ValueError(f"DiagnosisPlan.longer_steps={dp.longer_steps} must be more than the Fig. 6 runs' {steps} steps")
     free = dataclasses.replace(methods, deep_gamma=dp.gamma)
-    slow = dataclasses.replace(methods, deep_lr=compressed.lr * dp.lr_factor)
     out = [
         Experiment("diagnosis", WHOLE_SAMPLE, compressed.replace(compress_from="sample"), dp.seeds),
         Experiment("diagnosis", free_outer_label(dp.gamma),
                    RunConfig(n_train=dp.n, steps=steps, **base, **free.method("compressed")), dp.seeds),
-        Experiment("diagnosis", inner_rate_label(compressed.lr * dp.lr_factor),
-                   RunConfig(n_train=dp.n, steps=steps, **base, **slow.method("compressed")), dp.seeds),
     ]
+    if dp.lr_factor is not None:
+        slow = dataclasses.replace(methods, deep_lr=compressed.lr * dp.lr_factor)
+        out.append(Experiment("diagnosis", inner_rate_label(compressed.lr * dp.lr_factor),
+                              RunConfig(n_train=dp.n, steps=steps, **base, **slow.method("compressed")), dp.seeds))
     if dp.longer_steps is not None:
         out.append(Experiment("diagnosis", longer_label(dp.longer_steps), compressed.replace(steps=dp.longer_steps),
                               dp.seeds))
