@@ -148,3 +148,24 @@ def test_experiment_recomputes_nothing_that_is_stored(tmp_path, monkeypatch):
     assert list(eval_set.mrs) == list(evaluation_set(rows, 3).mrs)
     table = gen.examples_table(second, eval_set, seed=0, n=2)
     assert list(table.columns) == ["MR", gen.VANILLA_LABEL, gen.DEEP_LABEL, "a human reference"]
+
+
+def test_runs_side_by_side_give_the_numbers_of_one_after_another(tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    assert gen.plan("ci").workers == 2 and gen.plan("smoke").workers == 2 and gen.plan("paper").workers == 1
+    side_by_side = gen.run("smoke", store=ResultStore(tmp_path / "processes"), progress=False)
+    monkeypatch.setitem(gen.PLANS, "smoke", dataclasses.replace(gen.plan("smoke"), workers=1))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each worker process uses
+    try:
+        in_turn = gen.run("smoke", store=ResultStore(tmp_path / "serial"), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = gen.metrics_frame(side_by_side.runs), gen.metrics_frame(in_turn.runs)
+    numbers = [c for c in a.columns if "time" not in c and "seconds" not in c]
+    assert len(a) == 4 and a[numbers].equals(b[numbers])
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        dataclasses.replace(gen.plan("smoke"), workers=0)

@@ -12,6 +12,7 @@ The paper publishes no numbers for this experiment, so the summary holds ours on
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
@@ -81,6 +82,13 @@ class GenerationPlan:
     """How this scale departs from App. C (for the chapter's settings line)."""
     reading: str = ""
     """What this scale's numbers can and cannot show (for the chapter's closing paragraph)."""
+    workers: int = 1
+    """Local processes computing the runs side by side on a CPU, one torch thread each (1: one after another in
+    this process, with torch's threads)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be an int >= 1, got {self.workers!r}")
 
     @property
     def methods(self) -> list[str]:
@@ -88,13 +96,13 @@ class GenerationPlan:
 
 
 def _plan(scale: str, seeds: tuple[int, ...], notes: str, reading: str = "", *, vanilla_lr: float = 1e-4,
-          **common) -> GenerationPlan:
+          workers: int = 1, **common) -> GenerationPlan:
     """Vanilla LoRA (depth 2, rank 8, at ``vanilla_lr``) and compressed Deep LoRA (depth 3, rank 8, App. D.2 rates:
     inner 1e-2, outer ``gamma * lr`` = 1e-4), otherwise the same ``common`` config (every dense weight, 16 pairs)."""
     vanilla = AdapterSpec(VANILLA_LABEL, "lora", 2, rank=8, lr=vanilla_lr)
     deep = AdapterSpec(DEEP_LABEL, "compressed", 3, rank=8, lr=1e-2, gamma=1e-2)
     configs = {spec.label: GenerationConfig(adapter=spec, **common) for spec in (vanilla, deep)}
-    return GenerationPlan(scale, configs, seeds, notes, reading)
+    return GenerationPlan(scale, configs, seeds, notes, reading, workers)
 
 
 PLANS: dict[str, GenerationPlan] = {
@@ -104,18 +112,20 @@ PLANS: dict[str, GenerationPlan] = {
     # ci: SmolLM2-135M-Instruct (4-bit GGUF offline), greedy decoding on a fixed subset of validation MRs, for a budget
     # of 6 minutes on 2 CPU cores (3 seeds measured 9.2 CPU-minutes: over the budget).
     "ci": _plan(
-        "ci", (0, 1), "SmolLM2-135M-Instruct, fewer steps and seeds, greedy decoding on a fixed MR subset",
+        "ci", (0, 1), "SmolLM2-135M-Instruct, fewer steps and seeds, greedy decoding on a fixed MR subset, two runs at a "
+        "time with one torch thread each",
         "These are ci-scale numbers on a different, 4-bit-quantised decoder-only model with far fewer steps than "
         "App. C, and the paper reports no numbers to compare them with; they show that the method runs end to end on "
         "a real generation task, not that either method wins on T5-base. ",
         backbone="smollm2", steps=40, batch_size=2, num_beams=1, max_new_tokens=40, n_eval=16, eval_batch_size=16,
+        workers=2,  # two one-thread runs side by side on the 2 cores
     ),
     # smoke: a tiny random LLaMA and a handful of steps; seconds.
     "smoke": _plan(
         "smoke", (0, 1), "tiny random LLaMA: checks the pipeline, not the method",
         "The smoke model is random and tiny: its scores are meaningless and only show that the pipeline runs. ",
         vanilla_lr=1e-3, backbone="tiny-llama", steps=4, batch_size=8, num_beams=1, max_new_tokens=12, n_eval=8,
-        eval_batch_size=8,
+        eval_batch_size=8, workers=2,  # so that the test suite's smoke build runs the ci scale's way of computing
     ),
 }
 """The two methods (vanilla LoRA, compressed Deep LoRA) and seeds at each scale."""
@@ -202,12 +212,41 @@ class GenerationResults:
     """How many runs this call computed (the others came from the store)."""
 
 
+def _describe(config: GenerationConfig) -> str:
+    return config.adapter.label
+
+
+class _Worker:
+    """``run_one(config, seed)`` of :func:`compressible.executors.execute`: one run, computed (not stored) by a
+    :class:`GenerationExperiment` of this process, which loads the backbone and the data on first use."""
+
+    def __init__(self, device: str = "cpu"):
+        self.experiment = GenerationExperiment(device=device, progress=False)
+
+    def __call__(self, config: GenerationConfig, seed: int) -> dict:
+        e = self.experiment
+        return run_generation(config, seed, e.backbone(config.backbone), e.data(config), device=e.device)
+
+
 def run(scale: str, device: str | torch.device = "cpu", store: ResultStore | None = None,
         progress: bool = True) -> GenerationResults:
-    """Run what the result store lacks of the experiment at ``scale``, then load every run."""
+    """Run what the result store lacks of the experiment at ``scale``, then load every run.
+
+    On a CPU with the plan's ``workers > 1``, the missing runs are computed in that many local processes
+    (:func:`compressible.executors.execute`, one torch thread each) before everything is loaded.
+    """
     p = plan(scale)
     experiment = GenerationExperiment(store, device=device, progress=progress)
     computed = experiment.missing(p)
+    if computed and p.workers > 1 and experiment.device.type == "cpu":
+        from ..executors import execute
+
+        summary = execute([(c, p.seeds) for c in p.configs.values()], functools.partial(_Worker, str(experiment.device)),
+                          experiment.store, executor="processes", workers=p.workers, threads=1, progress=progress,
+                          desc="generation runs", describe=_describe)
+        if summary.failed:
+            raise RuntimeError(f"{len(summary.failed)} run(s) failed (recorded in {experiment.store.url}): "
+                               + "; ".join(str(f) for f in summary.failed))
     runs = experiment.run_plan(p)
     return GenerationResults(scale, p, runs, experiment.data(p.configs[DEEP_LABEL]).eval_set, computed)
 
