@@ -157,7 +157,10 @@ display(Markdown(fg.fig7_text(summary)))
 #
 # STS-B with $n = 16$ examples, one full batch per step, for several adapter widths $r$. The paper
 # finds vanilla LoRA degrades as $r$ grows (it over-fits the 16 examples with more directions),
-# while Deep LoRA's low-rank bias makes $r$ an upper bound that does not need tuning.
+# while Deep LoRA's low-rank bias makes $r$ an upper bound that does not need tuning. Each method
+# keeps one learning rate at every rank, as in the paper (ours: the rates chosen at $r = 8$ in the
+# tuning chapter). A run that did not train is named below the figure, and the scorecard does not
+# compare a rank whose runs did not train.
 
 # %%
 fg.plot_fig8(results, summary)

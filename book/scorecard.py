@@ -25,7 +25,8 @@
 # **trend reproduced** — the direction holds at a reduced scale or by a smaller margin;
 # **inconclusive** — the evidence cannot decide (a speed-up known only as a bound on the wrong side
 # of 1, a 95 % interval over seeds that spans 0, a single seed); **at chance** — both methods stayed
-# at chance, so their difference says nothing; **not reproduced** — measured without sampling
+# at chance, so their difference says nothing; **did not train** — runs the comparison needs kept
+# the constant predictor's training loss, so there is nothing to compare; **not reproduced** — measured without sampling
 # uncertainty, and the claim does not hold; **contradicted** — the 95 % interval of the paired
 # difference lies on the other side of 0; **not run at this scale** — nothing was measured at this
 # scale in this build.
@@ -51,7 +52,7 @@ display(
 )
 
 # %%
-colors = dict(zip(VERDICTS, ("#2e7d32", "#9ccc65", "#ffe082", "#ffb74d", "#e57373", "#c62828", "#bdbdbd")))
+colors = dict(zip(VERDICTS, ("#2e7d32", "#9ccc65", "#ffe082", "#ffb74d", "#ce93d8", "#e57373", "#c62828", "#bdbdbd")))
 counts = card.verdict.value_counts().reindex(VERDICTS, fill_value=0)
 fig, ax = plt.subplots(figsize=(9, 0.45 * len(card) + 1))
 for i, row in enumerate(card.itertuples()):

@@ -201,7 +201,12 @@ def test_every_plan_runs_the_authors_protocol():
     ci = fg.PLANS["ci"]
     assert ci.methods.autocast == "auto" and ci.methods.holdout > 0 and ci.table1 is None and ci.table1_note
     assert len(ci.fig6.seeds_for(16)) >= 5 and ci.fig6.steps >= 200 and ci.fig6.n == (16, 64, 256)
-    assert ci.fig8 is None and ci.fig8_note
+    # Fig. 8 at the paper's length and ranks; its r = 8 runs are Fig. 6's n = 16 runs (computed once)
+    assert ci.fig8 == fg.Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0, 1), steps=200, n=16)
+    ci_runs = fg.experiments(ci)
+    fig6_keys = {(e.label, e.config) for e in ci_runs if e.part == "fig6"}
+    r8 = [(e.label, e.config) for e in ci_runs if e.part == "fig8" and e.config.adapter.rank == 8]
+    assert len(r8) == 2 and set(r8) <= fig6_keys
     assert len(ci.tuning.lora) == len(ci.tuning.compressed)
 
 
@@ -326,3 +331,22 @@ def test_cpu_execution_of_the_plans():
     assert cpu_execution(fg.PLANS["paper"], "cpu", threads=4) == (4, 1)
     with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
         run_and_load([], None, workers=0)
+
+
+def test_fig8_with_a_rank_where_deep_lora_predicts_a_constant():
+    # Pearson is undefined (NaN) for a run that predicts one value for every pair: that rank has no Deep LoRA
+    # mean, the change from the smallest to the largest r is n/a, and the table, text and plot still render
+    scores = {**SCORES, ("fig8", 32): {LORA: [0.20, 0.30], DEEP: [float("nan"), float("nan")]}}
+    runs = _runs(scores)
+    runs.loc[runs.value.isna(), ["final_train_loss", "trained"]] = [1.0, False]
+    results = _results(runs)
+    s = fg.summarise(results)
+    assert s.fig8.by_rank[32].deep is None and s.fig8.by_rank[32].lora == pytest.approx(0.25)
+    assert s.fig8.deep_drop_smallest_to_largest_r is None
+    assert s.fig8.lora_drop_smallest_to_largest_r == pytest.approx(0.25)
+    assert "Deep LoRA's by n/a" in fg.fig8_text(s) and "LoRA's mean Pearson changes by -0.250" in fg.fig8_text(s)
+    assert len(fg.fig8_table(s)) == 2 and fg.plot_fig8(results, s) is not None
+    assert [u for u in s.training.untrained if u.startswith("fig8")] == [
+        "fig8 stsb Deep LoRA n=16 r=32 seed 0", "fig8 stsb Deep LoRA n=16 r=32 seed 1"]
+    assert s.fig8.untrained == {DEEP: {32: [0, 1]}} and "Deep LoRA at r = 32 (2 of 2 seeds)" in fg.fig8_text(s)
+    assert fg.summarise(_results()).fig8.untrained == {} and "did not train" not in fg.fig8_text(fg.summarise(_results()))

@@ -93,14 +93,14 @@ def paired(*differences):
     return ns(differences=diffs, gain=mean, seeds=len(differences))
 
 
-def glue(at_chance=False, fig6=None, fig8=None, table1_diffs=(0.9, 1.0, 1.1), learned=("stsb",)):
+def glue(at_chance=False, fig6=None, fig8=None, table1_diffs=(0.9, 1.0, 1.1), learned=("stsb",), untrained=None):
     fig6 = fig6 or {16: paired(0.10, 0.12, 0.08), 64: paired(0.05, 0.04, 0.06), 256: paired(0.02, 0.025, 0.015)}
     fig8 = fig8 or {8: paired(0.0, 0.01, -0.01), 32: paired(0.2, 0.3, 0.25)}
     table1 = ns(tasks=["stsb", "rte"], lora_average=50.0, deep_average=51.0, average_gain=1.0,
                 average=paired(*table1_diffs), tasks_above_chance=list(learned))
     return ns(scale="ci", table1=table1,
               fig6=ns(by_n=fig6, full_by_n={}, at_chance=at_chance),
-              fig8=ns(ranks=sorted(fig8), by_rank=fig8, at_chance=at_chance,
+              fig8=ns(ranks=sorted(fig8), by_rank=fig8, at_chance=at_chance, seeds=3, untrained=untrained or {},
                       lora_drop_smallest_to_largest_r=0.3, deep_drop_smallest_to_largest_r=0.05))
 
 
@@ -142,6 +142,20 @@ def test_runs_at_chance_decide_nothing():
 def test_fig8_needs_a_seed_at_both_ranks():
     s = glue(fig8={8: ns(differences={0: 0.1}), 32: ns(differences={1: 0.2})})
     assert judge(CLAIM["fig8"], s)[1:] == ("not run at this scale", "a seed run at both the smallest and largest r was not measured")
+
+
+def test_fig8_runs_that_did_not_train_are_not_compared():
+    # every seed of Deep LoRA at the largest r failed: nothing to compare, whatever the numbers say
+    s = glue(untrained={"Deep LoRA": {32: [0, 1, 2]}})
+    ours, verdict, why = judge(CLAIM["fig8"], s)
+    assert verdict == "did not train" and "Deep LoRA at r = 32 (3 of 3 seeds)" in why and "did not train" in ours
+    # one seed failed at the smallest r: the drop is judged over the other two (0.29, 0.26)
+    ours, verdict, why = judge(CLAIM["fig8"], glue(untrained={"LoRA": {8: [0]}}))
+    assert verdict == "trend reproduced" and "over 2 seeds" in why and "+0.275 over seed(s) 1, 2" in ours
+    # a failure at a middle rank does not touch the end-to-end drop
+    s = glue(fig8={8: paired(0.0, 0.01, -0.01), 16: paired(0.1, 0.1, 0.1), 32: paired(0.2, 0.3, 0.25)},
+             untrained={"Deep LoRA": {16: [0, 1, 2]}})
+    assert judge(CLAIM["fig8"], s)[1] == "trend reproduced" and "over 3 seeds" in judge(CLAIM["fig8"], s)[2]
 
 
 def d2(informative, random_loss=1.35, first=None):

@@ -9,12 +9,14 @@ from compressible.reproduction.verdicts import (
     NOT_REPRODUCED,
     REPRODUCED,
     TREND,
+    UNTRAINED,
     VERDICTS,
     Criteria,
     Difference,
     Exact,
     Judgement,
     Ratio,
+    Untrained,
     t_interval,
     verdict,
     weakest,
@@ -113,8 +115,16 @@ def test_difference_rejects_bad_input():
         Difference(float("inf"), None, None, seeds=1)
     with pytest.raises(ValueError, match="seeds must be a whole number >= 1, got 0"):
         Difference(0.1, None, None, seeds=0)
-    with pytest.raises(TypeError, match="needs an Exact, Criteria, Ratio or Difference record, got dict"):
+    with pytest.raises(TypeError, match="needs an Exact, Criteria, Ratio, Difference or Untrained record, got dict"):
         verdict({"mean": 0.1})
+
+
+def test_runs_that_did_not_train_decide_nothing():
+    j = verdict(Untrained("Deep LoRA at r = 64 (2 of 2 seeds)"))
+    assert j.verdict == UNTRAINED == "did not train"
+    assert j.reason.startswith("Deep LoRA at r = 64 (2 of 2 seeds): training loss stayed near the constant predictor's")
+    with pytest.raises(ValueError, match="Untrained needs the runs that did not train"):
+        Untrained("")
 
 
 def test_a_claim_for_every_part_is_as_strong_as_its_weakest_part():
@@ -129,6 +139,8 @@ def test_a_claim_for_every_part_is_as_strong_as_its_weakest_part():
     parts["n = 256"] = verdict(Difference(-0.03, -0.05, -0.01, seeds=5))
     assert weakest(parts).verdict == CONTRADICTED
     assert weakest({"a": Judgement(AT_CHANCE, "x"), "b": Judgement(TREND, "y")}).verdict == AT_CHANCE
+    assert weakest({"a": Judgement(AT_CHANCE, "x"), "b": verdict(Untrained("Deep LoRA at r = 64"))}).verdict == UNTRAINED
+    assert weakest({"a": Judgement(UNTRAINED, "x"), "b": Judgement(CONTRADICTED, "y")}).verdict == CONTRADICTED
     with pytest.raises(ValueError, match="weakest\\(\\) of no judgements"):
         weakest({})
     with pytest.raises(ValueError, match="part 'a' has verdict 'not run at this scale'"):

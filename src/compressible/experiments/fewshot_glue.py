@@ -271,7 +271,8 @@ PLANS: dict[str, FewshotGluePlan] = {
     # slower). In the issue's order, what fits about 35 minutes: Fig. 6 (5 seeds at n = 16, 3 at n = 64 and
     # 256, 200 steps; full width on 2 seeds at n = 16), the tuning grid (2 points per method, n = 16, 2 seeds:
     # its chosen points are Fig. 6's n = 16 runs at seeds 0-1), the float32 twins and the n = 256 diagnosis
-    # (three one-change variants of the compressed run at seed 0, one of them 500 steps long); not Fig. 8 or Table 1.
+    # (three one-change variants of the compressed run at seed 0, one of them 500 steps long), then Fig. 8 on 2 seeds
+    # (12 more runs: its r = 8 runs are Fig. 6's; 425 s on 2 workers, measured); not Table 1.
     "ci": FewshotGluePlan(
         methods=FEWSHOT_METHODS["ci"],
         table1=None,
@@ -282,11 +283,7 @@ PLANS: dict[str, FewshotGluePlan] = {
         fig6=Fig6Plan(n=(16, 64, 256), seeds=(0, 1, 2, 3, 4), steps=200, seeds_by_n=((64, (0, 1, 2)), (256, (0, 1, 2))),
                       full_n=(16,), full_seeds=(0, 1), full_targets=ATTENTION_POOLER_TARGETS),
         fig7=Fig7Plan(n=256, steps=200),
-        fig8=None,
-        fig8_note=(
-            "Fig. 8 is not run at ci scale: three more ranks x 2 methods x 200 steps, with enough seeds for an "
-            "interval, would double the chapter's time"
-        ),
+        fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0, 1), steps=200, n=16),
         tuning=TuningPlan(n=(16,), seeds=(0, 1), steps=200, lora=(1e-4, 3e-4), compressed=((1e-2, 1e-2), (1e-2, 1e-1))),
         precision=PrecisionPlan(n=16, seeds=(0, 1)),
         # 500 steps: the paper's Fig. 6 length; no smaller-inner-rate variant (it did not train in earlier builds)
@@ -608,6 +605,8 @@ class Fig8Summary(_Model):
     deep_drop_smallest_to_largest_r: float | None
     best_mean: float | None
     at_chance: bool
+    untrained: dict[str, dict[int, list[int]]] = {}
+    """Per method, the ranks with runs whose training loss stayed near the constant predictor's, and their seeds."""
 
 
 class FewshotGlueSummary(Summary):
@@ -750,7 +749,15 @@ def _fig8_summary(results: FewshotGlueResults) -> Fig8Summary:
         lora_drop_smallest_to_largest_r=finite(f8_mean[LORA][lo] - f8_mean[LORA][hi]),
         deep_drop_smallest_to_largest_r=finite(f8_mean[DEEP][lo] - f8_mean[DEEP][hi]),
         best_mean=finite(best8), at_chance=not above_chance(distance_from_chance([best8])),
+        untrained=_untrained_by_rank(runs[runs.part == "fig8"]),
     )
+
+
+def _untrained_by_rank(runs: pd.DataFrame) -> dict[str, dict[int, list[int]]]:
+    """``{method: {rank: seeds of the runs that did not train}}`` of ``runs`` (methods and ranks without any left out)."""
+    failed = runs[~runs["trained"].astype(bool)]
+    return {m: {int(r): sorted(int(x) for x in gr["seed"]) for r, gr in g.groupby("rank")}
+            for m, g in failed.groupby("method")}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1098,8 +1105,20 @@ def fig8_text(summary: FewshotGlueSummary) -> str:
         + f". The paper's claim: \"{paper_value('figure8_rank_sweep_stsb16', 'paper_claim')}\". "
         f"Note the paper's Fig. 8 Deep LoRA is the narrow *uncompressed* width-r adapter at lr 1e-4 "
         f"(\"{paper_value('figure8_rank_sweep_stsb16', 'protocol', 'deep_variant')}\"); ours is the compressed one. "
+        + _untrained_text(f8)
         + at_chance_text(f8.best_mean, f8.at_chance)
     )
+
+
+def _untrained_text(f8: Fig8Summary) -> str:
+    """Markdown naming the ranks where a method's runs did not train (empty when all did)."""
+    if not f8.untrained:
+        return ""
+    parts = [f"{m} at " + ", ".join(f"r = {r} ({len(k)} of {f8.seeds} seeds)" for r, k in sorted(by.items()))
+             for m, by in sorted(f8.untrained.items())]
+    return ("**Runs that did not train** (training loss not well below the constant predictor's, at the same learning "
+            "rate at every rank, as in the paper): " + "; ".join(parts) + ". Their Pearson says nothing about how the method "
+            "generalises at that rank. ")
 
 
 # ------------------------------------------------------------------------------------------------

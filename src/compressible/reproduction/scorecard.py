@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Union
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
@@ -25,7 +26,7 @@ from ..experiments.nonlinear import NonlinearSummary
 from ..scales import check_scale
 from ..summaries import Summary, load_summary
 from ..reference import paper_value
-from .verdicts import NOT_RUN, Criteria, Difference, Evidence, Exact, Ratio, verdict, weakest
+from .verdicts import NOT_RUN, Criteria, Difference, Evidence, Exact, Ratio, Untrained, verdict, weakest
 
 __all__ = ["Unmeasured", "Claim", "CLAIMS", "judge", "scorecard", "chapter_verdicts"]
 
@@ -194,14 +195,25 @@ def _fig7(s: FewshotGlueSummary) -> tuple[str, Parts]:
 
 def _fig8(s: FewshotGlueSummary) -> tuple[str, Parts]:
     f = _need(s.fig8, "Fig. 8 (not in this scale's plan)")
-    lora_drop = _need(f.lora_drop_smallest_to_largest_r, "LoRA's drop")
-    deep_drop = _need(f.deep_drop_smallest_to_largest_r, "Deep LoRA's drop")
-    ours = (f"Pearson drop from smallest to largest r: LoRA {lora_drop:+.3f}, Deep LoRA {deep_drop:+.3f}"
-            + (" (both methods at chance)" if f.at_chance else ""))
-    # per seed, (Deep − LoRA at the largest r) − (Deep − LoRA at the smallest r) = LoRA's drop − Deep LoRA's drop
-    small, large = (f.by_rank[r].differences for r in (min(f.ranks), max(f.ranks)))
-    seeds = sorted(seed for seed in set(small) & set(large) if small[seed] is not None and large[seed] is not None)
+    # per seed, (Deep − LoRA at the largest r) − (Deep − LoRA at the smallest r) = LoRA's drop − Deep LoRA's drop,
+    # over the seeds where both methods trained at both ranks
+    ends = (min(f.ranks), max(f.ranks))
+    failed = {seed for by in f.untrained.values() for r in ends for seed in by.get(r, [])}
+    small, large = (f.by_rank[r].differences for r in ends)
+    seeds = sorted(seed for seed in set(small) & set(large) - failed if small[seed] is not None and large[seed] is not None)
+    if failed and not seeds:
+        which = "; ".join(f"{m} at r = {r} ({len(by[r])} of {f.seeds} seeds)" for m, by in sorted(f.untrained.items())
+                          for r in ends if r in by)
+        return f"runs at r = {ends[0]} or {ends[1]} did not train ({which})", Untrained(which)
     drops = _need([large[seed] - small[seed] for seed in seeds] or None, "a seed run at both the smallest and largest r")
+    if failed:  # the means over all seeds hold untrained runs: report the paired drops of the kept seeds
+        ours = (f"LoRA's drop minus Deep LoRA's from r = {ends[0]} to {ends[1]}: {np.mean(drops):+.3f} over seed(s) "
+                f"{', '.join(map(str, seeds))} (the others did not train at both ranks)")
+    else:
+        lora_drop = _need(f.lora_drop_smallest_to_largest_r, "LoRA's drop")
+        deep_drop = _need(f.deep_drop_smallest_to_largest_r, "Deep LoRA's drop")
+        ours = f"Pearson drop from smallest to largest r: LoRA {lora_drop:+.3f}, Deep LoRA {deep_drop:+.3f}"
+    ours += " (both methods at chance)" if f.at_chance else ""
     return ours, Difference.from_differences(drops, at_chance=f.at_chance, full_scale=_paper(s))
 
 

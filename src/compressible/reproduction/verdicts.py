@@ -8,7 +8,8 @@ claim to one *evidence record* and asks :func:`verdict` for the judgement. The r
 - :class:`Ratio`: a factor the paper claims (a speed-up ``> 1`` means faster), possibly only a
   lower or upper bound of the true ratio (a run that hit its iteration cap);
 - :class:`Difference`: a mean paired difference over seeds with its 95 % confidence interval, in
-  the paper's direction, and whether both methods sit at chance.
+  the paper's direction, and whether both methods sit at chance;
+- :class:`Untrained`: runs that the comparison needs did not train.
 
 Verdicts (:data:`VERDICTS`, strongest first):
 
@@ -18,6 +19,8 @@ Verdicts (:data:`VERDICTS`, strongest first):
 - ``inconclusive``: the evidence cannot decide (a bound on the wrong side of 1, an interval that
   spans 0, a single seed);
 - ``at chance``: both methods stayed at chance, so their difference says nothing about the claim;
+- ``did not train``: runs the comparison needs never left the constant predictor's training loss,
+  so there is nothing to compare;
 - ``not reproduced``: measured without sampling uncertainty (a deterministic check), and the claim
   does not hold;
 - ``contradicted``: the 95 % interval of the paired difference lies on the other side of 0;
@@ -40,6 +43,7 @@ __all__ = [
     "TREND",
     "INCONCLUSIVE",
     "AT_CHANCE",
+    "UNTRAINED",
     "NOT_REPRODUCED",
     "CONTRADICTED",
     "NOT_RUN",
@@ -48,6 +52,7 @@ __all__ = [
     "Criteria",
     "Ratio",
     "Difference",
+    "Untrained",
     "Evidence",
     "t_interval",
     "verdict",
@@ -59,12 +64,13 @@ VERDICTS = (
     "trend reproduced",
     "inconclusive",
     "at chance",
+    "did not train",
     "not reproduced",
     "contradicted",
     "not run at this scale",
 )
 """Every verdict, strongest first (the module docstring defines each)."""
-REPRODUCED, TREND, INCONCLUSIVE, AT_CHANCE, NOT_REPRODUCED, CONTRADICTED, NOT_RUN = VERDICTS
+REPRODUCED, TREND, INCONCLUSIVE, AT_CHANCE, UNTRAINED, NOT_REPRODUCED, CONTRADICTED, NOT_RUN = VERDICTS
 
 
 class Judgement(NamedTuple):
@@ -162,7 +168,18 @@ class Difference:
         return cls(mean, low, high, len(differences), p_value=None if math.isnan(p) else p, **kwargs)
 
 
-Evidence = Union[Exact, Criteria, Ratio, Difference]
+@dataclass(frozen=True)
+class Untrained:
+    """Runs a comparison needs did not train; ``what`` names them (e.g. "Deep LoRA at r = 64, 2 of 2 seeds")."""
+
+    what: str
+
+    def __post_init__(self):
+        if not self.what:
+            raise ValueError("Untrained needs the runs that did not train in what")
+
+
+Evidence = Union[Exact, Criteria, Ratio, Difference, Untrained]
 
 
 def _scaled(full_scale: bool, what: str) -> Judgement:
@@ -221,12 +238,15 @@ def verdict(evidence: Evidence) -> Judgement:
         return _ratio(evidence)
     if isinstance(evidence, Difference):
         return _difference(evidence)
+    if isinstance(evidence, Untrained):
+        return Judgement(UNTRAINED, f"{evidence.what}: training loss stayed near the constant predictor's, so there "
+                                    "is nothing to compare")
     raise TypeError(
-        f"verdict() needs an Exact, Criteria, Ratio or Difference record, got {type(evidence).__name__}"
+        f"verdict() needs an Exact, Criteria, Ratio, Difference or Untrained record, got {type(evidence).__name__}"
     )
 
 
-_STRENGTH = (REPRODUCED, TREND, INCONCLUSIVE, AT_CHANCE, NOT_REPRODUCED, CONTRADICTED)
+_STRENGTH = (REPRODUCED, TREND, INCONCLUSIVE, AT_CHANCE, UNTRAINED, NOT_REPRODUCED, CONTRADICTED)
 
 
 def weakest(judgements: dict[str, Judgement]) -> Judgement:
@@ -234,7 +254,7 @@ def weakest(judgements: dict[str, Judgement]) -> Judgement:
 
     ``judgements`` maps each part's label (``"n = 16"``) to its judgement; the reason lists every
     part's. Order, strongest first: reproduced, trend reproduced, inconclusive, at
-    chance, not reproduced, contradicted.
+    chance, did not train, not reproduced, contradicted.
 
     Raises:
         ValueError: for no parts, or a part whose verdict is not judged evidence.
