@@ -350,3 +350,10 @@ def test_fig8_with_a_rank_where_deep_lora_predicts_a_constant():
         "fig8 stsb Deep LoRA n=16 r=32 seed 0", "fig8 stsb Deep LoRA n=16 r=32 seed 1"]
     assert s.fig8.untrained == {DEEP: {32: [0, 1]}} and "Deep LoRA at r = 32 (2 of 2 seeds)" in fg.fig8_text(s)
     assert fg.summarise(_results()).fig8.untrained == {} and "did not train" not in fg.fig8_text(fg.summarise(_results()))
+    # the chapter's last cells: every paired difference, the scorecard's verdict and the finding
+    from compressible.reproduction.scorecard import chapter_verdicts
+
+    assert any(row.startswith("Fig. 8, r = 32") for row in fg.per_seed_table(s)["experiment"])
+    verdicts = chapter_verdicts(s)
+    assert verdicts["fig8"][0] == "did not train" and "Deep LoRA at r = 32 (2 of 2 seeds)" in verdicts["fig8"][1]
+    assert "Fig. 8 (r = 8, 32, 2 seed(s)): **did not train**" in fg.finding_text(s, PLAN, verdicts)
