@@ -9,7 +9,7 @@
 #     language: python
 #     name: python3
 #   compressible:
-#     figures: {smoke: 4, ci: 2, paper: 4}
+#     figures: {smoke: 4, ci: 3, paper: 4}
 # ---
 
 # %% [markdown]
