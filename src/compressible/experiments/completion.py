@@ -522,9 +522,6 @@ class CompletionPlan:
         d1: the App. D.1 comparison.
         scaling: the speed-up against ``d`` (not in the paper).
         notes: how this scale departs from the paper's protocol (shown in the chapter).
-        workers: local processes that compute the five parts side by side (1: one after another in
-            this process). Every part fixes its own torch threads, so a part's numbers do not depend
-            on it; only wall times see the neighbouring process.
     """
 
     fig1: tuple[WidthSweepConfig, WidthSweepConfig]
@@ -532,15 +529,10 @@ class CompletionPlan:
     d1: RandomVsCompressedConfig
     scaling: ScalingConfig
     notes: str
-    workers: int = 1
 
     def __post_init__(self):
         if [c.depth for c in self.fig1] != [2, 3]:
             raise ValueError(f"fig1 must hold the depth-2 and the depth-3 sweep, got depths {[c.depth for c in self.fig1]}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"workers must be an int >= 1, got {self.workers!r}")
-        if self.workers > 1 and any(c.threads is None for c in (*self.fig1, self.race, self.d1, self.scaling.race)):
-            raise ValueError("workers > 1 needs every part to fix its torch threads (threads=None would take all cores)")
 
 
 #: The frozen plan of the completion chapter at each scale (``smoke``, ``ci``, ``paper``).
@@ -565,9 +557,7 @@ PLANS: dict[str, CompletionPlan] = {
                                     max_steps=20_000, threads=1),
         scaling=ScalingConfig(sizes=(100, 200, 400), race=SameErrorConfig(max_steps=40_000)),
         notes="d = 50 for Fig. 1 and d = 200 for Fig. 5 / App. D.1, step sizes rescaled, fewer trials and widths; "
-              "the speed-up against d only up to d = 400; the parts run side by side, one single-threaded process "
-              "per core (2)",
-        workers=2,  # the scaling part (~170 s at d = 400) beside the rest: ~200 s less on 2 cores
+              "the speed-up against d only up to d = 400",
     ),
     # smoke: tiny problems, larger init so that learning starts quickly
     "smoke": CompletionPlan(
@@ -584,7 +574,6 @@ PLANS: dict[str, CompletionPlan] = {
             d=24, true_rank=2, observed_fraction=0.5, epsilon=0.1, lr=20.0, tol_original=1e-6, max_steps=2000,
             log_every=10, dtype="float64")),
         notes="tiny problems for a smoke test",
-        workers=2,  # so that the test suite's smoke build runs the ci scale's way of computing
     ),
 }
 
@@ -606,40 +595,10 @@ class CompletionRuns:
     scaling: pd.DataFrame
 
 
-_PARTS = {WidthSweepConfig: run_width_sweep, CompressionRaceConfig: run_compression_race,
-          RandomVsCompressedConfig: run_random_vs_compressed, ScalingConfig: run_scaling}
-
-
-def _compute_part(config, seed: int) -> dict:
-    """What :func:`~compressible.experiments.compression.stored_frame` stores for one part (run in a worker)."""
-    return {"rows": _PARTS[type(config)](config, seed).to_dict("records")}
-
-
-def _part_runner():
-    return _compute_part
-
-
-def _describe_part(config) -> str:
-    return type(config).__name__
-
-
-def run(scale: str, store: ResultStore | None = None, progress: bool = True) -> CompletionRuns:
-    """Run (or load from ``store``, default the results folder's) every experiment of ``scale``, seed 0.
-
-    With the plan's ``workers > 1`` the missing parts are computed first in that many local
-    processes (:func:`compressible.executors.execute`), the longest first; then all are loaded.
-    """
+def run(scale: str, store: ResultStore | None = None) -> CompletionRuns:
+    """Run (or load from ``store``, default the results folder's) every experiment of ``scale``, seed 0."""
     p = plan(scale)
     store = store if store is not None else ResultStore()
-    if p.workers > 1:
-        from ..executors import execute
-
-        parts = [p.scaling, p.race, p.d1, *reversed(p.fig1)]  # roughly the longest first
-        summary = execute([(c, (0,)) for c in parts], _part_runner, store, executor="processes", workers=p.workers,
-                          progress=progress, desc="completion parts", describe=_describe_part)
-        if summary.failed:
-            raise RuntimeError(f"{len(summary.failed)} part(s) failed (recorded in {store.url}): "
-                               + "; ".join(str(f) for f in summary.failed))
     sweep = pd.concat([run_width_sweep(cfg, seed=0, store=store) for cfg in p.fig1], ignore_index=True)
     race = run_compression_race(p.race, seed=0, store=store)
     d1 = run_random_vs_compressed(p.d1, seed=0, store=store)
