@@ -357,3 +357,16 @@ def test_fig8_with_a_rank_where_deep_lora_predicts_a_constant():
     verdicts = chapter_verdicts(s)
     assert verdicts["fig8"][0] == "did not train" and "Deep LoRA at r = 32 (2 of 2 seeds)" in verdicts["fig8"][1]
     assert "Fig. 8 (r = 8, 32, 2 seed(s)): **did not train**" in fg.finding_text(s, PLAN, verdicts)
+
+
+def test_fig6_names_the_runs_that_did_not_train():
+    runs = _runs()
+    bad = (runs.part == "fig6") & (runs.n_train == 64) & (runs.method == DEEP) & (runs.seed == 1)
+    runs.loc[bad, ["final_train_loss", "trained"]] = [1.0, False]
+    s = fg.summarise(_results(runs))
+    assert s.fig6.untrained == {DEEP: {64: [1]}} and s.fig8.untrained == {}
+    assert "Deep LoRA at n = 64 (1 of 2 seeds)" in fg.fig6_text(s)
+    from compressible.reproduction.scorecard import chapter_verdicts
+
+    # n = 64 is judged on seed 0 alone (+0.10): one seed gives no interval
+    assert "n = 64: mean difference +0.1 from 1 seed(s), no interval" in chapter_verdicts(s)["fig6"][1]

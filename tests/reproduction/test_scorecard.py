@@ -93,13 +93,14 @@ def paired(*differences):
     return ns(differences=diffs, gain=mean, seeds=len(differences))
 
 
-def glue(at_chance=False, fig6=None, fig8=None, table1_diffs=(0.9, 1.0, 1.1), learned=("stsb",), untrained=None):
+def glue(at_chance=False, fig6=None, fig8=None, table1_diffs=(0.9, 1.0, 1.1), learned=("stsb",), untrained=None,
+         untrained6=None):
     fig6 = fig6 or {16: paired(0.10, 0.12, 0.08), 64: paired(0.05, 0.04, 0.06), 256: paired(0.02, 0.025, 0.015)}
     fig8 = fig8 or {8: paired(0.0, 0.01, -0.01), 32: paired(0.2, 0.3, 0.25)}
     table1 = ns(tasks=["stsb", "rte"], lora_average=50.0, deep_average=51.0, average_gain=1.0,
                 average=paired(*table1_diffs), tasks_above_chance=list(learned))
     return ns(scale="ci", table1=table1,
-              fig6=ns(by_n=fig6, full_by_n={}, at_chance=at_chance),
+              fig6=ns(by_n=fig6, full_by_n={}, at_chance=at_chance, seeds=3, untrained=untrained6 or {}),
               fig8=ns(ranks=sorted(fig8), by_rank=fig8, at_chance=at_chance, seeds=3, untrained=untrained or {},
                       lora_drop_smallest_to_largest_r=0.3, deep_drop_smallest_to_largest_r=0.05))
 
@@ -142,6 +143,21 @@ def test_runs_at_chance_decide_nothing():
 def test_fig8_needs_a_seed_at_both_ranks():
     s = glue(fig8={8: ns(differences={0: 0.1}), 32: ns(differences={1: 0.2})})
     assert judge(CLAIM["fig8"], s)[1:] == ("not run at this scale", "a seed run at both the smallest and largest r was not measured")
+
+
+def test_fig6_runs_that_did_not_train_are_not_compared():
+    # every Deep LoRA seed at n = 256 failed: that part did not train, and it is the weakest part
+    ours, verdict, why = judge(CLAIM["fig6"], glue(untrained6={"Deep LoRA": {256: [0, 1, 2]}}))
+    assert verdict == "did not train" and "n = 256: Deep LoRA at n = 256 (3 of 3 seeds)" in why
+    assert "n = 256: did not train" in ours
+    # a contradicted n stays contradicted, whatever else did not train
+    s = glue(fig6={16: paired(-0.10, -0.12, -0.08), 64: paired(0.05, 0.06, 0.04)}, untrained6={"LoRA": {64: [0, 1, 2]}})
+    assert judge(CLAIM["fig6"], s)[1] == "contradicted"
+    # one failed seed at n = 64: judged over the other two (0.04, 0.06), whose t interval (1 degree of freedom)
+    # spans 0, and the mean says so
+    ours, verdict, why = judge(CLAIM["fig6"], glue(untrained6={"Deep LoRA": {64: [0]}}))
+    assert verdict == "inconclusive" and "n = 64: +0.050 over the 2 seed(s) where both trained" in ours
+    assert "n = 64: 95 % interval [-0.0771, +0.177] over 2 seeds (Wilcoxon p = 0.5) spans 0" in why
 
 
 def test_fig8_runs_that_did_not_train_are_not_compared():

@@ -570,6 +570,8 @@ class Fig6Summary(_Model):
     """Highest mean Pearson of any method at any ``n``."""
     at_chance: bool
     """No method is above chance (Pearson 0) at any ``n`` by the chance margin: the comparison is noise."""
+    untrained: dict[str, dict[int, list[int]]] = {}
+    """Per method, the ``n`` with runs whose training loss stayed near the constant predictor's, and their seeds."""
 
 
 class Fig7Summary(_Model):
@@ -680,6 +682,7 @@ def summarise(results: FewshotGlueResults) -> FewshotGlueSummary:
     fig6 = Fig6Summary(
         n=f6_n, seeds=len(p.fig6.seeds), by_n={n: PairedScores(**_paired_scores(f6[f6.n_train == n])) for n in f6_n},
         full_by_n=full_by_n, best_mean=finite(best6), at_chance=not above_chance(distance_from_chance([best6])),
+        untrained=_untrained_by(runs[runs.part == "fig6"], "n_train"),
     )
     fig7 = _fig7_summary(results)
     fig8 = _fig8_summary(results) if p.fig8 is not None else None
@@ -749,14 +752,15 @@ def _fig8_summary(results: FewshotGlueResults) -> Fig8Summary:
         lora_drop_smallest_to_largest_r=finite(f8_mean[LORA][lo] - f8_mean[LORA][hi]),
         deep_drop_smallest_to_largest_r=finite(f8_mean[DEEP][lo] - f8_mean[DEEP][hi]),
         best_mean=finite(best8), at_chance=not above_chance(distance_from_chance([best8])),
-        untrained=_untrained_by_rank(runs[runs.part == "fig8"]),
+        untrained=_untrained_by(runs[runs.part == "fig8"], "rank"),
     )
 
 
-def _untrained_by_rank(runs: pd.DataFrame) -> dict[str, dict[int, list[int]]]:
-    """``{method: {rank: seeds of the runs that did not train}}`` of ``runs`` (methods and ranks without any left out)."""
+def _untrained_by(runs: pd.DataFrame, key: str) -> dict[str, dict[int, list[int]]]:
+    """``{method: {value of key: seeds of the runs that did not train}}`` of ``runs`` (``key``: ``"rank"`` or
+    ``"n_train"``; methods and values without any left out)."""
     failed = runs[~runs["trained"].astype(bool)]
-    return {m: {int(r): sorted(int(x) for x in gr["seed"]) for r, gr in g.groupby("rank")}
+    return {m: {int(v): sorted(int(x) for x in gv["seed"]) for v, gv in g.groupby(key)}
             for m, g in failed.groupby("method")}
 
 
@@ -1057,6 +1061,7 @@ def fig6_text(summary: FewshotGlueSummary) -> str:
                     + (f"; paper {paper6['deep'][str(n)]['mean'] - paper6['vanilla'][str(n)]['mean']:+.3f}"
                        if str(n) in paper6["deep"] else "") + ")" for n, s in f6.by_n.items())
         + f". The paper's claim: \"{paper_value('figure6_stsb_fewshot', 'paper_claim')}\". "
+        + _untrained_text(f6.untrained, f6.by_n, "n", "")
         + at_chance_text(f6.best_mean, f6.at_chance)
     )
 
@@ -1105,20 +1110,20 @@ def fig8_text(summary: FewshotGlueSummary) -> str:
         + f". The paper's claim: \"{paper_value('figure8_rank_sweep_stsb16', 'paper_claim')}\". "
         f"Note the paper's Fig. 8 Deep LoRA is the narrow *uncompressed* width-r adapter at lr 1e-4 "
         f"(\"{paper_value('figure8_rank_sweep_stsb16', 'protocol', 'deep_variant')}\"); ours is the compressed one. "
-        + _untrained_text(f8)
+        + _untrained_text(f8.untrained, f8.by_rank, "r", ", at the same learning rate at every rank, as in the paper")
         + at_chance_text(f8.best_mean, f8.at_chance)
     )
 
 
-def _untrained_text(f8: Fig8Summary) -> str:
-    """Markdown naming the ranks where a method's runs did not train (empty when all did)."""
-    if not f8.untrained:
+def _untrained_text(untrained: dict[str, dict[int, list[int]]], by: dict[int, PairedScores], name: str, setting: str) -> str:
+    """Markdown naming where (``name = value``, a key of ``by``) a method's runs did not train (empty when all did)."""
+    if not untrained:
         return ""
-    parts = [f"{m} at " + ", ".join(f"r = {r} ({len(k)} of {f8.seeds} seeds)" for r, k in sorted(by.items()))
-             for m, by in sorted(f8.untrained.items())]
-    return ("**Runs that did not train** (training loss not well below the constant predictor's, at the same learning "
-            "rate at every rank, as in the paper): " + "; ".join(parts) + ". Their Pearson says nothing about how the method "
-            "generalises at that rank. ")
+    parts = [f"{m} at " + ", ".join(f"{name} = {v} ({len(k)} of {by[v].seeds} seeds)" for v, k in sorted(runs.items()))
+             for m, runs in sorted(untrained.items())]
+    return ("**Runs that did not train** (training loss not well below the constant predictor's" + setting + "): "
+            + "; ".join(parts) + f". Their Pearson says nothing about how the method generalises there, and the "
+            "scorecard compares only the seeds where both methods trained. ")
 
 
 # ------------------------------------------------------------------------------------------------

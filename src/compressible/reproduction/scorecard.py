@@ -20,6 +20,7 @@ from ..experiments.compression import CompressionSummary
 from ..experiments.completion import CompletionSummary
 from ..experiments.deep_lora_subspaces import DeepLoraSubspacesSummary
 from ..experiments.fewshot_glue import FewshotGlueSummary, PairedScores
+from ..experiments.glue_stats import DEEP, LORA
 from ..experiments.generation import GenerationSummary
 from ..experiments.invariant_subspaces import InvariantSubspacesSummary
 from ..experiments.nonlinear import NonlinearSummary
@@ -168,21 +169,50 @@ def _table1(s: FewshotGlueSummary) -> tuple[str, Parts]:
     return ours, _paired(t.average, "the per-seed Table 1 average", at_chance=not learned, full_scale=_paper(s))
 
 
+def _trained_differences(scores: PairedScores, failed: set[int]) -> list[float]:
+    """The per-seed differences of ``scores`` without the seeds in ``failed`` (a method did not train there)."""
+    return [d for seed, d in sorted(scores.differences.items()) if d is not None and seed not in failed]
+
+
+def _failed_seeds(untrained: dict[str, dict[int, list[int]]], key: int, methods=(LORA, DEEP)) -> set[int]:
+    return {seed for m in methods for seed in untrained.get(m, {}).get(key, [])}
+
+
+def _which_untrained(untrained: dict[str, dict[int, list[int]]], by: dict[int, PairedScores], keys, name: str,
+                     methods=(LORA, DEEP)) -> str:
+    return "; ".join(f"{m} at {name} = {k} ({len(untrained[m][k])} of {by[k].seeds} seeds)" for m in methods
+                     for k in keys if k in untrained.get(m, {}))
+
+
 def _fig6(s: FewshotGlueSummary) -> tuple[str, Parts]:
     f = s.fig6
-    gains = {n: _need(f.by_n[n].gain, f"the gain at n = {n}") for n in sorted(f.by_n)}
-    ours = ", ".join(f"n = {n}: {g:+.3f}" for n, g in gains.items()) + (" (both methods at chance)" if f.at_chance else "")
+    parts: dict[str, Evidence] = {}
+    gains: dict[int, float] = {}
+    notes = []
+    for n in sorted(f.by_n):
+        failed = _failed_seeds(f.untrained, n)
+        kept = _trained_differences(f.by_n[n], failed)
+        if failed and not kept:
+            parts[f"n = {n}"] = Untrained(_which_untrained(f.untrained, f.by_n, [n], "n"))
+            notes.append(f"n = {n}: did not train")
+            continue
+        if failed:
+            gains[n] = sum(kept) / len(kept)
+            notes.append(f"n = {n}: {gains[n]:+.3f} over the {len(kept)} seed(s) where both trained")
+        else:
+            gains[n] = _need(f.by_n[n].gain, f"the gain at n = {n}")
+            notes.append(f"n = {n}: {gains[n]:+.3f}")
+        parts[f"n = {n}"] = Difference.from_differences(_need(kept or None, f"the differences at n = {n}"),
+                                                        at_chance=f.at_chance, full_scale=_paper(s))
+    ours = ", ".join(notes) + (" (both methods at chance)" if f.at_chance else "")
     ours += "".join(f"; full width n = {n}: {v.gain:+.3f}" for n, v in f.full_by_n.items() if v.gain is not None)
-    parts: dict[str, Evidence] = {
-        f"n = {n}": _paired(f.by_n[n], f"the differences at n = {n}", at_chance=f.at_chance, full_scale=_paper(s))
-        for n in gains
-    }
     # "most at the smallest n" compares noisy means: it can keep the claim from being reproduced as
     # stated, never push it below what the per-n intervals say (so its direction always "holds")
-    smallest = min(gains)
-    parts[f"largest gain at n = {smallest}"] = Criteria(
-        gains[smallest] == max(gains.values()), True, _paper(s), f"mean gain largest at n = {smallest}"
-    )
+    smallest = min(f.by_n)
+    if smallest in gains:
+        parts[f"largest gain at n = {smallest}"] = Criteria(
+            gains[smallest] == max(gains.values()), True, _paper(s), f"mean gain largest at n = {smallest}"
+        )
     return ours, parts
 
 
@@ -198,12 +228,11 @@ def _fig8(s: FewshotGlueSummary) -> tuple[str, Parts]:
     # per seed, (Deep − LoRA at the largest r) − (Deep − LoRA at the smallest r) = LoRA's drop − Deep LoRA's drop,
     # over the seeds where both methods trained at both ranks
     ends = (min(f.ranks), max(f.ranks))
-    failed = {seed for by in f.untrained.values() for r in ends for seed in by.get(r, [])}
+    failed = _failed_seeds(f.untrained, ends[0]) | _failed_seeds(f.untrained, ends[1])
     small, large = (f.by_rank[r].differences for r in ends)
     seeds = sorted(seed for seed in set(small) & set(large) - failed if small[seed] is not None and large[seed] is not None)
     if failed and not seeds:
-        which = "; ".join(f"{m} at r = {r} ({len(by[r])} of {f.seeds} seeds)" for m, by in sorted(f.untrained.items())
-                          for r in ends if r in by)
+        which = _which_untrained(f.untrained, f.by_rank, ends, "r")
         return f"runs at r = {ends[0]} or {ends[1]} did not train ({which})", Untrained(which)
     drops = _need([large[seed] - small[seed] for seed in seeds] or None, "a seed run at both the smallest and largest r")
     if failed:  # the means over all seeds hold untrained runs: report the paired drops of the kept seeds
