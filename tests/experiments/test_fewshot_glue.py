@@ -366,6 +366,7 @@ def test_fig6_names_the_runs_that_did_not_train():
     s = fg.summarise(_results(runs))
     assert s.fig6.untrained == {DEEP: {64: [1]}} and s.fig8.untrained == {}
     assert "Deep LoRA at n = 64 (1 of 2 seeds)" in fg.fig6_text(s)
+    assert "n = 64: +0.150 (2/2 seeds ahead" in fg.finding_text(s, PLAN, {}) and "[Deep LoRA: 1 of 2 runs did not train]" in fg.finding_text(s, PLAN, {})
     from compressible.reproduction.scorecard import chapter_verdicts
 
     # n = 64 is judged on seed 0 alone (+0.10): one seed gives no interval

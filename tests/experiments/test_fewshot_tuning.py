@@ -172,7 +172,7 @@ def test_diagnosis_reports_rank_one_updates_of_the_stalled_runs():
     s = ft.summarise_diagnosis(curves, DP)
     assert s.rank_one_share(DEEP) == 1.0 and s.rank_one_share(LORA) == 0.0 and s.rank_one_share(ft.WHOLE_SAMPLE) is None
     text = ft.diagnosis_text(s)
-    assert "100% of their weight updates are rank one (LoRA's: 0%)" in text
+    assert "100% of their weight updates are rank one (second singular value under 0.01 of the first), against 0% of LoRA's" in text
     assert "from 9.00 over the first 10 steps to 2.25 over the last 10, against 2.30" in text
     table = ft.diagnosis_table(s)
     assert table["rank-one updates"].tolist() == ["0 of 4", "4 of 4", "n/a", "n/a", "n/a"]

@@ -1301,6 +1301,12 @@ def _gain_text(s: PairedScores) -> str:
     return f"{s.gain:+.3f} ({s.deep_wins}/{s.seeds} seeds ahead{ci}{p})"
 
 
+def _untrained_at(untrained: dict[str, dict[int, list[int]]], key: int, seeds: int) -> str:
+    """`` [<method>: k of <seeds> runs did not train]`` for the methods with such runs at ``key`` (else empty)."""
+    failed = [f"{m}: {len(by[key])} of {seeds} runs did not train" for m, by in sorted(untrained.items()) if key in by]
+    return f" [{'; '.join(failed)}]" if failed else ""
+
+
 def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict[str, tuple[str, str]]) -> str:
     """Markdown: the chapter's plain finding -- does Deep LoRA beat LoRA few-shot here, by how much, and
     what would change the answer. ``verdicts`` maps claim ids (``"fig6"``, ``"fig8"``, ``"table1"``) to the
@@ -1311,7 +1317,7 @@ def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict
     lines = [
         f"**Finding ({scale_label(summary.scale)}, `{summary.backbone}`, {p.fig6.steps} steps).** "
         "Compressed Deep LoRA minus LoRA on STS-B, in Pearson: "
-        + "; ".join(f"n = {n}: {_gain_text(s)}" for n, s in f6.by_n.items())
+        + "; ".join(f"n = {n}: {_gain_text(s)}" + _untrained_at(f6.untrained, n, s.seeds) for n, s in f6.by_n.items())
         + (f". Fig. 6 verdict: **{verdicts['fig6'][0]}**." if "fig6" in verdicts else ".")
     ]
     for n, s in f6.full_by_n.items():

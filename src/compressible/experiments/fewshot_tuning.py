@@ -489,8 +489,9 @@ def rank_one_finding(summary: DiagnosisSummary, stalled: Sequence[int]) -> str:
     if deep < 0.9 or (lora is not None and lora >= 0.9):
         return (f"{deep:.0%} of the stalled runs' updates are rank one{lora_part}: the spectra do not single out "
                 "one cause here.")
-    return (f"What the stalled runs did learn: {deep:.0%} of their weight updates are rank one{lora_part} "
-            f"(second singular value under {RANK_ONE_RATIO:g} of the first), and their training loss went from "
+    lora_against = "" if lora is None else f", against {lora:.0%} of LoRA's"
+    return (f"What the stalled runs did learn: {deep:.0%} of their weight updates are rank one (second singular "
+            f"value under {RANK_ONE_RATIO:g} of the first){lora_against}, and their training loss went from "
             f"{first:.2f} over the first 10 steps to {last:.2f} over the last 10, against {base:.2f} for predicting "
             "the label mean: in their steps they fitted the label mean, one direction per weight, and little else.")
 
