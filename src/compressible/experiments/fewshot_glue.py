@@ -21,7 +21,7 @@ Figs. 6-7) or random narrow (Fig. 8) depth-3 adapters at lr 1e-4; the chapter sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,6 +108,7 @@ __all__ = [
     "table1_text",
     "chance_text",
     "fig6_text",
+    "untrained_list",
     "fig7_text",
     "fig8_text",
     "at_chance_text",
@@ -1115,15 +1116,23 @@ def fig8_text(summary: FewshotGlueSummary) -> str:
     )
 
 
+def untrained_list(untrained: dict[str, dict[int, list[int]]], by: dict[int, PairedScores], name: str,
+                   keys: Sequence[int] | None = None, methods: Sequence[str] | None = None) -> str:
+    """``"<method> at <name> = <key> (k of <seeds> seeds); ..."``: the runs of ``untrained`` (method ->
+    key -> seeds, as in :attr:`Fig6Summary.untrained`) that did not train, out of ``by[key].seeds``;
+    only ``keys`` and ``methods`` when given (default: all, methods in sorted order). Empty when none."""
+    methods = sorted(untrained) if methods is None else methods
+    return "; ".join(f"{m} at {name} = {k} ({len(untrained[m][k])} of {by[k].seeds} seeds)" for m in methods
+                     for k in sorted(untrained.get(m, {})) if keys is None or k in keys)
+
+
 def _untrained_text(untrained: dict[str, dict[int, list[int]]], by: dict[int, PairedScores], name: str, setting: str) -> str:
     """Markdown naming where (``name = value``, a key of ``by``) a method's runs did not train (empty when all did)."""
     if not untrained:
         return ""
-    parts = [f"{m} at " + ", ".join(f"{name} = {v} ({len(k)} of {by[v].seeds} seeds)" for v, k in sorted(runs.items()))
-             for m, runs in sorted(untrained.items())]
     return ("**Runs that did not train** (training loss not well below the constant predictor's" + setting + "): "
-            + "; ".join(parts) + f". Their Pearson says nothing about how the method generalises there, and the "
-            "scorecard compares only the seeds where both methods trained. ")
+            + untrained_list(untrained, by, name) + ". Their Pearson says nothing about how the method generalises "
+            "there, and the scorecard compares only the seeds where both methods trained. ")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -153,6 +153,10 @@ class PrecisionPlan:
             raise ValueError(f"PrecisionPlan needs >= 2 seeds to compare with the seed-to-seed spread, got {self.seeds!r}")
 
 
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
 @dataclass(frozen=True)
 class DiagnosisPlan:
     """Compressed Deep LoRA at ``n`` (a Fig. 6 size larger than one batch), ``seeds`` (Fig. 6 seeds
@@ -173,13 +177,10 @@ class DiagnosisPlan:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("DiagnosisPlan.seeds must not be empty")
-        for name in ("gamma", "lr_factor"):
-            value = getattr(self, name)
-            if name == "lr_factor" and value is None:
-                continue
-            if not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"DiagnosisPlan.{name} must be a positive number{' or None' if name == 'lr_factor' else ''}, "
-                                 f"got {value!r}")
+        if not _positive(self.gamma):
+            raise ValueError(f"DiagnosisPlan.gamma must be a positive number, got {self.gamma!r}")
+        if self.lr_factor is not None and not _positive(self.lr_factor):
+            raise ValueError(f"DiagnosisPlan.lr_factor must be a positive number or None, got {self.lr_factor!r}")
         if self.lr_factor == 1:
             raise ValueError("DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs; give another multiple of the inner rate")
         if self.longer_steps is not None and (isinstance(self.longer_steps, bool) or not isinstance(self.longer_steps, int)
@@ -436,9 +437,9 @@ def diagnosis_table(summary: DiagnosisSummary) -> pd.DataFrame:
         for r in runs:
             row[f"seed {r['seed']}: loss / baseline"] = f"{r['final_train_loss']:.2f} / {r['loss_baseline']:.2f}"
         row["trained"] = f"{sum(r['trained'] for r in runs)} of {len(runs)}"
-        share = summary.rank_one_share(label)
-        row["rank-one updates"] = "n/a" if share is None else (
-            f"{sum(r['rank_one'] for r in runs)} of {sum(r['modules'] for r in runs)}")
+        spectra = [r for r in runs if r.get("modules")]  # runs that stored update spectra
+        row["rank-one updates"] = (f"{sum(r['rank_one'] for r in spectra)} of {sum(r['modules'] for r in spectra)}"
+                                   if spectra else "n/a")
         values = [r["validation"] for r in runs if r["validation"] is not None]
         row["validation Pearson (mean)"] = f"{np.mean(values):.3f}" if values else "n/a"
         rows.append(row)

@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Union
 
-import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
 from ..experiments.compression import CompressionSummary
 from ..experiments.completion import CompletionSummary
 from ..experiments.deep_lora_subspaces import DeepLoraSubspacesSummary
-from ..experiments.fewshot_glue import FewshotGlueSummary, PairedScores
+from ..experiments.fewshot_glue import FewshotGlueSummary, PairedScores, untrained_list
 from ..experiments.glue_stats import DEEP, LORA
 from ..experiments.generation import GenerationSummary
 from ..experiments.invariant_subspaces import InvariantSubspacesSummary
@@ -152,8 +151,10 @@ def _d2(s: DeepLoraSubspacesSummary) -> tuple[str, Parts]:
     return ours, Criteria(comp < rand, comp < rand, _paper(s), "compressed catches up with the original before random")
 
 
-def _differences(scores: PairedScores) -> list[float]:
-    return [d for _, d in sorted(scores.differences.items()) if d is not None]
+def _differences(scores: PairedScores, leave_out: frozenset[int] | set[int] = frozenset()) -> list[float]:
+    """The per-seed differences of ``scores`` in seed order, without missing ones and the seeds in
+    ``leave_out`` (where a method did not train)."""
+    return [d for seed, d in sorted(scores.differences.items()) if d is not None and seed not in leave_out]
 
 
 def _paired(scores: PairedScores, what: str, **kwargs) -> Difference:
@@ -169,19 +170,8 @@ def _table1(s: FewshotGlueSummary) -> tuple[str, Parts]:
     return ours, _paired(t.average, "the per-seed Table 1 average", at_chance=not learned, full_scale=_paper(s))
 
 
-def _trained_differences(scores: PairedScores, failed: set[int]) -> list[float]:
-    """The per-seed differences of ``scores`` without the seeds in ``failed`` (a method did not train there)."""
-    return [d for seed, d in sorted(scores.differences.items()) if d is not None and seed not in failed]
-
-
 def _failed_seeds(untrained: dict[str, dict[int, list[int]]], key: int, methods=(LORA, DEEP)) -> set[int]:
     return {seed for m in methods for seed in untrained.get(m, {}).get(key, [])}
-
-
-def _which_untrained(untrained: dict[str, dict[int, list[int]]], by: dict[int, PairedScores], keys, name: str,
-                     methods=(LORA, DEEP)) -> str:
-    return "; ".join(f"{m} at {name} = {k} ({len(untrained[m][k])} of {by[k].seeds} seeds)" for m in methods
-                     for k in keys if k in untrained.get(m, {}))
 
 
 def _fig6(s: FewshotGlueSummary) -> tuple[str, Parts]:
@@ -191,9 +181,9 @@ def _fig6(s: FewshotGlueSummary) -> tuple[str, Parts]:
     notes = []
     for n in sorted(f.by_n):
         failed = _failed_seeds(f.untrained, n)
-        kept = _trained_differences(f.by_n[n], failed)
+        kept = _differences(f.by_n[n], failed)
         if failed and not kept:
-            parts[f"n = {n}"] = Untrained(_which_untrained(f.untrained, f.by_n, [n], "n"))
+            parts[f"n = {n}"] = Untrained(untrained_list(f.untrained, f.by_n, "n", [n], (LORA, DEEP)))
             notes.append(f"n = {n}: did not train")
             continue
         if failed:
@@ -232,11 +222,11 @@ def _fig8(s: FewshotGlueSummary) -> tuple[str, Parts]:
     small, large = (f.by_rank[r].differences for r in ends)
     seeds = sorted(seed for seed in set(small) & set(large) - failed if small[seed] is not None and large[seed] is not None)
     if failed and not seeds:
-        which = _which_untrained(f.untrained, f.by_rank, ends, "r")
+        which = untrained_list(f.untrained, f.by_rank, "r", ends, (LORA, DEEP))
         return f"runs at r = {ends[0]} or {ends[1]} did not train ({which})", Untrained(which)
     drops = _need([large[seed] - small[seed] for seed in seeds] or None, "a seed run at both the smallest and largest r")
     if failed:  # the means over all seeds hold untrained runs: report the paired drops of the kept seeds
-        ours = (f"LoRA's drop minus Deep LoRA's from r = {ends[0]} to {ends[1]}: {np.mean(drops):+.3f} over seed(s) "
+        ours = (f"LoRA's drop minus Deep LoRA's from r = {ends[0]} to {ends[1]}: {sum(drops) / len(drops):+.3f} over seed(s) "
                 f"{', '.join(map(str, seeds))} (the others did not train at both ranks)")
     else:
         lora_drop = _need(f.lora_drop_smallest_to_largest_r, "LoRA's drop")
