@@ -13,7 +13,7 @@ import torch
 from compressible.hub import ResourceMissingError
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
-from compressible.finetune.classify import RunConfig, Runner, autocast_dtype, cast_frozen_linears, cpu_has_bf16
+from compressible.finetune.classify import RunConfig, Runner, autocast_dtype, cast_frozen_linears, cpu_has_bf16, head_input_probe
 
 
 def test_defaults_resolve_to_the_authors_protocol():
@@ -291,3 +291,35 @@ def test_the_loop_in_pieces_reports_what_fit_reports(runner):
     assert result["final"] == metrics == state.evals[-1] and result["train_loss"] == state.losses
     assert set(result) == set(runner.run(config, seed=0))
     assert result["sample_idx"] == runner.run(config, seed=0)["sample_idx"]
+
+
+def test_probes_at_step_zero_every_steps_over_probes_and_the_last(runner):
+    """A 3-step run probes after 0, 1, 2, 3 updates (every max(1, 3 // PROBES) = 1); a 45-step run every 2 and at 45."""
+    result = runner.run(_smoke(adapter="lora", steps=3), seed=0)
+    assert [p["step"] for p in result["probes"]] == [0, 1, 2, 3]
+    assert all(p["spread"] > 0 and 0 <= p["saturated"] <= 1 for p in result["probes"])
+    long = runner.run(_smoke(adapter="lora", steps=45, eval_every=None), seed=0)
+    assert [p["step"] for p in long["probes"]] == [0, *range(2, 45, 2), 45]
+
+
+def test_head_input_probe_on_a_constant_saturated_pooler(runner):
+    """Pooler weight 0 and bias 5: every example gives the head tanh(5) > 0.99 in every unit, so the
+    spread is exactly 0 and every unit is saturated; bias 0 gives tanh(0) = 0, nothing saturated."""
+    model = runner.model(_smoke(adapter="lora"), seed=0)
+    batch = runner.setup(_smoke(adapter="lora"), seed=0).first
+    dense = model.bert.pooler.dense
+    with torch.no_grad():
+        dense.weight.zero_()
+        dense.bias.fill_(5.0)
+    model.train()
+    rng = torch.get_rng_state()
+    assert head_input_probe(model, batch) == {"spread": 0.0, "saturated": 1.0}
+    assert model.training and torch.equal(torch.get_rng_state(), rng)  # mode restored, no random numbers drawn
+    with torch.no_grad():
+        dense.bias.zero_()
+    assert head_input_probe(model, batch) == {"spread": 0.0, "saturated": 0.0}
+
+
+def test_head_input_probe_needs_a_head():
+    with pytest.raises(ValueError, match=r"Linear has no head module named one of \('classifier', 'score'\)"):
+        head_input_probe(torch.nn.Linear(2, 2), {"input_ids": torch.zeros(1, 2)})

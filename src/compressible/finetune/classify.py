@@ -91,7 +91,7 @@ from .metrics import glue_metrics, has_trained, loss_baseline, primary_metric
 from .optim import adapter_optimizer, default_lr
 
 __all__ = ["DTYPES", "AUTOCAST", "COMPRESS_FROM", "RunConfig", "Runner", "RunState", "run", "evaluate", "autocast_dtype", "cpu_has_bf16",
-           "cast_frozen_linears"]
+           "cast_frozen_linears", "head_input_probe", "PROBES", "SATURATED"]
 
 log = logging.getLogger(__name__)
 
@@ -437,6 +437,54 @@ def _snapshot(model: nn.Module, k_values: int, k_vectors: int) -> dict[str, tupl
     return out
 
 
+PROBES = 20
+"""Probes of the head's input per run (:func:`head_input_probe`): at step 0, every ``max(1, steps // PROBES)``
+steps and after the last one."""
+
+SATURATED = 0.99
+"""A pooler unit is saturated on an example when ``|tanh| > SATURATED`` (its gradient is below 2 % of tanh's at 0)."""
+
+
+def head_input_probe(model: nn.Module, batch: dict[str, Tensor], device: str | torch.device = "cpu",
+                     autocast: torch.dtype | None = None) -> dict[str, float | None]:
+    """What the classification head sees on ``batch`` (dropout off, no gradients, no random numbers drawn):
+
+    - ``spread``: the mean over features of the standard deviation over examples of the head's input
+      (a sequence output is read at its first token). Near 0, every example looks the same to the head,
+      so its prediction is one constant;
+    - ``saturated``: the share of (example, unit) pairs where a ``tanh`` pooler's output exceeds
+      :data:`SATURATED` in absolute value (``None`` without a module named ``pooler`` ending in ``Tanh``).
+
+    Raises:
+        ValueError: when ``model`` has none of the head modules :data:`HEAD_PREFIXES` names.
+    """
+    head = next((getattr(model, name) for name in HEAD_PREFIXES if isinstance(getattr(model, name, None), nn.Module)), None)
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no head module named one of {HEAD_PREFIXES}")
+    pooler = next((m for name, m in model.named_modules() if name.split(".")[-1] == "pooler"), None)
+    tanh = None if pooler is None else next((m for m in pooler.modules() if isinstance(m, nn.Tanh)), None)
+    seen: dict[str, Tensor] = {}
+    hooks = [head.register_forward_pre_hook(lambda _m, args: seen.__setitem__("head", args[0].detach()))]
+    if tanh is not None:
+        hooks.append(tanh.register_forward_hook(lambda _m, _a, out: seen.__setitem__("tanh", out.detach())))
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with torch.no_grad(), _autocast(device, autocast):
+            model(**inputs)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    x = seen["head"].float()
+    x = x[:, 0] if x.dim() == 3 else x
+    spread = float(x.std(0).mean()) if x.shape[0] > 1 else float("nan")
+    saturated = float((seen["tanh"].float().abs() > SATURATED).float().mean()) if "tanh" in seen else None
+    return {"spread": spread, "saturated": saturated}
+
+
 class Runner:
     """Runs ``(RunConfig, seed)`` pairs, caching tokenizers, tokenised data and loaded backbones.
 
@@ -520,10 +568,14 @@ class Runner:
         bar = tqdm(range(1, config.steps + 1), disable=not self.progress, leave=False,
                    desc=f"{config.task} {config.adapter.init} seed {seed}")
         metric = primary_metric(config.task)
+        every = max(1, config.steps // PROBES)
+        self.probe(state, 0)
         with _forked_rng(self.device, derived_seed("dropout", config.task, seed)):
             batch = state.first
             for step in bar:
                 self.step(state, batch, step)
+                if step % every == 0 or step == config.steps:
+                    self.probe(state, step)
                 if step in config.checkpoints:
                     self.checkpoint(state, step)
                 if step == config.steps or (config.eval_every and step % config.eval_every == 0):
@@ -643,6 +695,14 @@ class Runner:
         state.timings["eval"] += time.perf_counter() - tic
         return state.holdout
 
+    def probe(self, state: "RunState", step: int) -> dict:
+        """:func:`head_input_probe` on the run's first training batch after ``step`` updates (recorded in
+        ``state.probes``)."""
+        tic = time.perf_counter()
+        state.probes.append({"step": step, **head_input_probe(state.model, state.first, self.device, state.autocast)})
+        state.timings["analysis"] += time.perf_counter() - tic
+        return state.probes[-1]
+
     def checkpoint(self, state: "RunState", step: int) -> None:
         """Record the top singular values and left singular vectors of every ``Delta W`` after ``step``
         updates (Fig. 2); :meth:`report` compares the vectors with the final ones
@@ -662,6 +722,7 @@ class Runner:
             "evals": state.evals,
             "final": state.evals[-1],
             "train_loss": state.losses,
+            "probes": state.probes,
             "loss_baseline": baseline,
             "trained": has_trained(state.losses, baseline),
             "lr": state.lrs,
@@ -724,6 +785,8 @@ class RunState:
     evals: list[dict] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     lrs: list[float] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)
+    """``[{"step", "spread", "saturated"}]``: :func:`head_input_probe` on the first batch (:meth:`Runner.probe`)."""
     snapshots: dict[int, dict[str, tuple[Tensor, Tensor]]] = field(default_factory=dict)
     """``{step: {module: (top singular values, top left singular vectors)}}`` at the config's checkpoints."""
     autocast: torch.dtype | None = None
@@ -792,6 +855,8 @@ def run(config: RunConfig, seed: int, device: str | torch.device = "cpu", progre
       rate of every step; ``loss_baseline``: the loss of the best constant predictor on the
       training sample (:func:`~compressible.finetune.metrics.loss_baseline`) and ``trained``
       whether the run's final loss fell well below it (:func:`~compressible.finetune.metrics.has_trained`);
+    - ``probes``: ``[{"step", "spread", "saturated"}]``, what the head sees on the first training batch
+      (:func:`head_input_probe`) at step 0, every ``steps // PROBES`` steps and after the last;
     - ``holdout`` (if ``config.holdout``): final metrics on the held-out training examples;
     - ``trainable_params``, ``adapted_modules``, ``n_train``, ``train_pool``, ``n_eval``,
       ``eval_split``, ``eval_dropped_by_filter``, ``sample_idx`` (GLUE ``idx`` of the sample);
