@@ -9,7 +9,7 @@
 #     language: python
 #     name: python3
 #   compressible:
-#     figures: {smoke: 4, ci: 3, paper: 4}
+#     figures: {smoke: 5, ci: 4, paper: 5}
 # ---
 
 # %% [markdown]
@@ -167,6 +167,23 @@ fg.plot_fig8(results, summary)
 plt.show()
 display(fg.fig8_display(summary, p))
 display(Markdown(fg.fig8_text(summary)))
+
+# %% [markdown]
+# ### What a run that did not train looks like
+#
+# The head and the pooler are frozen at random (the authors' protocol), so the adapters can lower the
+# loss only by changing what reaches them. Every run records, at step 0, every twentieth of its steps and at the end, what the
+# head sees on the run's first batch of 16 examples: the *spread* of its input over the examples
+# (mean over features of their standard deviation) and the share of the pooler's tanh units beyond
+# $\pm 0.99$, where tanh passes under 2 % of its gradient. These probes run with dropout off and draw
+# no random numbers, so they change nothing in the runs.
+
+# %%
+fg.plot_fig8_probes(results, summary)
+plt.show()
+display(fg.fig8_probe_table(summary).style.hide(axis="index").set_caption(
+    f"Fig. 8 runs: the head's input at the end against its start, per seed ({scale_label(scale)})"))
+display(Markdown(fg.fig8_probe_text(summary)))
 
 # %% [markdown]
 # ## Every paired difference

@@ -371,3 +371,42 @@ def test_fig6_names_the_runs_that_did_not_train():
 
     # n = 64 is judged on seed 0 alone (+0.10): one seed gives no interval
     assert "n = 64: mean difference +0.1 from 1 seed(s), no interval" in chapter_verdicts(s)["fig6"][1]
+
+
+def _probes(start: float, end: float, saturated: float | None) -> list[dict]:
+    return [{"step": 0, "spread": start, "saturated": 0.0 if saturated is not None else None},
+            {"step": 1, "spread": (start + end) / 2, "saturated": saturated},
+            {"step": 2, "spread": end, "saturated": saturated}]
+
+
+def test_fig8_probes_name_collapsed_and_saturated_runs():
+    """Deep LoRA at r = 32 did not train on both seeds: seed 0's spread fell to 1/100 of its start with 80 %
+    of the pooler saturated, seed 1's to 1/20 with 10 %; every trained run kept half its spread."""
+    runs = _runs()
+    bad = (runs.part == "fig8") & (runs["rank"] == 32) & (runs.method == DEEP)
+    runs.loc[bad, ["final_train_loss", "trained"]] = [1.0, False]
+    probes = {m: {r: {s: _probes(0.1, 0.05, 0.0) for s in (0, 1)} for r in (8, 32)} for m in (LORA, DEEP)}
+    probes[DEEP][32] = {0: _probes(0.1, 0.001, 0.8), 1: _probes(0.1, 0.005, 0.1)}
+    results = dataclasses.replace(_results(runs), probes=probes)
+    s = fg.summarise(results)
+    deep32 = s.fig8.probes[DEEP][32]
+    assert [(x.seed, x.trained, x.collapsed, x.final_saturated) for x in deep32] == [(0, False, True, 0.8), (1, False, True, 0.1)]
+    assert not any(x.collapsed for x in s.fig8.probes[LORA][8])
+    text = fg.fig8_probe_text(s)
+    assert "Of the 6 runs that trained, 0 ended collapsed" in text
+    assert "Of the 2 runs that did not train, 2 ended collapsed (Deep LoRA r = 32 seed 0, Deep LoRA r = 32 seed 1)" in text
+    assert "1 ended with over half of the pooler's units saturated (Deep LoRA r = 32 seed 0)" in text
+    assert "these runs stalled in training" in text
+    table = fg.fig8_probe_table(s)
+    row = table[(table.method == DEEP) & (table.r == 32)].iloc[0]
+    assert (row["trained"], row["final spread / start"], row["saturated pooler units at the end"]) == ("0 of 2", "0.010 / 0.050", "80% / 10%")
+    assert fg.plot_fig8_probes(results, s) is not None
+    # a trained run that also collapsed: the text no longer concludes that collapse marks the stalled runs
+    probes[LORA][8][1] = _probes(0.1, 0.001, 0.0)
+    s2 = fg.summarise(dataclasses.replace(results, probes=probes))
+    assert "Of the 6 runs that trained, 1 ended collapsed" in fg.fig8_probe_text(s2)
+    assert "stalled in training" not in fg.fig8_probe_text(s2)
+    # runs stored before the probes existed: said, not guessed
+    old = fg.summarise(_results(runs))
+    assert old.fig8.probes == {} and "stored without probes" in fg.fig8_probe_text(old)
+    assert fg.plot_fig8_probes(_results(runs), old) is None and fg.fig8_probe_table(old).empty

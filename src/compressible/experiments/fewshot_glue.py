@@ -28,7 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from ..finetune import glue
-from ..finetune.classify import RunConfig
+from ..finetune.classify import SATURATED, RunConfig
 from ..finetune.glue import TASKS, check_task
 from ..finetune.metrics import primary_metric, t_interval, wilcoxon_pvalue
 from ..hub import load_dataset
@@ -100,6 +100,11 @@ __all__ = [
     "fig7_table",
     "fig8_table",
     "fig8_display",
+    "plot_fig8_probes",
+    "fig8_probe_table",
+    "fig8_probe_text",
+    "RunProbe",
+    "COLLAPSED",
     "table1_display",
     "finding_text",
     "per_seed_table",
@@ -430,6 +435,9 @@ class FewshotGlueResults:
     """Stored Fig. 6 runs at the largest ``n`` per method, ``{label: {seed: run}}``, for the training curves."""
     diagnosis: dict[str, dict[int, dict]] = field(default_factory=dict)
     """The diagnosis runs and the Fig. 6 LoRA and compressed runs they are set beside, ``{label: {seed: run}}``."""
+    probes: dict[str, dict[int, dict[int, list[dict]]]] = field(default_factory=dict)
+    """What the head saw along every Fig. 8 run, ``{method: {rank: {seed: probes}}}`` (the runs' ``probes``,
+    :func:`compressible.finetune.classify.head_input_probe`; runs stored without them are left out)."""
 
 
 def _eval_labels(task: str) -> np.ndarray:
@@ -478,8 +486,13 @@ def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None,
         d = p.diagnosis
         diagnosis = {e.label: {s_: r for s_, r in load_runs(e, store).items() if s_ in d.seeds} for e in exps
                      if (e.part == "fig6" and e.config.n_train == d.n and e.label in (LORA, DEEP)) or e.part == "diagnosis"}
+    probes: dict[str, dict[int, dict[int, list[dict]]]] = {}
+    for e in (e for e in exps if e.part == "fig8"):
+        for seed, r in load_runs(e, store).items():
+            if r.get("probes"):
+                probes.setdefault(e.label, {}).setdefault(e.config.adapter.rank, {})[seed] = r["probes"]
     return FewshotGlueResults(scale, p, runs, fig7, fig7_rank, {t: task_chance(t) for t in tasks}, sizes,
-                              tuning, precision, curves, diagnosis)
+                              tuning, precision, curves, diagnosis, probes)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -596,6 +609,26 @@ class Fig7Summary(_Model):
     lora_max_norm: float
 
 
+COLLAPSED = 0.1
+"""A run's head input has collapsed when its spread over examples ends below this fraction of its start."""
+
+
+class RunProbe(_Model):
+    """What the head saw at the start and end of one run (:func:`~compressible.finetune.classify.head_input_probe`)."""
+
+    seed: int
+    trained: bool
+    start_spread: float
+    final_spread: float
+    final_saturated: float | None
+    """Share of saturated tanh pooler units at the end (``None``: no tanh pooler)."""
+
+    @property
+    def collapsed(self) -> bool:
+        """Whether the spread ended below :data:`COLLAPSED` of its start (the head sees one input)."""
+        return self.final_spread < COLLAPSED * self.start_spread
+
+
 class Fig8Summary(_Model):
     """Fig. 8 (Pearson), keyed by the adapter rank ``r``."""
 
@@ -610,6 +643,8 @@ class Fig8Summary(_Model):
     at_chance: bool
     untrained: dict[str, dict[int, list[int]]] = {}
     """Per method, the ranks with runs whose training loss stayed near the constant predictor's, and their seeds."""
+    probes: dict[str, dict[int, list[RunProbe]]] = {}
+    """Per method and rank, the start and end of each run's probes (empty for runs stored without them)."""
 
 
 class FewshotGlueSummary(Summary):
@@ -754,7 +789,17 @@ def _fig8_summary(results: FewshotGlueResults) -> Fig8Summary:
         deep_drop_smallest_to_largest_r=finite(f8_mean[DEEP][lo] - f8_mean[DEEP][hi]),
         best_mean=finite(best8), at_chance=not above_chance(distance_from_chance([best8])),
         untrained=_untrained_by(runs[runs.part == "fig8"], "rank"),
+        probes=_run_probes(results.probes, runs[runs.part == "fig8"]),
     )
+
+
+def _run_probes(probes: dict[str, dict[int, dict[int, list[dict]]]], runs: pd.DataFrame) -> dict[str, dict[int, list[RunProbe]]]:
+    trained = {(m, int(r), int(s)): bool(t) for m, r, s, t in zip(runs.method, runs["rank"], runs.seed, runs.trained)}
+    return {m: {rank: [RunProbe(seed=seed, trained=trained[(m, rank, seed)], start_spread=ps[0]["spread"],
+                                final_spread=ps[-1]["spread"], final_saturated=ps[-1]["saturated"])
+                       for seed, ps in sorted(by_seed.items())]
+                for rank, by_seed in sorted(by_rank.items())}
+            for m, by_rank in sorted(probes.items())}
 
 
 def _untrained_by(runs: pd.DataFrame, key: str) -> dict[str, dict[int, list[int]]]:
@@ -1295,6 +1340,82 @@ def plot_fig8(results: FewshotGlueResults, summary: FewshotGlueSummary):
                  f"{paper_protocol()['fig8']['seeds']} seeds, bert-base-cased", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_fig8_probes(results: FewshotGlueResults, summary: FewshotGlueSummary):
+    """Along every Fig. 8 run: the spread over examples of what the head sees (top) and the share of
+    saturated tanh pooler units (bottom), LoRA left and Deep LoRA right; dashed: runs that did not train."""
+    import matplotlib.pyplot as plt
+
+    if summary.fig8 is None or not results.probes:
+        return None
+    ranks = summary.fig8.ranks
+    colors = dict(zip(ranks, plt.cm.viridis(np.linspace(0, 0.85, len(ranks)))))
+    trained = {(m, int(r), int(s_)): bool(t) for m, r, s_, t in
+               zip(results.runs.method, results.runs["rank"], results.runs.seed, results.runs.trained) if r in colors}
+    methods = [m for m in (LORA, DEEP) if m in results.probes]
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.6 * len(methods), 5.6), sharex=True, sharey="row", squeeze=False)
+    for k, m in enumerate(methods):
+        for rank, by_seed in sorted(results.probes[m].items()):
+            for seed, probes in sorted(by_seed.items()):
+                steps = [q["step"] for q in probes]
+                style = "-" if trained.get((m, rank, seed), True) else "--"
+                label = f"r = {rank}" if seed == min(by_seed) else None
+                axes[0, k].plot(steps, [q["spread"] for q in probes], style, color=colors[rank], lw=1.2, label=label)
+                if probes[0]["saturated"] is not None:
+                    axes[1, k].plot(steps, [q["saturated"] for q in probes], style, color=colors[rank], lw=1.2)
+        axes[0, k].set_yscale("log")
+        axes[0, k].set_title(f"{m} (dashed: did not train)", fontsize=9)
+        axes[1, k].set_xlabel("step")
+    axes[0, 0].set_ylabel("spread of the head's input\nover the first batch")
+    axes[1, 0].set_ylabel(f"pooler units with |tanh| > {SATURATED:g}")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle(f"Fig. 8 runs (n = {results.plan.fig8.n}): what the frozen head sees, {ours_label(summary.scale)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def fig8_probe_table(summary: FewshotGlueSummary) -> pd.DataFrame:
+    """Per method and rank of Fig. 8: runs trained, the head input's final spread as a share of its start
+    (per seed) and the final share of saturated pooler units (per seed)."""
+    rows = []
+    for m, by_rank in (summary.fig8.probes.items() if summary.fig8 is not None else ()):
+        for rank, xs in by_rank.items():
+            rows.append({"method": m, "r": rank, "trained": f"{sum(x.trained for x in xs)} of {len(xs)}",
+                         "final spread / start": " / ".join(f"{x.final_spread / x.start_spread:.3f}" for x in xs),
+                         "saturated pooler units at the end": " / ".join(
+                             "n/a" if x.final_saturated is None else f"{x.final_saturated:.0%}" for x in xs)})
+    return pd.DataFrame(rows)
+
+
+def fig8_probe_text(summary: FewshotGlueSummary) -> str:
+    """Markdown: what the probes show about the Fig. 8 runs that did not train (no more than they show)."""
+    f8 = summary.fig8
+    if f8 is None:
+        return ""
+    runs = [(m, r, x) for m, by_rank in f8.probes.items() for r, xs in by_rank.items() for x in xs]
+    if not runs:
+        return "These runs were stored without probes of the head's input, so what stopped a run is not shown here."
+    failed = [(m, r, x) for m, r, x in runs if not x.trained]
+    ok = [x for _, _, x in runs if x.trained]
+    lines = [f"**What the head saw.** A run is *collapsed* when the spread of the head's input over the first batch "
+             f"ends below {COLLAPSED:g} of its start: every example then looks alike to the frozen head, which can only "
+             f"predict one value. Of the {len(ok)} runs that trained, {sum(x.collapsed for x in ok)} ended collapsed."]
+    if not failed:
+        lines.append("Every run trained, so there is no stall to explain here.")
+        return " ".join(lines)
+    collapsed = [(m, r, x) for m, r, x in failed if x.collapsed]
+    saturated = [(m, r, x) for m, r, x in failed if x.final_saturated is not None and x.final_saturated > 0.5]
+    names = lambda xs: ", ".join(f"{m} r = {r} seed {x.seed}" for m, r, x in xs) or "none"  # noqa: E731
+    lines.append(f"Of the {len(failed)} runs that did not train, {len(collapsed)} ended collapsed ({names(collapsed)}); "
+                 f"{len(saturated)} ended with over half of the pooler's units saturated ({names(saturated)}), where "
+                 f"tanh passes under 2 % of its gradient, so little is left to undo the collapse.")
+    if len(collapsed) == len(failed) and not any(x.collapsed for x in ok):
+        lines.append("So each run that did not train ended mapping every example to nearly one point in front of the "
+                     "frozen random pooler and head, with a training loss near that of predicting the label mean, while "
+                     "no run that trained did: these runs stalled in training, and their validation Pearson says nothing "
+                     "about how the method generalises.")
+    return " ".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------

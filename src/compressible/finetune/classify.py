@@ -456,7 +456,7 @@ def head_input_probe(model: nn.Module, batch: dict[str, Tensor], device: str | t
       :data:`SATURATED` in absolute value (``None`` without a module named ``pooler`` ending in ``Tanh``).
 
     Raises:
-        ValueError: when ``model`` has none of the head modules :data:`HEAD_PREFIXES` names.
+        ValueError: when ``model`` has none of the head modules :data:`~compressible.finetune.backbones.HEAD_PREFIXES` names.
     """
     head = next((getattr(model, name) for name in HEAD_PREFIXES if isinstance(getattr(model, name, None), nn.Module)), None)
     if head is None:
