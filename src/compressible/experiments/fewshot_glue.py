@@ -1351,8 +1351,7 @@ def plot_fig8_probes(results: FewshotGlueResults, summary: FewshotGlueSummary):
         return None
     ranks = summary.fig8.ranks
     colors = dict(zip(ranks, plt.cm.viridis(np.linspace(0, 0.85, len(ranks)))))
-    trained = {(m, int(r), int(s_)): bool(t) for m, r, s_, t in
-               zip(results.runs.method, results.runs["rank"], results.runs.seed, results.runs.trained) if r in colors}
+    trained = {(m, r, x.seed): x.trained for m, by_rank in summary.fig8.probes.items() for r, xs in by_rank.items() for x in xs}
     methods = [m for m in (LORA, DEEP) if m in results.probes]
     fig, axes = plt.subplots(2, len(methods), figsize=(4.6 * len(methods), 5.6), sharex=True, sharey="row", squeeze=False)
     for k, m in enumerate(methods):
