@@ -202,7 +202,7 @@ def test_every_plan_runs_the_authors_protocol():
     assert ci.methods.autocast == "auto" and ci.methods.holdout > 0 and ci.table1 is None and ci.table1_note
     assert len(ci.fig6.seeds_for(16)) >= 5 and ci.fig6.steps >= 200 and ci.fig6.n == (16, 64, 256)
     # Fig. 8 at the paper's length and ranks; its r = 8 runs are Fig. 6's n = 16 runs (computed once)
-    assert ci.fig8 == fg.Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0, 1), steps=200, n=16)
+    assert ci.fig8 == fg.Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0, 1), steps=200, n=16, scaled_seeds=(0, 1))
     ci_runs = fg.experiments(ci)
     fig6_keys = {(e.label, e.config) for e in ci_runs if e.part == "fig6"}
     r8 = [(e.label, e.config) for e in ci_runs if e.part == "fig8" and e.config.adapter.rank == 8]
@@ -410,3 +410,60 @@ def test_fig8_probes_name_collapsed_and_saturated_runs():
     old = fg.summarise(_results(runs))
     assert old.fig8.probes == {} and "stored without probes" in fg.fig8_probe_text(old)
     assert fg.plot_fig8_probes(_results(runs), old) is None and fg.fig8_probe_table(old).empty
+
+
+def test_fig8_scaled_rate_runs_change_only_the_rate():
+    """The rate-scaled variant: compressed Deep LoRA at every rank but the rate's, inner rate (and so the outer
+    ones, at gamma of it) times rate_rank / r, nothing else changed; the paper plan keeps one rate at every rank."""
+    ci = fg.PLANS["ci"]
+    runs = [e for e in fg.experiments(ci) if e.part == "fig8"]
+    one_rate = {e.config.adapter.rank: e.config for e in runs if e.label == DEEP}
+    scaled = {e.config.adapter.rank: e for e in runs if e.label == fg.SCALED}
+    assert sorted(scaled) == [16, 32, 64]
+    for rank, e in scaled.items():
+        assert e.seeds == (0, 1)
+        assert e.config.lr == pytest.approx(one_rate[rank].lr * 8 / rank)
+        assert e.config.adapter == one_rate[rank].adapter and e.config.adapter.gamma == one_rate[rank].adapter.gamma
+        assert e.config.replace(lr=one_rate[rank].lr) == one_rate[rank]
+    assert not any(e.label == fg.SCALED for e in fg.experiments(fg.PLANS["paper"]))
+    assert ci.fig8.scaled_lr(1e-2, 32) == pytest.approx(2.5e-3)
+    with pytest.raises(ValueError, match=r"scaled_seeds=\(2,\) must be among seeds=\(0, 1\)"):
+        fg.Fig8Plan(ranks=(8, 16), seeds=(0, 1), steps=2, n=16, scaled_seeds=(2,))
+    with pytest.raises(ValueError, match=r"rate_rank=4 must be one of ranks=\(8, 16\)"):
+        fg.Fig8Plan(ranks=(8, 16), seeds=(0, 1), steps=2, n=16, scaled_seeds=(0,), rate_rank=4)
+
+
+def test_fig8_scaled_rate_variant_is_paired_with_lora_and_named_where_it_rescues_a_rank():
+    # one rate: Deep LoRA does not train at r = 32; scaled: it does (seed 0, 1 at 0.45, 0.55)
+    plan = dataclasses.replace(PLAN, fig8=fg.Fig8Plan(ranks=(8, 32), seeds=(0, 1), steps=2, n=16, scaled_seeds=(0, 1)))
+    scores = {**SCORES, ("fig8", 32): {LORA: [0.20, 0.30], DEEP: [0.0, 0.02], fg.SCALED: [0.45, 0.55]}}
+    runs = _runs(scores)
+    runs.loc[(runs.part == "fig8") & (runs.method == DEEP) & (runs["rank"] == 32), "trained"] = False
+    results = _results(runs, plan=plan)
+    s = fg.summarise(results)
+    f8 = s.fig8
+    # at r = 8 the scaled variant is the compressed run itself; at 32 its own runs
+    assert f8.scaled_by_rank[8].deep == pytest.approx(0.40) and f8.scaled_by_rank[8].differences == pytest.approx({0: -0.1, 1: -0.1})
+    assert f8.scaled_by_rank[32].deep == pytest.approx(0.50) and f8.scaled_by_rank[32].differences == pytest.approx({0: 0.25, 1: 0.25})
+    assert f8.scaled_drop_smallest_to_largest_r == pytest.approx(-0.10) and f8.rate_rank == 8
+    assert f8.by_rank[32].deep == pytest.approx(0.01)  # the one-rate comparison is unchanged by the third method
+    assert f8.best_mean == pytest.approx(0.50)
+    table = fg.fig8_table(s)
+    assert list(table[f"{fg.SCALED} — ours"]) == ["0.400 ± 0.000", "0.500 ± 0.071"]
+    assert table["rate ∝ 1/r − LoRA — ours, 95 % CI"].iloc[1].startswith("+0.250")
+    assert "from r = 8 to 32 it changes by +0.100" in fg.fig8_text(s)
+    assert any(row == "Fig. 8, r = 32, rate ∝ 1/r − LoRA" for row in fg.per_seed_table(s)["experiment"])
+    assert fg.plot_fig8(results, s) is not None
+    from compressible.reproduction.scorecard import CLAIMS, chapter_verdicts, judge
+
+    verdicts = chapter_verdicts(s)
+    ours = judge(next(c for c in CLAIMS if c.key == "fig8"), s)[0]
+    assert verdicts["fig8"][0] == "did not train" and "inner rate ∝ 1/r (not judged): drop -0.100" in ours
+    finding = fg.finding_text(s, plan, verdicts)
+    assert "trained on every seed at r = 32, where at one rate it did not" in finding
+    # where the scaled runs fail too, the finding says the rate does not explain it
+    runs.loc[(runs.part == "fig8") & (runs.method == fg.SCALED), "trained"] = False
+    s2 = fg.summarise(_results(runs, plan=plan))
+    assert s2.fig8.untrained[fg.SCALED] == {32: [0, 1]}
+    finding2 = fg.finding_text(s2, plan, chapter_verdicts(s2))
+    assert "At r = 32 runs at the scaled rate did not train either" in finding2 and "where at one rate" not in finding2

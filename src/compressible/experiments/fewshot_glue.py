@@ -74,6 +74,7 @@ __all__ = [
     "Fig6Plan",
     "Fig7Plan",
     "Fig8Plan",
+    "SCALED",
     "FewshotGluePlan",
     "PLANS",
     "plan",
@@ -133,7 +134,9 @@ PARTS = ("tuning", "table1", "fig6", "fig7", "fig8", "precision", "diagnosis")
 """The figures and tables of the chapter, in the order they are built."""
 
 _METHODS = ("lora", "compressed")
-COLORS = {LORA: "tab:blue", DEEP: "tab:red", METHOD_LABELS["full"]: "tab:green"}
+SCALED = "Deep LoRA (inner rate ∝ 1/r)"
+"""Label of Fig. 8's compressed Deep LoRA runs whose inner rate is scaled with the rank (:attr:`Fig8Plan.scaled_seeds`)."""
+COLORS = {LORA: "tab:blue", DEEP: "tab:red", METHOD_LABELS["full"]: "tab:green", SCALED: "tab:purple"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,15 +211,32 @@ class Fig7Plan:
 
 @dataclass(frozen=True)
 class Fig8Plan:
-    """Fig. 8: STS-B at ``n`` examples for several adapter ranks."""
+    """Fig. 8: STS-B at ``n`` examples for several adapter ranks, each method at one learning rate (the
+    paper's); optionally also compressed Deep LoRA with its inner rate scaled by ``rate_rank / r``."""
 
     ranks: tuple[int, ...]
     seeds: tuple[int, ...]
     steps: int
     n: int
+    scaled_seeds: tuple[int, ...] = ()
+    """Seeds at which compressed Deep LoRA runs again at every rank ``r != rate_rank`` with its inner (and so
+    its outer) rate times ``rate_rank / r`` (``()``: not run). Adam moves each of the ``r x r`` inner
+    entries by about the rate per step, so the product's step grows with ``r`` at a fixed rate; this rule
+    keeps it where the rate was chosen. It is fixed beforehand, not tuned on any score."""
+    rate_rank: int = 8
+    """The rank at which the methods' rates were chosen (the tuning runs' rank)."""
 
     def __post_init__(self) -> None:
         _nonempty("Fig8Plan", ranks=self.ranks, seeds=self.seeds)
+        if self.scaled_seeds and not set(self.scaled_seeds) <= set(self.seeds):
+            raise ValueError(f"Fig8Plan.scaled_seeds={self.scaled_seeds!r} must be among seeds={self.seeds!r}")
+        if self.scaled_seeds and self.rate_rank not in self.ranks:
+            raise ValueError(f"Fig8Plan.rate_rank={self.rate_rank!r} must be one of ranks={self.ranks!r} when "
+                             "scaled_seeds are given (the scaled runs are compared with the runs at that rank)")
+
+    def scaled_lr(self, lr: float, rank: int) -> float:
+        """The inner rate of the scaled variant at ``rank``: ``lr * rate_rank / rank``."""
+        return lr * self.rate_rank / rank
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,7 +309,8 @@ PLANS: dict[str, FewshotGluePlan] = {
         fig6=Fig6Plan(n=(16, 64, 256), seeds=(0, 1, 2, 3, 4), steps=200,
                       full_n=(16,), full_seeds=(0, 1), full_targets=ATTENTION_POOLER_TARGETS),
         fig7=Fig7Plan(n=256, steps=200),
-        fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0, 1), steps=200, n=16),
+        # the scaled-rate variant: do the one-rate compressed runs that do not train at r >= 16 fail for the rate?
+        fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0, 1), steps=200, n=16, scaled_seeds=(0, 1)),
         tuning=TuningPlan(n=(16,), seeds=(0, 1), steps=200, lora=(1e-4, 3e-4), compressed=((1e-2, 1e-2), (1e-2, 1e-1))),
         precision=PrecisionPlan(n=16, seeds=(0, 1)),
         # 500 steps: the paper's Fig. 6 length; no smaller-inner-rate variant (it did not train in earlier builds)
@@ -300,6 +321,8 @@ PLANS: dict[str, FewshotGluePlan] = {
             "variant on 2 seeds at n = 16 only, on the attention weights and the pooler",
             "learning rates of LoRA and compressed Deep LoRA chosen on held-out training examples (the paper's are "
             "for bert-base)",
+            "Fig. 8 also runs compressed Deep LoRA with its inner rate scaled by 8/r (beyond the paper: is a rank "
+            "where the one-rate runs do not train too large a step for that rate?)",
             "every run computes with one torch thread, one run per CPU core at a time (1.5x the throughput of one "
             "two-thread run on 2 cores; the numbers do not depend on the number of cores)",
         ),
@@ -309,7 +332,7 @@ PLANS: dict[str, FewshotGluePlan] = {
         table1=Table1Plan(tasks=("stsb", "rte"), seeds=(0,), steps=2, steps_sst2=2, n=32),
         fig6=Fig6Plan(n=(16, 32), seeds=(0, 1), steps=2, full_n=(16,), full_seeds=(0,), full_targets=ATTENTION_POOLER_TARGETS),
         fig7=Fig7Plan(n=32, steps=2),
-        fig8=Fig8Plan(ranks=(2, 4), seeds=(0,), steps=2, n=16),
+        fig8=Fig8Plan(ranks=(2, 4), seeds=(0,), steps=2, n=16, scaled_seeds=(0,), rate_rank=2),
         tuning=TuningPlan(n=(16,), seeds=(0,), steps=2, lora=(1e-4, 1e-3), compressed=((1e-2, 1e-2), (1e-2, 1e-1))),
         precision=PrecisionPlan(n=16, seeds=(0, 1)),
         diagnosis=DiagnosisPlan(n=32, seeds=(0,), longer_steps=3),
@@ -356,6 +379,9 @@ def experiments(p: FewshotGluePlan, methods: GlueMethods | None = None) -> list[
         for method in _METHODS:
             config = RunConfig(n_train=p.fig8.n, steps=p.fig8.steps, **stsb_fields(p, p.fig8.n), **m.method(method, rank=rank))
             out.append(Experiment("fig8", METHOD_LABELS[method], config, p.fig8.seeds))
+            if method == "compressed" and p.fig8.scaled_seeds and rank != p.fig8.rate_rank:
+                out.append(Experiment("fig8", SCALED, config.replace(lr=p.fig8.scaled_lr(config.lr, rank)),
+                                      p.fig8.scaled_seeds))
     if p.precision is not None:
         config = RunConfig(n_train=p.precision.n, steps=p.fig6.steps, **stsb_fields(p, p.precision.n),
                            **m.method(p.precision.method))
@@ -643,6 +669,13 @@ class Fig8Summary(_Model):
     at_chance: bool
     untrained: dict[str, dict[int, list[int]]] = {}
     """Per method, the ranks with runs whose training loss stayed near the constant predictor's, and their seeds."""
+    scaled_by_rank: dict[int, PairedScores] = {}
+    """Compressed Deep LoRA with its inner rate scaled by ``rate_rank / r`` against LoRA (``deep`` = its mean; at
+    ``rate_rank`` these are the compressed runs themselves), where it ran (:attr:`Fig8Plan.scaled_seeds`)."""
+    scaled_drop_smallest_to_largest_r: float | None = None
+    """The scaled variant's mean at the smallest ``r`` minus at the largest (``None``: not run)."""
+    rate_rank: int | None = None
+    """The rank the scaled variant's rate is scaled from (:attr:`Fig8Plan.rate_rank`; ``None``: not run)."""
     probes: dict[str, dict[int, list[RunProbe]]] = {}
     """Per method and rank, the start and end of each run's probes (empty for runs stored without them)."""
 
@@ -782,6 +815,13 @@ def _fig8_summary(results: FewshotGlueResults) -> Fig8Summary:
     f8_mean = {m: {r: float(f8[f8["rank"] == r][m].mean()) for r in f8_r} for m in (LORA, DEEP)}
     lo, hi = f8_r[0], f8_r[-1]
     best8 = _best_mean(f8, "rank")
+    scaled, scaled_drop = {}, None
+    sf = _scaled_frame(results)
+    if sf is not None:
+        scaled = {int(r): PairedScores(**_paired_scores(sf[sf["rank"] == r])) for r in sorted(sf["rank"].unique())}
+        if lo in scaled and hi in scaled and scaled[lo].deep is not None and scaled[hi].deep is not None:
+            scaled_drop = scaled[lo].deep - scaled[hi].deep
+        best8 = max(best8, float(sf[DEEP].mean()))
     return Fig8Summary(
         ranks=f8_r, seeds=len(p.fig8.seeds),
         by_rank={r: PairedScores(**_paired_scores(f8[f8["rank"] == r])) for r in f8_r},
@@ -789,8 +829,23 @@ def _fig8_summary(results: FewshotGlueResults) -> Fig8Summary:
         deep_drop_smallest_to_largest_r=finite(f8_mean[DEEP][lo] - f8_mean[DEEP][hi]),
         best_mean=finite(best8), at_chance=not above_chance(distance_from_chance([best8])),
         untrained=_untrained_by(runs[runs.part == "fig8"], "rank"),
+        scaled_by_rank=scaled, scaled_drop_smallest_to_largest_r=finite(scaled_drop) if scaled_drop is not None else None,
+        rate_rank=p.fig8.rate_rank if scaled else None,
         probes=_run_probes(results.probes, runs[runs.part == "fig8"]),
     )
+
+
+def _scaled_frame(results: FewshotGlueResults) -> pd.DataFrame | None:
+    """Fig. 8's rate-scaled compressed runs paired with LoRA (the scaled scores in the ``DEEP`` column), the
+    compressed runs at ``rate_rank`` standing for the scaled ones there (the same runs); ``None`` when not run."""
+    p, runs = results.plan, results.runs
+    f8 = runs[runs.part == "fig8"]
+    if not p.fig8.scaled_seeds or SCALED not in set(f8.method):
+        return None
+    at_rate_rank = f8[(f8.method == DEEP) & (f8["rank"] == p.fig8.rate_rank) & f8.seed.isin(p.fig8.scaled_seeds)]
+    frame = pd.concat([f8[f8.method.isin((LORA, SCALED))], at_rate_rank.assign(method=SCALED)])
+    sf = paired_frame(frame, ["rank"], method=SCALED).rename(columns={SCALED: DEEP})
+    return sf[sf.seed.isin(p.fig8.scaled_seeds)]
 
 
 def _run_probes(probes: dict[str, dict[int, dict[int, list[dict]]]], runs: pd.DataFrame) -> dict[str, dict[int, list[RunProbe]]]:
@@ -988,7 +1043,14 @@ def fig6_table(summary: FewshotGlueSummary) -> pd.DataFrame:
 def fig8_table(summary: FewshotGlueSummary) -> pd.DataFrame:
     """Fig. 8: STS-B Pearson per adapter rank ``r``, the paper's means beside ours."""
     paper = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
-    return _figure_table(summary.fig8.by_rank, "r", paper, ours_label(summary.scale))
+    table = _figure_table(summary.fig8.by_rank, "r", paper, ours_label(summary.scale))
+    scaled = summary.fig8.scaled_by_rank
+    if scaled:
+        table[f"{SCALED} — ours"] = [mean_pm_std(scaled[r].deep, scaled[r].deep_std, 3) if r in scaled else "—"
+                                     for r in summary.fig8.by_rank]
+        table["rate ∝ 1/r − LoRA — ours, 95 % CI"] = [_interval(scaled[r]) if r in scaled else "—"
+                                                       for r in summary.fig8.by_rank]
+    return table
 
 
 def fig7_table(summary: FewshotGlueSummary) -> pd.DataFrame:
@@ -1009,6 +1071,8 @@ def per_seed_table(summary: FewshotGlueSummary) -> pd.DataFrame:
     rows += [(f"Fig. 6, n = {n}", s) for n, s in summary.fig6.by_n.items()]
     rows += [(f"Fig. 6, n = {n}, full width − LoRA", s) for n, s in summary.fig6.full_by_n.items()]
     rows += [(f"Fig. 8, r = {r}", s) for r, s in summary.fig8.by_rank.items()] if summary.fig8 is not None else []
+    rows += [(f"Fig. 8, r = {r}, rate ∝ 1/r − LoRA", s) for r, s in summary.fig8.scaled_by_rank.items()
+             ] if summary.fig8 is not None else []
     seeds = sorted({seed for _, s in rows for seed in s.differences})
     return pd.DataFrame([
         {"experiment": name,
@@ -1156,9 +1220,43 @@ def fig8_text(summary: FewshotGlueSummary) -> str:
         + f". The paper's claim: \"{paper_value('figure8_rank_sweep_stsb16', 'paper_claim')}\". "
         f"Note the paper's Fig. 8 Deep LoRA is the narrow *uncompressed* width-r adapter at lr 1e-4 "
         f"(\"{paper_value('figure8_rank_sweep_stsb16', 'protocol', 'deep_variant')}\"); ours is the compressed one. "
-        + _untrained_text(f8.untrained, f8.by_rank, "r", ", at the same learning rate at every rank, as in the paper")
+        + _scaled_text(f8)
+        + _untrained_text(f8.untrained, f8.by_rank, "r", "; LoRA and Deep LoRA at the same learning rate at every rank, "
+                          "as in the paper")
         + at_chance_text(f8.best_mean, f8.at_chance)
     )
+
+
+def _scaled_finding(f8: Fig8Summary) -> str:
+    """One sentence: at which ranks scaling the inner rate as 1/r made the compressed runs train where one rate did not."""
+    deep_failed, scaled_failed = f8.untrained.get(DEEP, {}), f8.untrained.get(SCALED, {})
+    rescued = [r for r in f8.scaled_by_rank if r in deep_failed and r not in scaled_failed and r != f8.rate_rank]
+    still = sorted(scaled_failed)
+    out = []
+    if rescued:
+        out.append(f"With its inner rate scaled as {f8.rate_rank}/r, compressed Deep LoRA trained on every seed at "
+                   f"r = {', '.join(map(str, rescued))}, where at one rate it did not: there the rate chosen at "
+                   f"r = {f8.rate_rank} was too large for the rank.")
+    if still:
+        out.append(f"At r = {', '.join(map(str, still))} runs at the scaled rate did not train either ("
+                   + untrained_list({SCALED: scaled_failed}, f8.by_rank, "r") + "): the rate does not explain those.")
+    if not out:
+        out.append(f"With its inner rate scaled as {f8.rate_rank}/r, compressed Deep LoRA trained wherever it did at one rate.")
+    return " ".join(out)
+
+
+def _scaled_text(f8: Fig8Summary) -> str:
+    """Markdown: what the rate-scaled compressed runs show beside the fixed-rate ones (empty when not run)."""
+    scaled = f8.scaled_by_rank
+    if not scaled:
+        return ""
+    change = f8.scaled_drop_smallest_to_largest_r
+    means = ", ".join(f"r = {r}: {'n/a' if s.deep is None else f'{s.deep:.3f}'}" for r, s in scaled.items())
+    return (f"**{SCALED}** (the inner rate chosen at r = {f8.rate_rank} times {f8.rate_rank}/r, fixed beforehand: at one rate, "
+            f"Adam moves every one of the r × r inner entries by about the rate, so the product's step grows with r): "
+            f"mean Pearson {means}; from r = {min(scaled)} to {max(scaled)} it changes by "
+            f"{'n/a' if change is None else f'{-change:+.3f}'}. It shows whether a rank at which the one-rate runs did not "
+            "train fails for its rate or for its rank. ")
 
 
 def untrained_list(untrained: dict[str, dict[int, list[int]]], by: dict[int, PairedScores], name: str,
@@ -1327,6 +1425,12 @@ def plot_fig8(results: FewshotGlueResults, summary: FewshotGlueSummary):
     paper8 = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
     fig, ax = plt.subplots(figsize=(7, 4))
     _scatter_methods(ax, f8, "rank", f8_r, ours)
+    scaled = summary.fig8.scaled_by_rank
+    if scaled:
+        runs = results.runs[(results.runs.part == "fig8") & (results.runs.method == SCALED)]
+        ax.scatter(runs["rank"] * 1.08, runs["value"], color=COLORS[SCALED], s=12, alpha=0.6)
+        ax.plot([r * 1.08 for r in scaled], [scaled[r].deep for r in scaled], "D-", color=COLORS[SCALED],
+                label=f"{SCALED} — {ours}")
     for label, paper_key, method in [("LoRA", "vanilla", LORA), ("Deep LoRA", "deep", DEEP)]:
         pr = sorted(int(r) for r in paper8[paper_key])
         ax.plot(pr, [paper8[paper_key][str(r)] for r in pr], "--", marker="s", ms=4, color=COLORS[method], alpha=0.7,
@@ -1344,7 +1448,7 @@ def plot_fig8(results: FewshotGlueResults, summary: FewshotGlueSummary):
 
 def plot_fig8_probes(results: FewshotGlueResults, summary: FewshotGlueSummary):
     """Along every Fig. 8 run: the spread over examples of what the head sees (top) and the share of
-    saturated tanh pooler units (bottom), LoRA left and Deep LoRA right; dashed: runs that did not train."""
+    saturated tanh pooler units (bottom), a column per method (LoRA first); dashed: runs that did not train."""
     import matplotlib.pyplot as plt
 
     if summary.fig8 is None or not results.probes:
@@ -1352,7 +1456,7 @@ def plot_fig8_probes(results: FewshotGlueResults, summary: FewshotGlueSummary):
     ranks = summary.fig8.ranks
     colors = dict(zip(ranks, plt.cm.viridis(np.linspace(0, 0.85, len(ranks)))))
     trained = {(m, r, x.seed): x.trained for m, by_rank in summary.fig8.probes.items() for r, xs in by_rank.items() for x in xs}
-    methods = [m for m in (LORA, DEEP) if m in results.probes]
+    methods = [m for m in (LORA, DEEP, SCALED) if m in results.probes]
     fig, axes = plt.subplots(2, len(methods), figsize=(4.6 * len(methods), 5.6), sharex=True, sharey="row", squeeze=False)
     for k, m in enumerate(methods):
         for rank, by_seed in sorted(results.probes[m].items()):
@@ -1463,6 +1567,8 @@ def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict
         f8 = summary.fig8
         lines.append(f"Fig. 8 (r = {', '.join(map(str, f8.ranks))}, {f8.seeds} seed(s)): **{verdicts['fig8'][0]}** "
                      f"({verdicts['fig8'][1]}).")
+        if f8.scaled_by_rank:
+            lines.append(_scaled_finding(f8))
     if summary.training.untrained:
         lines.append(f"{len(summary.training.untrained)} of {len(summary.training.runs)} runs did not train "
                      "(see the training check); their comparisons carry no evidence.")
