@@ -152,7 +152,7 @@ def test_diagnosis_says_when_neither_change_helps_and_when_nothing_stalled():
 def test_diagnosis_bad_input():
     with pytest.raises(ValueError, match=r"compares with the Fig. 6 runs of \['LoRA'\]"):
         ft.summarise_diagnosis({DEEP: {}}, DP)
-    with pytest.raises(ValueError, match="DiagnosisPlan.gamma must be a positive number, got 0"):
+    with pytest.raises(ValueError, match="DiagnosisPlan.gamma must be a positive number or None, got 0"):
         ft.DiagnosisPlan(n=256, seeds=(0,), gamma=0)
     with pytest.raises(ValueError, match="DiagnosisPlan.seeds must not be empty"):
         ft.DiagnosisPlan(n=256, seeds=())
@@ -160,6 +160,21 @@ def test_diagnosis_bad_input():
         ft.DiagnosisPlan(n=256, seeds=(0,), lr_factor=-1)
     with pytest.raises(ValueError, match="DiagnosisPlan.lr_factor=1 repeats the Fig. 6 runs"):
         ft.DiagnosisPlan(n=256, seeds=(0,), lr_factor=1)
+    with pytest.raises(ValueError, match="DiagnosisPlan.whole_sample must be True or False, got 'no'"):
+        ft.DiagnosisPlan(n=256, seeds=(0,), whole_sample="no")
+    with pytest.raises(ValueError, match="DiagnosisPlan runs no variant"):
+        ft.DiagnosisPlan(n=256, seeds=(0,), whole_sample=False, gamma=None, lr_factor=None)
+
+
+def test_diagnosis_runs_only_the_variants_its_plan_names():
+    from compressible.experiments.glue_runs import FEWSHOT_METHODS
+
+    base = {"task": "stsb", "backbone": "tiny-random-bert"}
+    labels = lambda dp: [e.label for e in ft.diagnosis_experiments(dp, FEWSHOT_METHODS["smoke"], base, 2)]  # noqa: E731
+    assert labels(ft.DiagnosisPlan(n=32, seeds=(0,), longer_steps=3)) == [
+        ft.WHOLE_SAMPLE, ft.free_outer_label(1.0), ft.inner_rate_label(1e-3), ft.longer_label(3)]
+    assert labels(ft.DiagnosisPlan(n=32, seeds=(0,), whole_sample=False, gamma=None, lr_factor=None, longer_steps=3)) == [
+        ft.longer_label(3)]
 
 
 def test_diagnosis_reports_rank_one_updates_of_the_stalled_runs():

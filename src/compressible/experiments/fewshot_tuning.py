@@ -161,24 +161,31 @@ def _positive(value) -> bool:
 class DiagnosisPlan:
     """Compressed Deep LoRA at ``n`` (a Fig. 6 size larger than one batch), ``seeds`` (Fig. 6 seeds
     there), each run changing one thing against the Fig. 6 run: the outer factors from the whole
-    sample's gradient, the outer factors at ``gamma`` times the inner rate, if ``lr_factor`` the
-    inner rate times ``lr_factor`` (outer factors at ``gamma`` of that, as in Fig. 6), and, if
-    ``longer_steps``, the same run trained for that many steps."""
+    sample's gradient (if ``whole_sample``), the outer factors at ``gamma`` times the inner rate (if
+    ``gamma``), if ``lr_factor`` the inner rate times ``lr_factor`` (outer factors at ``gamma`` of that,
+    as in Fig. 6), and, if ``longer_steps``, the same run trained for that many steps."""
 
     n: int
     seeds: tuple[int, ...]
-    gamma: float = 1.0
-    """The outer factors' rate ratio of the second variant (1: no discrepant rate)."""
+    gamma: float | None = 1.0
+    """The outer factors' rate ratio of the second variant (1: no discrepant rate; ``None``: not run)."""
     lr_factor: float | None = 0.1
     """The third variant's inner rate, as a multiple of the chosen one (``None``: not run)."""
     longer_steps: int | None = None
     """Steps of the fourth variant, more than Fig. 6's: is a stalled run slow or stuck? (``None``: not run)."""
+    whole_sample: bool = True
+    """Run the first variant (outer factors from the whole sample's gradient)."""
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("DiagnosisPlan.seeds must not be empty")
-        if not _positive(self.gamma):
-            raise ValueError(f"DiagnosisPlan.gamma must be a positive number, got {self.gamma!r}")
+        if self.gamma is not None and not _positive(self.gamma):
+            raise ValueError(f"DiagnosisPlan.gamma must be a positive number or None, got {self.gamma!r}")
+        if not isinstance(self.whole_sample, bool):
+            raise ValueError(f"DiagnosisPlan.whole_sample must be True or False, got {self.whole_sample!r}")
+        if not (self.whole_sample or self.gamma is not None or self.lr_factor is not None or self.longer_steps is not None):
+            raise ValueError("DiagnosisPlan runs no variant (whole_sample=False, gamma, lr_factor and longer_steps None); "
+                             "give at least one, or no DiagnosisPlan")
         if self.lr_factor is not None and not _positive(self.lr_factor):
             raise ValueError(f"DiagnosisPlan.lr_factor must be a positive number or None, got {self.lr_factor!r}")
         if self.lr_factor == 1:
@@ -196,12 +203,13 @@ def diagnosis_experiments(dp: DiagnosisPlan, methods: GlueMethods, base: dict, s
         raise ValueError(f"DiagnosisPlan.gamma={dp.gamma:g} is the chosen gamma itself: the variant would repeat Fig. 6")
     if dp.longer_steps is not None and dp.longer_steps <= steps:
         raise ValueError(f"DiagnosisPlan.longer_steps={dp.longer_steps} must be more than the Fig. 6 runs' {steps} steps")
-    free = dataclasses.replace(methods, deep_gamma=dp.gamma)
-    out = [
-        Experiment("diagnosis", WHOLE_SAMPLE, compressed.replace(compress_from="sample"), dp.seeds),
-        Experiment("diagnosis", free_outer_label(dp.gamma),
-                   RunConfig(n_train=dp.n, steps=steps, **base, **free.method("compressed")), dp.seeds),
-    ]
+    out = []
+    if dp.whole_sample:
+        out.append(Experiment("diagnosis", WHOLE_SAMPLE, compressed.replace(compress_from="sample"), dp.seeds))
+    if dp.gamma is not None:
+        free = dataclasses.replace(methods, deep_gamma=dp.gamma)
+        out.append(Experiment("diagnosis", free_outer_label(dp.gamma),
+                              RunConfig(n_train=dp.n, steps=steps, **base, **free.method("compressed")), dp.seeds))
     if dp.lr_factor is not None:
         slow = dataclasses.replace(methods, deep_lr=compressed.lr * dp.lr_factor)
         out.append(Experiment("diagnosis", inner_rate_label(compressed.lr * dp.lr_factor),
