@@ -120,8 +120,9 @@ plt.show()
 # order and rates: the outer factors built from the gradient of the **whole sample** (one batch of
 # all $n$ examples, instead of the first 16), the outer factors trained at the **inner rate**
 # ($\gamma = 1$), a **10× smaller inner rate** and the same run trained **longer**, where the plan
-# has those two (the `paper` plan has all four; the `ci` plan has no smaller inner rate). A change that makes the stalled seeds train names the cause; one that does not
-# rules it out. The column "rank-one updates" counts the adapted weights whose update has a second
+# has them: the `paper` plan has all four, the `ci` plan only the longer run (the one change that
+# tells a slow run from a stuck one). A change that makes the stalled seeds train names the cause; one
+# that does not rules it out. The column "rank-one updates" counts the adapted weights whose update has a second
 # singular value under 1 % of its first: what a run learned, not only how far its loss fell.
 
 # %%

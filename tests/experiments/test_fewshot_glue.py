@@ -240,15 +240,21 @@ def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
         variants = {e.label: e for e in runs if e.part == "diagnosis"}
         longer = ft.longer_label(d.longer_steps)
         slow = None if d.lr_factor is None else ft.inner_rate_label(base.config.lr * d.lr_factor)
-        assert set(variants) == {ft.WHOLE_SAMPLE, ft.free_outer_label(d.gamma), longer} | ({slow} - {None})
+        whole = ft.WHOLE_SAMPLE if d.whole_sample else None
+        free_label = None if d.gamma is None else ft.free_outer_label(d.gamma)
+        assert set(variants) == {whole, free_label, longer, slow} - {None}
         assert variants[longer].config == base.config.replace(steps=d.longer_steps) and d.longer_steps > p.fig6.steps
         assert all(set(e.seeds) == set(d.seeds) <= set(base.seeds) for e in variants.values())
-        assert variants[ft.WHOLE_SAMPLE].config == base.config.replace(compress_from="sample")
-        free = variants[ft.free_outer_label(d.gamma)].config
-        assert free == base.config.replace(adapter=dataclasses.replace(base.config.adapter, gamma=d.gamma), lr=base.config.lr)
+        if whole is not None:
+            assert variants[whole].config == base.config.replace(compress_from="sample")
+        if free_label is not None:
+            free = variants[free_label].config
+            assert free == base.config.replace(adapter=dataclasses.replace(base.config.adapter, gamma=d.gamma), lr=base.config.lr)
         if slow is not None:
             assert variants[slow].config == base.config.replace(lr=base.config.lr * d.lr_factor)
-    assert fg.PLANS["ci"].diagnosis.lr_factor is None and fg.PLANS["paper"].diagnosis.lr_factor == 0.1
+    # ci: only the longer run (slow or stuck?); the paper plan: all four variants
+    assert set(e.label for e in fg.experiments(fg.PLANS["ci"]) if e.part == "diagnosis") == {ft.longer_label(500)}
+    assert fg.PLANS["paper"].diagnosis == ft.DiagnosisPlan(n=256, seeds=tuple(range(5)), longer_steps=1500)
     assert fg.PLANS["ci"].diagnosis.n == 256 and fg.PLANS["ci"].diagnosis.seeds
     with pytest.raises(ValueError, match="diagnosis runs .* must change Fig. 6 runs"):
         dataclasses.replace(fg.PLANS["ci"], diagnosis=ft.DiagnosisPlan(n=128, seeds=(0,)))

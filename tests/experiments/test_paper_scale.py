@@ -19,9 +19,9 @@ def test_paper_run_counts_follow_the_protocol():
                              + 5 * 1500)
     ci = runs["fewshot_glue"]["ci"]
     # ci: 4 tuning runs that no figure reuses; Fig. 6: 2 methods x 5 seeds x 3 n + 2 full width; 2 float32 twins;
-    # the diagnosis: 3 variants at seed 0 (no smaller inner rate at ci); Fig. 8: 3 more r x 2 methods x 2 seeds
-    # (its r = 8 runs are Fig. 6's)
-    assert ci.runs == 4 + 2 * 5 * 3 + 2 + 2 + 3 + 3 * 2 * 2
+    # the diagnosis: the longer run at seed 0 (only that variant at ci); Fig. 8: 3 more r x 2 methods x 2 seeds
+    # (its r = 8 runs are Fig. 6's) and the rate-scaled compressed runs at those 3 r x 2 seeds
+    assert ci.runs == 4 + 2 * 5 * 3 + 2 + 2 + 1 + 3 * 2 * 2 + 3 * 2
     subspaces = runs["deep_lora_subspaces"]["paper"]
     assert (subspaces.runs, subspaces.steps) == (4, 2000 + 3 * 200)  # Fig. 2 and the three App. D.2 runs
     assert set(runs) == set(paper_scale.SWEEP_CHAPTERS) and all(set(v) == {"smoke", "ci", "paper"} for v in runs.values())
@@ -43,7 +43,7 @@ def test_costs_read_the_recorded_wall_times(tmp_path):
     assert (empty.stored, empty.seconds_per_run, empty.seconds_per_step, empty.device) == (0, None, None, None)
     summary = paper_scale.PaperScaleSummary(scale="smoke", runs=paper_scale.run_counts(), costs=costs)
     table = paper_scale.costs_table(summary)
-    assert list(table["runs stored"]) == ["3 of 4", "0 of 25"] and list(table["s per run (median)"]) == ["2.0", "-"]
+    assert list(table["runs stored"]) == ["3 of 4", "0 of 26"] and list(table["s per run (median)"]) == ["2.0", "-"]
     assert "3 stored runs" in paper_scale.cost_note(summary) and "TestOS" in paper_scale.cost_note(summary)
 
 
