@@ -473,3 +473,8 @@ def test_fig8_scaled_rate_variant_is_paired_with_lora_and_named_where_it_rescues
     assert s2.fig8.untrained[fg.SCALED] == {32: [0, 1]}
     finding2 = fg.finding_text(s2, plan, chapter_verdicts(s2))
     assert "At r = 32 runs at the scaled rate did not train either" in finding2 and "where at one rate" not in finding2
+    # counted against the scaled variant's own seeds (here one), not the figure's
+    one = dataclasses.replace(plan, fig8=dataclasses.replace(plan.fig8, scaled_seeds=(0,)))
+    s3 = fg.summarise(_results(runs[~((runs.method == fg.SCALED) & (runs.seed == 1))], plan=one))
+    assert f"{fg.SCALED} at r = 32 (1 of 1 seeds)" in fg.finding_text(s3, one, chapter_verdicts(s3))
+    assert fg.SCALED not in fg.fig8_text(s3).split("Runs that did not train")[1]

@@ -1221,8 +1221,8 @@ def fig8_text(summary: FewshotGlueSummary) -> str:
         f"Note the paper's Fig. 8 Deep LoRA is the narrow *uncompressed* width-r adapter at lr 1e-4 "
         f"(\"{paper_value('figure8_rank_sweep_stsb16', 'protocol', 'deep_variant')}\"); ours is the compressed one. "
         + _scaled_text(f8)
-        + _untrained_text(f8.untrained, f8.by_rank, "r", "; LoRA and Deep LoRA at the same learning rate at every rank, "
-                          "as in the paper")
+        + _untrained_text({m: v for m, v in f8.untrained.items() if m != SCALED}, f8.by_rank, "r",
+                          "; LoRA and Deep LoRA at the same learning rate at every rank, as in the paper")
         + at_chance_text(f8.best_mean, f8.at_chance)
     )
 
@@ -1241,7 +1241,7 @@ def _scaled_finding(f8: Fig8Summary) -> str:
                    + (" (one seed: a diagnosis, not an estimate)." if seeds == [1] else "."))
     if still:
         out.append(f"At r = {', '.join(map(str, still))} runs at the scaled rate did not train either ("
-                   + untrained_list({SCALED: scaled_failed}, f8.by_rank, "r") + "): the rate does not explain those.")
+                   + untrained_list({SCALED: scaled_failed}, f8.scaled_by_rank, "r") + "): the rate does not explain those.")
     if not out:
         out.append(f"With its inner rate scaled as {f8.rate_rank}/r, compressed Deep LoRA trained wherever it did at one rate.")
     return " ".join(out)
