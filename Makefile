@@ -61,6 +61,8 @@ browser-check:
 benchmarks: setup
 	$(PY) benchmarks/matrix_completion.py
 	$(PY) benchmarks/deep_lora.py
+	$(PY) benchmarks/autocast.py
+	$(PY) benchmarks/length_groups.py
 
 lock: setup
 	{ echo "# Exact versions used by make/CI (pip install -c requirements/lock.txt). Regenerate with: make lock"; \

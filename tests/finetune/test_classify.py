@@ -189,6 +189,29 @@ def test_frozen_weights_cast_once_give_the_autocast_step_exactly(runner):
         cast_frozen_linears(model, "bf16")
 
 
+@pytest.mark.parametrize("adapter", ["compressed", "lora"])
+def test_a_step_split_by_length_is_the_padded_step(runner, adapter):
+    """``split_by_length`` computes a step in sub-batches of similar length: with dropout off, its loss and
+    adapter gradients equal those of the one padded batch to float32 rounding, and the batch did split."""
+    from compressible.finetune.glue import split_batch
+
+    out = {}
+    for split in (False, True):
+        state = runner.setup(_smoke(adapter=adapter, split_by_length=split), seed=0)
+        if split:
+            assert len(split_batch(state.first)) > 1
+        state.model.eval()
+        loss = runner.step(state, dict(state.first), 1)
+        out[split] = loss, {n: p.grad.clone() for n, p in state.model.named_parameters() if p.grad is not None}
+    (loss, grads), (split_loss, split_grads) = out[False], out[True]
+    assert math.isclose(split_loss, loss, rel_tol=1e-5)
+    assert grads.keys() == split_grads.keys() and grads
+    for name, g in grads.items():
+        assert torch.allclose(split_grads[name], g, rtol=1e-4, atol=1e-6 * float(g.abs().max())), name
+    with pytest.raises(ValueError, match=r"split_by_length must be True or False, got 'yes'"):
+        _smoke(split_by_length="yes")
+
+
 def test_compress_from_the_whole_sample(runner):
     """``compress_from="sample"`` builds the outer factors from one batch of the whole sample: the same
     factors as the first batch when the sample is one batch, other ones when it is not."""

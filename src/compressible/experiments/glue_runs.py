@@ -99,6 +99,9 @@ class GlueMethods:
     """bf16 autocast of every run (``RunConfig.autocast``; ``"off"``: float32, the paper's)."""
     holdout: int = 0
     """Training examples held out of every few-shot sample, for tuning (``RunConfig.holdout``)."""
+    split_by_length: bool = False
+    """Run each training step in sub-batches of similar length (``RunConfig.split_by_length``: the same
+    step up to rounding and dropout masks, at less padding); ``False`` is the authors' one padded batch."""
     notes: tuple[str, ...] = ()
     """How this scale departs from the paper's protocol in every run of the chapter (for the chapter to print)."""
 
@@ -128,9 +131,10 @@ class GlueMethods:
 
     def head(self) -> dict:
         """``RunConfig`` keyword arguments every method shares at this scale: the classification head, the
-        pooler, autocast and the held-out examples (only those that differ from ``RunConfig``'s defaults)."""
-        shared = {"pooler": self.pooler, "autocast": self.autocast, "holdout": self.holdout}
-        defaults = {"pooler": "pretrained", "autocast": "off", "holdout": 0}
+        pooler, autocast, the held-out examples and the length split (only those that differ from ``RunConfig``'s defaults)."""
+        shared = {"pooler": self.pooler, "autocast": self.autocast, "holdout": self.holdout,
+                  "split_by_length": self.split_by_length}
+        defaults = {"pooler": "pretrained", "autocast": "off", "holdout": 0, "split_by_length": False}
         shared = {k: v for k, v in shared.items() if v != defaults[k]}
         return {"train_head": True, "head_lr": self.head_lr, **shared} if self.train_head else shared
 
@@ -393,11 +397,14 @@ FEWSHOT_METHODS: dict[str, GlueMethods] = {
         targets="all-dense",
         autocast="auto",
         holdout=400,
+        split_by_length=True,
         notes=(
             "backbone all-MiniLM-L6-v2 (6 layers, hidden 384, a sentence-embedding checkpoint) instead of bert-base-cased",
             "the backbone's forward and backward run under bf16 autocast where the CPU has native bf16 (adapters, head, "
             "loss and Adam state stay float32); the float32 twins below measure what that changes",
             "400 STS-B training pairs are held out of every few-shot sample, to tune the learning rates on",
+            "each training step runs its batch in sub-batches of similar length, each padded only to its own longest pair "
+            "(the same gradients as one padded batch up to rounding; dropout draws other masks): about 1.5x less step time on a CPU",
             "evaluation on a fixed subset of at most 500 validation examples (the same for every run)",
         ),
     ),
@@ -409,6 +416,7 @@ FEWSHOT_METHODS: dict[str, GlueMethods] = {
         targets="all-dense",
         autocast="bf16",
         holdout=16,
+        split_by_length=True,
         notes=GLUE_METHODS["smoke"].notes,
     ),
 }

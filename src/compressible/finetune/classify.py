@@ -71,6 +71,7 @@ from .glue import (
     collate,
     derived_seed,
     eval_batches,
+    split_batch,
     is_regression,
     load_glue,
     num_labels,
@@ -245,8 +246,17 @@ class RunConfig:
     the whole training sample in one batch (``"sample"``: a diagnosis of the subspace one batch gives
     when ``n_train > batch_size``). Other adapter kinds must leave the default."""
 
+    split_by_length: bool = field(default=False, metadata={KEY_OPTIONAL: True})
+    """Compute each training step's loss and gradients in sub-batches of similar length, each padded
+    only to its own longest member (:func:`~compressible.finetune.glue.split_batch`), and sum them
+    weighted by their share of the batch: the same step as one padded batch up to rounding, except that
+    dropout draws its masks in other shapes. Saves most of the padding on a CPU (the ``ci`` plan); the
+    default, one padded batch, is the authors' protocol."""
+
     def __post_init__(self) -> None:
         check_task(self.task)
+        if not isinstance(self.split_by_length, bool):
+            raise ValueError(f"split_by_length must be True or False, got {self.split_by_length!r}")
         if self.compress_from not in COMPRESS_FROM:
             raise ValueError(f"compress_from must be one of {COMPRESS_FROM}, got {self.compress_from!r}")
         if self.compress_from != "first-batch" and self.adapter.init != "compressed":
@@ -650,17 +660,21 @@ class Runner:
         """
         config, optimizer = state.config, state.optimizer
         tic, cpu = time.perf_counter(), time.process_time()
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        if state.autocast is None:
-            loss = state.model(**batch).loss
-        else:  # only the model's forward is autocast; the loss is computed in float32 from its logits
-            labels = batch.pop("labels")
-            with _autocast(self.device, state.autocast):
-                logits = state.model(**batch).logits
-            loss = _loss(logits.float(), labels, config.task)
         state.lrs.append(float(optimizer.param_groups[0]["lr"]))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        parts = split_batch(batch) if config.split_by_length else [(1.0, batch)]
+        loss = 0.0
+        for share, part in parts:
+            part = {k: v.to(self.device) for k, v in part.items()}
+            if state.autocast is None and len(parts) == 1:
+                part_loss = state.model(**part).loss
+            else:  # only the model's forward is autocast; the loss is computed in float32 from its logits
+                labels = part.pop("labels")
+                with _autocast(self.device, state.autocast):
+                    logits = state.model(**part).logits
+                part_loss = _loss(logits.float(), labels, config.task)
+            (share * part_loss).backward()
+            loss = loss + share * part_loss.detach()
         optimizer.step()
         if state.schedule is not None:
             state.schedule.step()

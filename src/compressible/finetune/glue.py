@@ -51,6 +51,9 @@ __all__ = [
     "collate",
     "train_batches",
     "eval_batches",
+    "length_groups",
+    "split_batch",
+    "LENGTH_GROUP_OVERHEAD",
     "data_card",
 ]
 
@@ -380,6 +383,66 @@ def eval_batches(
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         yield rows, collate(examples.subset(rows), pad_token_id)
+
+
+LENGTH_GROUP_OVERHEAD = 128
+"""What one more forward/backward pass costs, in padded tokens, to :func:`length_groups`. On the ci plan's
+STS-B batches (one-thread MiniLM steps on a CPU), ``benchmarks/length_groups.py`` measured 1.41x less step
+time than one padded batch at 64 and at 128, 1.36x at 32 and 1.46x at 256: a broad optimum."""
+
+
+def length_groups(lengths: Sequence[int] | np.ndarray | Tensor, overhead: int = LENGTH_GROUP_OVERHEAD) -> list[np.ndarray]:
+    """Rows of a batch in groups of similar length, each to be padded only to its own longest member.
+
+    The groups are runs of the rows sorted by length, chosen (exactly, by dynamic programming) to
+    minimise the padded tokens ``sum(len(group) * max length in group)`` plus ``overhead`` tokens per
+    group. ``overhead=0`` would give every distinct length its own group; a large one keeps one group.
+    Every row appears in exactly one group; each group's rows are in increasing order of length.
+
+    Raises:
+        ValueError: for an empty batch, a length below 1 or a negative ``overhead``.
+    """
+    lengths = np.asarray(lengths.cpu() if isinstance(lengths, Tensor) else lengths)
+    if lengths.ndim != 1 or len(lengths) == 0:
+        raise ValueError(f"lengths must be a non-empty 1-D sequence, got shape {lengths.shape}")
+    if (lengths < 1).any():
+        raise ValueError(f"every length must be >= 1, got {lengths.tolist()}")
+    if not (isinstance(overhead, (int, np.integer)) and not isinstance(overhead, bool)) or overhead < 0:
+        raise ValueError(f"overhead must be an int >= 0 (tokens per pass), got {overhead!r}")
+    order = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    size = len(order)
+    best = [0] + [None] * size  # best[j]: cheapest cost of the first j sorted rows
+    cut = [0] * (size + 1)
+    for end in range(1, size + 1):
+        for start in range(end):
+            cost = best[start] + (end - start) * int(sorted_lengths[end - 1]) + overhead
+            if best[end] is None or cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], size
+    while end > 0:
+        groups.append(order[cut[end]:end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def split_batch(batch: dict[str, Tensor], overhead: int = LENGTH_GROUP_OVERHEAD) -> list[tuple[float, dict[str, Tensor]]]:
+    """A :func:`collate` batch as sub-batches of similar length (:func:`length_groups` on its
+    ``attention_mask``), each cut to its own longest member: ``[(share of the rows, sub-batch)]``.
+
+    A padded position changes no real token's output in a BERT-style encoder, so a loss averaged over
+    the batch equals the share-weighted sum of the sub-batches' mean losses (up to rounding, and
+    dropout masks aside): the gradients of one step are those of the whole batch, at less padding.
+    """
+    mask = batch["attention_mask"]
+    total = mask.shape[0]
+    out = []
+    for rows in length_groups(mask.sum(dim=1), overhead):
+        index = torch.as_tensor(rows, dtype=torch.long)
+        width = int(mask[index].sum(dim=1).max())
+        sub = {k: (v[index, :width] if v.dim() == 2 else v[index]) for k, v in batch.items()}
+        out.append((len(rows) / total, sub))
+    return out
 
 
 _MIRROR_NOTES = {
