@@ -94,7 +94,7 @@ def paired(*differences):
 
 
 def glue(at_chance=False, fig6=None, fig8=None, table1_diffs=(0.9, 1.0, 1.1), learned=("stsb",), untrained=None,
-         untrained6=None):
+         untrained6=None, scaled=None, scaled_drop=None):
     fig6 = fig6 or {16: paired(0.10, 0.12, 0.08), 64: paired(0.05, 0.04, 0.06), 256: paired(0.02, 0.025, 0.015)}
     fig8 = fig8 or {8: paired(0.0, 0.01, -0.01), 32: paired(0.2, 0.3, 0.25)}
     table1 = ns(tasks=["stsb", "rte"], lora_average=50.0, deep_average=51.0, average_gain=1.0,
@@ -102,7 +102,17 @@ def glue(at_chance=False, fig6=None, fig8=None, table1_diffs=(0.9, 1.0, 1.1), le
     return ns(scale="ci", table1=table1,
               fig6=ns(by_n=fig6, full_by_n={}, at_chance=at_chance, seeds=3, untrained=untrained6 or {}),
               fig8=ns(ranks=sorted(fig8), by_rank=fig8, at_chance=at_chance, seeds=3, untrained=untrained or {},
-                      lora_drop_smallest_to_largest_r=0.3, deep_drop_smallest_to_largest_r=0.05))
+                      lora_drop_smallest_to_largest_r=0.3, deep_drop_smallest_to_largest_r=0.05,
+                      scaled_by_rank=scaled or {}, scaled_drop_smallest_to_largest_r=scaled_drop))
+
+
+def test_fig8_prints_the_rate_scaled_runs_beside_the_verdict_without_judging_them():
+    plain = judge(CLAIM["fig8"], glue())
+    assert "not judged" not in plain[0]
+    scaled = judge(CLAIM["fig8"], glue(scaled={8: paired(0.1), 32: paired(0.2)}, scaled_drop=-0.125))
+    assert scaled[0] == plain[0] + "; compressed Deep LoRA at an inner rate ∝ 1/r (not judged): drop -0.125"
+    assert scaled[1:] == plain[1:]  # the verdict and its reason are the one-rate runs'
+    assert judge(CLAIM["fig8"], glue(scaled={8: paired(0.1)}, scaled_drop=None))[0] == plain[0]
 
 
 def test_glue_claims_read_paired_intervals():

@@ -240,7 +240,7 @@ def _fig8(s: FewshotGlueSummary) -> tuple[str, Parts]:
 def _scaled_note(f) -> str:
     """``"; inner rate ∝ 1/r: ..."``: the rate-scaled compressed runs of Fig. 8 beside the verdict (not judged:
     the paper's claim is about one rate at every rank); empty when they did not run."""
-    if not getattr(f, "scaled_by_rank", None) or f.scaled_drop_smallest_to_largest_r is None:
+    if not f.scaled_by_rank or f.scaled_drop_smallest_to_largest_r is None:
         return ""
     drop = f.scaled_drop_smallest_to_largest_r
     return f"; compressed Deep LoRA at an inner rate ∝ 1/r (not judged): drop {drop:+.3f}"
