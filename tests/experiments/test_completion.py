@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from compressible.experiments import completion as experiment
+from compressible.matrix.completion import torch_threads
 from compressible.store import ResultStore
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -135,6 +136,27 @@ def test_smoke_runs_are_stored_and_reloaded(tmp_path):
     assert experiment.CompletionSummary.model_validate_json(summary.model_dump_json()) == summary
 
 
+def test_parts_in_two_processes_store_what_one_process_computes(tmp_path, monkeypatch):
+    """The smoke plan computes its parts in two worker processes; one after another in this process (at one
+    torch thread, as the workers) they give the same rows, wall-clock times aside."""
+    plan = experiment.plan("smoke")
+    assert plan.workers == 2 and [c for c, _ in plan.parts()][:3] == [plan.scaling, plan.race, plan.d1]
+    pooled = experiment.run("smoke", store=ResultStore(tmp_path / "pooled"), progress=False)
+    monkeypatch.setitem(experiment.PLANS, "smoke", dataclasses.replace(plan, workers=1))
+    with torch_threads(1):
+        local = experiment.run("smoke", store=ResultStore(tmp_path / "local"), progress=False)
+    for name in ("sweep", "race", "d1", "scaling"):
+        a, b = getattr(pooled, name), getattr(local, name)
+        assert list(a.columns) == list(b.columns) and len(a) == len(b), name
+        for column in a.columns:
+            if "time" in column or "flops_before" in column or "flops_after" in column or column == "threads":  # measured
+                continue
+            if pd.api.types.is_numeric_dtype(a[column]):
+                assert np.allclose(a[column].astype(float), b[column].astype(float), rtol=1e-9, equal_nan=True), (name, column)
+            else:
+                assert a[column].tolist() == b[column].tolist(), (name, column)
+
+
 def test_plans_and_bad_input():
     assert set(experiment.PLANS) == {"smoke", "ci", "paper"}
     assert [c.depth for c in experiment.plan("paper").fig1] == [2, 3]
@@ -145,6 +167,8 @@ def test_plans_and_bad_input():
         experiment.WidthSweepConfig(d=10, true_rank=2, widths=(12,))
     with pytest.raises(ValueError, match=r"ranks must be non-empty ints with 1 <= r and 2r < d=10"):
         experiment.RandomVsCompressedConfig(d=10, true_rank=2, ranks=(5,))
+    with pytest.raises(ValueError, match=r"workers must be an int >= 1, got 0"):
+        dataclasses.replace(p, workers=0)
 
 
 # ---- speed-up against d ---------------------------------------------------------------------

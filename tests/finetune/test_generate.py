@@ -6,6 +6,7 @@ models are tiny random LLaMA / T5 configs with a word-level tokenizer (``tiny.py
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -72,3 +73,21 @@ def test_run_generation_end_to_end(kind, init, depth):
     again = run_generation(config, 0, backbone, data)
     assert again["train_indices"] == result["train_indices"]
     assert again["predictions"] == result["predictions"]
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_bf16_autocast_training_matches_float32_to_bf16_precision(kind):
+    """``autocast="bf16"`` runs the training forward under bf16 autocast: the first step's loss is the float32
+    one to bf16 precision but not bit for bit, every step's loss is a finite float, and the config refuses
+    an unknown mode naming it."""
+    backbone = _backbone(kind)
+    rows = _rows()
+    data = SimpleNamespace(train_rows=rows, eval_set=evaluation_set(rows, n_eval=2))
+    config = GenerationConfig(backbone=backbone.name, adapter=AdapterSpec("m", "lora", 2, rank=4, lr=1e-2),
+                              n_train=8, steps=3, batch_size=4, num_beams=1, max_new_tokens=3, n_eval=2)
+    float32 = run_generation(config, 0, backbone, data)["train_loss"]
+    bf16 = run_generation(dataclasses.replace(config, autocast="bf16"), 0, backbone, data)["train_loss"]
+    assert len(bf16) == 3 and all(np.isfinite(bf16))
+    assert bf16[0] != float32[0] and abs(bf16[0] - float32[0]) < 2e-2 * abs(float32[0])
+    with pytest.raises(ValueError, match=r"autocast must be one of \('off', 'bf16', 'auto'\), got 'fp16'"):
+        dataclasses.replace(config, autocast="fp16")

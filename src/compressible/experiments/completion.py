@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,6 +41,7 @@ from ..matrix.completion import TrainConfig, matmul_rate, rescale_lr, step_time,
 from ..matrix.problems import CompletionProblem, ProblemConfig, check_int, make_problem, torch_dtype
 from ..reference import PROVENANCE
 from ..scales import check_scale, scale_label
+from ..executors import execute
 from ..store import ResultStore
 from ..summaries import Summary
 from .compression import finite_or_none, stored_frame
@@ -522,6 +524,8 @@ class CompletionPlan:
         d1: the App. D.1 comparison.
         scaling: the speed-up against ``d`` (not in the paper).
         notes: how this scale departs from the paper's protocol (shown in the chapter).
+        workers: processes that compute the parts side by side, one torch thread each (``1``: one after
+            another in this process, with each part's own thread setting).
     """
 
     fig1: tuple[WidthSweepConfig, WidthSweepConfig]
@@ -529,10 +533,17 @@ class CompletionPlan:
     d1: RandomVsCompressedConfig
     scaling: ScalingConfig
     notes: str
+    workers: int = 1
 
     def __post_init__(self):
         if [c.depth for c in self.fig1] != [2, 3]:
             raise ValueError(f"fig1 must hold the depth-2 and the depth-3 sweep, got depths {[c.depth for c in self.fig1]}")
+        check_int("workers", self.workers, 1)
+
+    def parts(self) -> list[tuple[Any, tuple[int]]]:
+        """Every part as ``(config, (seed 0,))``, the longest first (the speed-up against ``d``: its original
+        model at the largest size costs most), so that a pool of workers ends together."""
+        return [(self.scaling, (0,)), (self.race, (0,)), (self.d1, (0,)), *((c, (0,)) for c in self.fig1)]
 
 
 #: The frozen plan of the completion chapter at each scale (``smoke``, ``ci``, ``paper``).
@@ -557,7 +568,9 @@ PLANS: dict[str, CompletionPlan] = {
                                     max_steps=20_000, threads=1),
         scaling=ScalingConfig(sizes=(100, 200, 400), race=SameErrorConfig(max_steps=40_000)),
         notes="d = 50 for Fig. 1 and d = 200 for Fig. 5 / App. D.1, step sizes rescaled, fewer trials and widths; "
-              "the speed-up against d only up to d = 400",
+              "the speed-up against d only up to d = 400; the parts run in two processes side by side, one torch "
+              "thread each (every time is measured within one process, original and compressed alike)",
+        workers=2,
     ),
     # smoke: tiny problems, larger init so that learning starts quickly
     "smoke": CompletionPlan(
@@ -574,6 +587,7 @@ PLANS: dict[str, CompletionPlan] = {
             d=24, true_rank=2, observed_fraction=0.5, epsilon=0.1, lr=20.0, tol_original=1e-6, max_steps=2000,
             log_every=10, dtype="float64")),
         notes="tiny problems for a smoke test",
+        workers=2,  # so that the test suite's smoke build computes the ci scale's way
     ),
 }
 
@@ -595,10 +609,32 @@ class CompletionRuns:
     scaling: pd.DataFrame
 
 
-def run(scale: str, store: ResultStore | None = None) -> CompletionRuns:
-    """Run (or load from ``store``, default the results folder's) every experiment of ``scale``, seed 0."""
+def _run_part(config: Any, seed: int) -> dict:
+    """The stored record of one part (what :func:`~compressible.experiments.compression.stored_frame` keeps)."""
+    run_part = {WidthSweepConfig: run_width_sweep, CompressionRaceConfig: run_compression_race,
+                RandomVsCompressedConfig: run_random_vs_compressed, ScalingConfig: run_scaling}[type(config)]
+    return {"rows": run_part(config, seed).to_dict("records")}
+
+
+def _part_runner() -> Callable[[Any, int], dict]:
+    """The run factory of :func:`compressible.executors.execute` for the chapter's parts."""
+    return _run_part
+
+
+def run(scale: str, store: ResultStore | None = None, progress: bool = True) -> CompletionRuns:
+    """Run (or load from ``store``, default the results folder's) every experiment of ``scale``, seed 0.
+
+    With ``plan(scale).workers > 1`` the missing parts are computed first in that many processes, one
+    torch thread each (:func:`compressible.executors.execute`); a part that fails raises ``RuntimeError``.
+    """
     p = plan(scale)
     store = store if store is not None else ResultStore()
+    if p.workers > 1:
+        summary = execute(p.parts(), _part_runner, store, "processes", workers=p.workers, progress=progress,
+                          desc="completion parts")
+        if summary.failed:
+            raise RuntimeError(f"{len(summary.failed)} part(s) of the completion chapter failed: "
+                               + "; ".join(f"{f.description} seed {f.seed}: {f.error}" for f in summary.failed))
     sweep = pd.concat([run_width_sweep(cfg, seed=0, store=store) for cfg in p.fig1], ignore_index=True)
     race = run_compression_race(p.race, seed=0, store=store)
     d1 = run_random_vs_compressed(p.d1, seed=0, store=store)

@@ -113,19 +113,20 @@ PLANS: dict[str, GenerationPlan] = {
     # of 6 minutes on 2 CPU cores (3 seeds measured 9.2 CPU-minutes: over the budget).
     "ci": _plan(
         "ci", (0, 1), "SmolLM2-135M-Instruct, fewer steps and seeds, greedy decoding on a fixed MR subset, two runs at a "
-        "time with one torch thread each",
+        "time with one torch thread each, training steps under bf16 autocast where the CPU has native bf16 (adapters "
+        "and Adam's state float32, decoding float32)",
         "These are ci-scale numbers on a different, 4-bit-quantised decoder-only model with far fewer steps than "
         "App. C, and the paper reports no numbers to compare them with; they show that the method runs end to end on "
         "a real generation task, not that either method wins on T5-base. ",
         backbone="smollm2", steps=40, batch_size=2, num_beams=1, max_new_tokens=40, n_eval=16, eval_batch_size=16,
-        workers=2,  # two one-thread runs side by side on the 2 cores
+        autocast="auto", workers=2,  # two one-thread runs side by side on the 2 cores
     ),
     # smoke: a tiny random LLaMA and a handful of steps; seconds.
     "smoke": _plan(
         "smoke", (0, 1), "tiny random LLaMA: checks the pipeline, not the method",
         "The smoke model is random and tiny: its scores are meaningless and only show that the pipeline runs. ",
         vanilla_lr=1e-3, backbone="tiny-llama", steps=4, batch_size=8, num_beams=1, max_new_tokens=12, n_eval=8,
-        eval_batch_size=8, workers=2,  # so that the test suite's smoke build runs the ci scale's way of computing
+        eval_batch_size=8, autocast="bf16", workers=2,  # so that the test suite's smoke build runs the ci scale's way
     ),
 }
 """The two methods (vanilla LoRA, compressed Deep LoRA) and seeds at each scale."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -29,6 +29,8 @@ from ..deeplora import DeepLoRAConfig, add_adapters, compress_from_batch
 from ..deeplora.config import INITS
 from .backbones import BACKBONES, Backbone
 from .e2e import batch_schedule, few_shot_indices, generation_prompts, pad_sequences, training_batch
+from ..store import KEY_OPTIONAL
+from .classify import AUTOCAST, autocast_dtype
 from .metrics import generation_metrics
 from .optim import ADAPTER_LR, adapter_optimizer
 
@@ -135,7 +137,15 @@ class GenerationConfig:
     eval_batch_size: int = 32
     """MRs decoded at once."""
 
+    autocast: str = field(default="off", metadata={KEY_OPTIONAL: True})
+    """bf16 autocast of the training steps' forward (and so backward), one of
+    :data:`~compressible.finetune.classify.AUTOCAST` (``"auto"``: where the device computes bf16 natively,
+    :func:`~compressible.finetune.classify.autocast_dtype`); adapters, their gradients and Adam's state stay
+    float32, and decoding runs in float32. ``"off"``: float32 throughout (the paper's)."""
+
     def __post_init__(self) -> None:
+        if self.autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {AUTOCAST}, got {self.autocast!r}")
         generators = tuple(name for name, spec in BACKBONES.items() if spec.kind in GENERATOR_KINDS)
         if self.backbone not in generators:
             raise ValueError(f"backbone must be one of {generators}, got {self.backbone!r}")
@@ -171,19 +181,23 @@ def train_adapters(
     *,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    autocast: torch.dtype | None = None,
 ) -> list[float]:
     """Adam (:func:`compressible.finetune.optim.adapter_optimizer`, constant rate) on the adapters, one
     step per batch.
 
     Inner factors train at ``spec.lr``, the outer factors of compressed adapters at ``gamma * spec.lr``
-    with the adapters' ``gamma`` (``spec.gamma`` when they were added with :meth:`AdapterSpec.deeplora_config`). Dropout is on (``model.train()``). Returns the loss of every step.
+    with the adapters' ``gamma`` (``spec.gamma`` when they were added with :meth:`AdapterSpec.deeplora_config`). Dropout is on (``model.train()``).
+    With ``autocast`` (e.g. ``torch.bfloat16``) each forward runs under autocast in that dtype. Returns the loss of every step.
     """
     optimizer = adapter_optimizer(model, spec.lr)
     model.train()
     losses = []
+    device = torch.device(device)
     for batch in tqdm(batches, disable=not progress, desc=f"train {spec.label}", leave=False):
         batch = {k: v.to(device) for k, v in batch.items()}
-        loss = model(**batch).loss
+        with torch.autocast(device_type=device.type, dtype=autocast, enabled=autocast is not None):
+            loss = model(**batch).loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{spec.label}: loss became {loss.item()} at step {len(losses)}; lower lr={spec.lr}")
         optimizer.zero_grad(set_to_none=True)
@@ -265,7 +279,8 @@ def run_generation(
     init_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    losses = train_adapters(model, batches, spec, device=device, progress=progress)
+    losses = train_adapters(model, batches, spec, device=device, progress=progress,
+                            autocast=autocast_dtype(config.autocast, device))
     train_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
