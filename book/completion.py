@@ -117,7 +117,9 @@ display(experiment.d1_table(summary).style.hide(axis="index").set_caption(
 # so). Setting as in Fig. 5 with $\eta$ rescaled with $d$ like above; one problem and one
 # initialisation per size. Wall times depend on the machine and its load; the ratios are measured
 # within one run, the original and its compression one after the other in the same process, and
-# the matmul rate is measured before and after the original's training.
+# the matmul rate is measured before and after the original's training. When the plan computes the
+# chapter's parts in two processes (ci scale), another part runs beside this one on the other core
+# for part of the time, so both sides of a ratio may share the machine with it.
 
 # %%
 sc = summary.scaling

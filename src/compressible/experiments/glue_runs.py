@@ -339,8 +339,8 @@ _CI_BACKBONE_NOTE = (
 )
 
 _SPLIT_NOTE = ("each training step runs its batch in sub-batches of similar length, each padded only to its own longest "
-               "example (the same gradients as one padded batch up to rounding; dropout draws other masks): about 1.4x "
-               "less step time on a CPU")
+               "example (the same gradients as one padded batch up to rounding; dropout draws other masks), for less "
+               "step time on a CPU (benchmarks/length_groups.py measures it)")
 
 GLUE_METHODS: dict[str, GlueMethods] = {
     # paper: the authors' protocol. Their Flax bert-base-cased had no pooler weights (the pooler is drawn at

@@ -385,10 +385,12 @@ def eval_batches(
         yield rows, collate(examples.subset(rows), pad_token_id)
 
 
-LENGTH_GROUP_OVERHEAD = 128
+LENGTH_GROUP_OVERHEAD = 256
 """What one more forward/backward pass costs, in padded tokens, to :func:`length_groups`. On the ci plan's
-STS-B batches (one-thread MiniLM steps on a CPU), ``benchmarks/length_groups.py`` measured 1.41x less step
-time than one padded batch at 64 and at 128, 1.36x at 32 and 1.46x at 256: a broad optimum."""
+STS-B batches (one-thread MiniLM steps on a CPU), ``benchmarks/length_groups.py`` measured 1.46x less step
+time than one padded batch at 256, 1.41x at 64 and at 128 and 1.36x at 32. Two such runs side by side (the
+ci sweep) gained less, about 1.1-1.2x: each extra pass reads every weight again, and the two runs share the
+memory bus; so the largest value measured, with the fewest passes, is the default."""
 
 
 def length_groups(lengths: Sequence[int] | np.ndarray | Tensor, overhead: int = LENGTH_GROUP_OVERHEAD) -> list[np.ndarray]:
