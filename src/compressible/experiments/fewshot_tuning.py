@@ -472,12 +472,12 @@ def diagnosis_conclusion(summary: DiagnosisSummary) -> str:
         elif label.startswith("Deep LoRA, inner rate"):
             causes[label] = "an inner rate too large for batches that differ from step to step"
         else:
-            causes[label] = "a plateau that outlasts Fig. 6's steps (the run is slow, not stuck)"
+            causes[label] = "a plateau that outlasts Fig. 6's steps (a slow run rather than a stuck one)"
     fixes = [label for label in variants if all(r["trained"] for r in summary.runs[label] if r["seed"] in stalled)]
     seeds = ", ".join(map(str, stalled))
     if not fixes:
-        return (f"No change made the stalled seed(s) {seeds} train, so on its own none of these explains the stall here: "
-                + "; ".join(causes.values()) + ". " + rank_one_finding(summary, stalled))
+        return (f"No change made the stalled seed(s) {seeds} train, so each of these is ruled out, on its own, as the "
+                "cause of the stall here: " + "; ".join(causes.values()) + ". " + rank_one_finding(summary, stalled))
     ruled_out = [causes[label] for label in variants if label not in fixes]
     return (f"Every stalled seed ({seeds}) trained with " + " and with ".join(f"*{f}*" for f in fixes)
             + ": the stall comes from " + " or ".join(causes[f] for f in fixes) + ", not from a broken method"
