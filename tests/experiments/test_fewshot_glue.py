@@ -226,6 +226,13 @@ def test_tuned_rates_reach_the_runs_and_the_chosen_grid_points_are_the_figure_ru
     precision = [e for e in runs if e.part == "precision"]
     assert len(precision) == 1 and precision[0].config.autocast == "off"
     assert precision[0].config.replace(autocast=p.methods.autocast) in [e.config for e in fig6]
+    # only the tuning-n Fig. 6 runs of LoRA and compressed Deep LoRA, and the twins of one, score the held-out pairs
+    scored = {(e.part, e.config.adapter.init, e.config.n_train) for e in runs if e.config.holdout_eval}
+    assert scored == {("fig6", "lora", 16), ("fig6", "compressed", 16), ("fig8", "lora", 16), ("fig8", "compressed", 16),
+                      ("precision", "lora", 16)}
+    assert all(e.config.adapter.rank == 8 for e in runs if e.part == "fig8" and e.config.holdout_eval)
+    assert all(e.config.holdout == 400 for e in runs)  # every run still holds them out of its sample
+    assert all(e.config.holdout_eval for e in fg.experiments(fg.PLANS["paper"]))  # no tuning: nothing changes
 
 
 def test_diagnosis_runs_change_one_thing_of_the_figure_runs():

@@ -13,7 +13,8 @@ import torch
 from compressible.hub import ResourceMissingError
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
-from compressible.finetune.classify import RunConfig, Runner, autocast_dtype, cast_frozen_linears, cpu_has_bf16, head_input_probe
+from compressible.finetune.classify import (PROBES, RunConfig, Runner, autocast_dtype, cast_frozen_linears, cpu_has_bf16,
+                                            head_input_probe)
 
 
 def test_defaults_resolve_to_the_authors_protocol():
@@ -246,6 +247,13 @@ def test_holdout_run_reports_held_out_metrics_and_the_training_check(runner):
     labels = np.asarray(result["train_loss"])  # the check reads the losses against the sample's constant predictor
     assert result["loss_baseline"] > 0 and result["trained"] == (labels[-10:].mean() < 0.5 * result["loss_baseline"])
     assert "holdout" not in runner.run(_smoke(steps=2, eval_every=None), seed=0)
+    # holdout_eval=False holds the same examples out (same sample) but does not score them; the run is unchanged
+    quiet = runner.run(_smoke(steps=2, eval_every=None, holdout=8, holdout_eval=False), seed=0)
+    assert "holdout" not in quiet
+    assert quiet["sample_idx"] == result["sample_idx"] and quiet["train_loss"] == result["train_loss"]
+    assert quiet["final"] == result["final"]
+    with pytest.raises(ValueError, match="holdout_eval must be True or False, got 'no'"):
+        _smoke(holdout=8, holdout_eval="no")
 
 
 def test_bf16_on_cpu_uses_eager_attention(runner):
@@ -317,12 +325,13 @@ def test_the_loop_in_pieces_reports_what_fit_reports(runner):
 
 
 def test_probes_at_step_zero_every_steps_over_probes_and_the_last(runner):
-    """A 3-step run probes after 0, 1, 2, 3 updates (every max(1, 3 // PROBES) = 1); a 45-step run every 2 and at 45."""
+    """A 3-step run probes after 0, 1, 2, 3 updates (every max(1, 3 // PROBES) = 1); a 45-step run every 45 // PROBES = 4 and at 45."""
     result = runner.run(_smoke(adapter="lora", steps=3), seed=0)
     assert [p["step"] for p in result["probes"]] == [0, 1, 2, 3]
     assert all(p["spread"] > 0 and 0 <= p["saturated"] <= 1 for p in result["probes"])
     long = runner.run(_smoke(adapter="lora", steps=45, eval_every=None), seed=0)
-    assert [p["step"] for p in long["probes"]] == [0, *range(2, 45, 2), 45]
+    assert PROBES == 10
+    assert [p["step"] for p in long["probes"]] == [0, *range(4, 45, 4), 45]
 
 
 def test_head_input_probe_on_a_constant_saturated_pooler(runner):

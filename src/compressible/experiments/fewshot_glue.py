@@ -20,7 +20,7 @@ Figs. 6-7) or random narrow (Fig. 8) depth-3 adapters at lr 1e-4; the chapter sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -389,7 +389,22 @@ def experiments(p: FewshotGluePlan, methods: GlueMethods | None = None) -> list[
                               p.precision.seeds))
     if p.diagnosis is not None:
         out.extend(diagnosis_experiments(p.diagnosis, m, stsb_fields(p, p.diagnosis.n), p.fig6.steps))
-    return out
+    return _holdout_scored_where_tuned(out, p)
+
+
+def _holdout_scored_where_tuned(out: list[Experiment], p: FewshotGluePlan) -> list[Experiment]:
+    """Every run holds the tuning examples out of its sample; only Fig. 6's LoRA and compressed runs at the
+    tuning ``n`` (the grid's chosen points are among them) and their float32 twins (which differ from them
+    in ``autocast`` alone) are scored on them. The others skip that evaluation
+    (``RunConfig.holdout_eval=False``): no part of the chapter reads it."""
+    if p.tuning is None:
+        return out
+    scored = [e.config for e in out if e.part == "fig6" and e.config.adapter.init in _METHODS and e.config.n_train in p.tuning.n]
+
+    def keep(e: Experiment) -> bool:
+        return e.config in scored or (e.part == "precision" and e.config.replace(autocast=p.methods.autocast) in scored)
+
+    return [e if keep(e) else replace(e, config=e.config.replace(holdout_eval=False)) for e in out]
 
 
 def tuning_runs(p: FewshotGluePlan) -> list[Experiment]:

@@ -341,6 +341,8 @@ _CI_BACKBONE_NOTE = (
 _SPLIT_NOTE = ("each training step runs its batch in sub-batches of similar length, each padded only to its own longest "
                "example (the same gradients as one padded batch up to rounding; dropout draws other masks), for less "
                "step time on a CPU (benchmarks/length_groups.py measures it)")
+_AUTOCAST_NOTE = ("the backbone's forward and backward run under bf16 autocast where the CPU has native bf16 (adapters, head, "
+                  "loss and Adam state stay float32)")
 
 GLUE_METHODS: dict[str, GlueMethods] = {
     # paper: the authors' protocol. Their Flax bert-base-cased had no pooler weights (the pooler is drawn at
@@ -365,6 +367,7 @@ GLUE_METHODS: dict[str, GlueMethods] = {
         head_lr=1e-2,
         deep_gamma=0.1,
         split_by_length=True,
+        autocast="auto",
         notes=(
             "backbone all-MiniLM-L6-v2 (6 layers, hidden 384, a sentence-embedding checkpoint) instead of bert-base-cased",
             "the classification head trains (lr 1e-2) for every method, where the paper keeps it frozen at its random "
@@ -375,6 +378,7 @@ GLUE_METHODS: dict[str, GlueMethods] = {
             "it did not leave chance within 100 steps here",
             "evaluation on a fixed subset of at most 500 validation examples (the same for every run)",
             "the checkpoint's pooler is kept (the authors' was random: their checkpoint had none)",
+            _AUTOCAST_NOTE,
             _SPLIT_NOTE,
         ),
     ),
@@ -406,8 +410,7 @@ FEWSHOT_METHODS: dict[str, GlueMethods] = {
         split_by_length=True,
         notes=(
             "backbone all-MiniLM-L6-v2 (6 layers, hidden 384, a sentence-embedding checkpoint) instead of bert-base-cased",
-            "the backbone's forward and backward run under bf16 autocast where the CPU has native bf16 (adapters, head, "
-            "loss and Adam state stay float32); the float32 twins below measure what that changes",
+            _AUTOCAST_NOTE + "; the float32 twins below measure what that changes",
             "400 STS-B training pairs are held out of every few-shot sample, to tune the learning rates on",
             _SPLIT_NOTE,
             "evaluation on a fixed subset of at most 500 validation examples (the same for every run)",
