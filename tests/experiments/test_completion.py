@@ -140,7 +140,10 @@ def test_parts_in_two_processes_store_what_one_process_computes(tmp_path, monkey
     """The smoke plan computes its parts in two worker processes; one after another in this process (at one
     torch thread, as the workers) they give the same rows, wall-clock times aside."""
     plan = experiment.plan("smoke")
-    assert plan.workers == 2 and [c for c, _ in plan.parts()][:3] == [plan.scaling, plan.race, plan.d1]
+    parts = [c for c, _ in plan.parts()]
+    sizes = plan.scaling.sizes  # one part per size of the speed-up against d, the largest first
+    assert plan.workers == 2 and parts[:3] == [plan.scaling.at(sizes[-1]), plan.race, plan.d1]
+    assert parts[3:] == [*(plan.scaling.at(d) for d in reversed(sizes[:-1])), *plan.fig1]
     pooled = experiment.run("smoke", store=ResultStore(tmp_path / "pooled"), progress=False)
     monkeypatch.setitem(experiment.PLANS, "smoke", dataclasses.replace(plan, workers=1))
     with torch_threads(1):

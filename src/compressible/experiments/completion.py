@@ -60,6 +60,7 @@ __all__ = [
     "same_error_target",
     "SameErrorRace",
     "race_to_same_error",
+    "run_same_error",
     "ScalingConfig",
     "run_scaling",
     "CompletionPlan",
@@ -497,14 +498,16 @@ class ScalingConfig:
         return replace(self.race, d=d, lr=rescale_lr(self.race.lr, d, self.race.d))
 
 
+def run_same_error(config: SameErrorConfig, seed: int = 0, store=None) -> pd.DataFrame:
+    """The :func:`race_to_same_error` record of ``config`` at ``seed`` as a one-row frame (stored per size)."""
+    return stored_frame(config, seed, lambda: pd.DataFrame([race_to_same_error(config, seed).record]), store)
+
+
 def run_scaling(config: ScalingConfig, seed: int = 0, store=None) -> pd.DataFrame:
-    """One :func:`race_to_same_error` record per size (rows in ``config.sizes`` order), seed ``seed``."""
-
-    def compute() -> pd.DataFrame:
-        sizes = tqdm(config.sizes, desc="sizes", leave=False)
-        return pd.DataFrame([race_to_same_error(config.at(d), seed).record for d in sizes])
-
-    return stored_frame(config, seed, compute, store)
+    """One :func:`race_to_same_error` record per size (rows in ``config.sizes`` order), seed ``seed``; each
+    size is stored on its own (:func:`run_same_error`), so that workers can compute the sizes side by side."""
+    sizes = tqdm(config.sizes, desc="sizes", leave=False)
+    return pd.concat([run_same_error(config.at(d), seed, store) for d in sizes], ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,9 +544,12 @@ class CompletionPlan:
         check_int("workers", self.workers, 1)
 
     def parts(self) -> list[tuple[Any, tuple[int]]]:
-        """Every part as ``(config, (seed 0,))``, the longest first (the speed-up against ``d``: its original
-        model at the largest size costs most), so that a pool of workers ends together."""
-        return [(self.scaling, (0,)), (self.race, (0,)), (self.d1, (0,)), *((c, (0,)) for c in self.fig1)]
+        """Every part as ``(config, (seed 0,))``: the speed-up against ``d`` one size at a time, largest first
+        (its original model costs most, ``O(d^3)`` a step), then the Fig. 5 race, App. D.1, the smaller sizes
+        and Fig. 1, so that a pool of workers ends together."""
+        largest, *smaller = [self.scaling.at(d) for d in reversed(self.scaling.sizes)]
+        return [(largest, (0,)), (self.race, (0,)), (self.d1, (0,)), *((c, (0,)) for c in smaller),
+                *((c, (0,)) for c in self.fig1)]
 
 
 #: The frozen plan of the completion chapter at each scale (``smoke``, ``ci``, ``paper``).
@@ -612,7 +618,8 @@ class CompletionRuns:
 def _run_part(config: Any, seed: int) -> dict:
     """The stored record of one part (what :func:`~compressible.experiments.compression.stored_frame` keeps)."""
     run_part = {WidthSweepConfig: run_width_sweep, CompressionRaceConfig: run_compression_race,
-                RandomVsCompressedConfig: run_random_vs_compressed, ScalingConfig: run_scaling}[type(config)]
+                RandomVsCompressedConfig: run_random_vs_compressed, ScalingConfig: run_scaling,
+                SameErrorConfig: run_same_error}[type(config)]
     return {"rows": run_part(config, seed).to_dict("records")}
 
 
