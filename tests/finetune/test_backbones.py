@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,3 +64,43 @@ def test_smollm_gguf_loads_as_a_float_llama():
     assert next(backbone.model.parameters()).dtype == torch.float32
     assert backbone.tokenizer.convert_ids_to_tokens(backbone.eos_token_id) == "<|im_end|>"
     assert backbone.chat
+    # the dequantised model is cached (written on a miss, here or by an earlier run): a second load reads the
+    # cache, with the same weights, tokenizer and chat template
+    gguf = Path(os.environ["COMPRESSIBLE_SMOLLM"]) / bb.SMOLLM_GGUF
+    assert bb.dequantised_cache(gguf, torch.float32).is_dir()
+    model, tokenizer = bb.load_smollm()
+    assert model.state_dict().keys() == backbone.model.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), backbone.model.state_dict().values()))
+    text = "name[The Eagle], eatType[coffee shop] <|im_end|>"
+    assert tokenizer(text)["input_ids"] == backbone.tokenizer(text)["input_ids"]
+    assert tokenizer.chat_template == backbone.tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
+    assert model.name_or_path == tokenizer.name_or_path == os.environ["COMPRESSIBLE_SMOLLM"]
+
+
+def test_dequantised_cache_names_the_file_version_and_writes_atomically(tmp_path, monkeypatch):
+    """The cache folder carries the file's size, modification time and the dtype; ``off`` turns it off; a
+    tiny LLaMA written through it reloads with equal weights, and a second writer keeps the first's folder."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"1234")
+    monkeypatch.setenv(bb.CACHE_VARIABLE, str(tmp_path / "cache"))
+    first = bb.dequantised_cache(gguf, torch.float32)
+    assert first.parent == tmp_path / "cache" / "dequantised" and first.name.startswith("model-4-")
+    assert first.name.endswith("-float32") and bb.dequantised_cache(gguf, torch.bfloat16).name.endswith("-bfloat16")
+    gguf.write_bytes(b"12345")
+    assert bb.dequantised_cache(gguf, torch.float32) != first  # another size: read afresh
+    monkeypatch.setenv(bb.CACHE_VARIABLE, "off")
+    assert bb.dequantised_cache(gguf, torch.float32) is None
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")))
+    bb._save_dequantised(model, tokenizer, first)
+    again = AutoModelForCausalLM.from_pretrained(first)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+    marker = first / "config.json"
+    written = marker.stat().st_mtime_ns
+    bb._save_dequantised(LlamaForCausalLM(model.config), tokenizer, first)  # the folder exists: kept as it is
+    assert marker.stat().st_mtime_ns == written and not [p for p in first.parent.iterdir() if p.name.startswith(".")]
