@@ -18,17 +18,15 @@ Prints the medians and the ratio and writes JSON to ``benchmarks/output/autocast
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.classify import RunConfig, Runner, cpu_has_bf16
+
+from _output import write_result  # benchmarks/_output.py (the script's folder is on sys.path)
 
 MODES = ("off", "bf16")
 
@@ -84,17 +82,12 @@ def main() -> None:
           "(target >= 1.8x on an idle machine)")
     print(f"  CPU-time ratio (process CPU seconds, all threads; less sensitive to other processes): {cpu_ratio:.2f}x")
 
-    out = Path(__file__).resolve().parent / "output" / f"autocast_{torch.device(args.device).type}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({
+    write_result(f"autocast_{torch.device(args.device).type}", {
         "args": vars(args), "median_seconds": medians, "block_seconds": seconds, "ratio": ratio,
         "best_block_ratio": best_ratio,
         "cpu_seconds": cpu_seconds, "cpu_ratio": cpu_ratio,
         "cpu_has_bf16": cpu_has_bf16(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch": torch.__version__, "platform": platform.platform(),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }, indent=2) + "\n")
-    print(f"wrote {out}")
+    })
 
 
 if __name__ == "__main__":

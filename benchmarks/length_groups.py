@@ -20,12 +20,8 @@ Prints a table and writes JSON to ``benchmarks/output/length_groups_<device>.jso
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from unittest import mock
 
 import torch
@@ -33,6 +29,8 @@ import torch
 from compressible.experiments.glue_runs import FEWSHOT_METHODS
 from compressible.finetune import classify, glue
 from compressible.finetune.classify import RunConfig, Runner
+
+from _output import write_result  # benchmarks/_output.py (the script's folder is on sys.path)
 
 
 def main() -> None:
@@ -94,18 +92,13 @@ def main() -> None:
               f"{passes:12.1f} {tokens:12.0f}")
     print(f"  the package's default overhead: {glue.LENGTH_GROUP_OVERHEAD} tokens per pass")
 
-    out = Path(__file__).resolve().parent / "output" / f"length_groups_{torch.device(args.device).type}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({
+    write_result(f"length_groups_{torch.device(args.device).type}", {
         "args": vars(args), "batches": list(batches), "real_token_share": real / padded,
         "median_seconds": {str(s): m for s, m in medians.items()},
         "block_seconds": {str(s): v for s, v in seconds.items()},
         "speedup": {str(s): medians[None] / m for s, m in medians.items()},
         "default_overhead": glue.LENGTH_GROUP_OVERHEAD,
-        "torch": torch.__version__, "platform": platform.platform(),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }, indent=2) + "\n")
-    print(f"wrote {out}")
+    })
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import torch
 from compressible.hub import ResourceMissingError
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
-from compressible.finetune.classify import (PROBES, RunConfig, Runner, autocast_dtype, cast_frozen_linears, cpu_has_bf16,
-                                            head_input_probe)
+from compressible.finetune.classify import (PROBES, RunConfig, Runner, autocast_dtype, autocast_region, cast_frozen_linears,
+                                            cpu_has_bf16, head_input_probe)
 
 
 def test_defaults_resolve_to_the_authors_protocol():
@@ -59,6 +59,11 @@ def test_autocast_modes():
     assert autocast_dtype("auto", "cpu") is (torch.bfloat16 if cpu_has_bf16() else None)
     with pytest.raises(ValueError, match=r"autocast must be one of \('off', 'bf16', 'auto'\), got 'on'"):
         autocast_dtype("on")
+    a, b = torch.ones(2, 3), torch.ones(3, 2)
+    with autocast_region("cpu", None):  # "off": no region, float32 matmuls
+        assert (a @ b).dtype == torch.float32
+    with autocast_region(torch.device("cpu"), torch.bfloat16):
+        assert (a @ b).dtype == torch.bfloat16
 
 
 def test_adapter_must_be_a_deeplora_config():

@@ -91,7 +91,7 @@ from .backbones import (
 from .metrics import glue_metrics, has_trained, loss_baseline, primary_metric
 from .optim import adapter_optimizer, default_lr
 
-__all__ = ["DTYPES", "AUTOCAST", "COMPRESS_FROM", "RunConfig", "Runner", "RunState", "run", "evaluate", "autocast_dtype", "cpu_has_bf16",
+__all__ = ["DTYPES", "AUTOCAST", "COMPRESS_FROM", "RunConfig", "Runner", "RunState", "run", "evaluate", "autocast_dtype", "autocast_region", "cpu_has_bf16",
            "cast_frozen_linears", "head_input_probe", "PROBES", "SATURATED"]
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,10 @@ def autocast_dtype(mode: str, device: str | torch.device = "cpu") -> torch.dtype
     return None
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    """A ``torch.autocast`` region in ``dtype`` on ``device``, or nothing when ``dtype`` is ``None``."""
-    return nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+def autocast_region(device: str | torch.device, dtype: torch.dtype | None):
+    """A ``torch.autocast`` region in ``dtype`` on ``device``, or nothing when ``dtype`` is ``None`` (what
+    :func:`autocast_dtype` returns for ``"off"``)."""
+    return nullcontext() if dtype is None else torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
@@ -425,7 +426,7 @@ def _evaluate(model, examples, task, pad_token_id, batch_size, device, progress,
         with torch.no_grad():
             for rows, batch in tqdm(batches, total=total, disable=not progress, leave=False, desc="eval"):
                 labels = batch.pop("labels").to(device)
-                with _autocast(device, autocast):
+                with autocast_region(device, autocast):
                     logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
                 logits = logits.float()
                 if regression:
@@ -488,7 +489,7 @@ def head_input_probe(model: nn.Module, batch: dict[str, Tensor], device: str | t
     model.eval()
     try:
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        with torch.no_grad(), _autocast(device, autocast):
+        with torch.no_grad(), autocast_region(device, autocast):
             model(**inputs)
     finally:
         model.train(was_training)
@@ -677,7 +678,7 @@ class Runner:
                 part_loss = state.model(**part).loss
             else:  # only the model's forward is autocast; the loss is computed in float32 from its logits
                 labels = part.pop("labels")
-                with _autocast(self.device, state.autocast):
+                with autocast_region(self.device, state.autocast):
                     logits = state.model(**part).logits
                 part_loss = _loss(logits.float(), labels, config.task)
             (share * part_loss).backward()

@@ -30,7 +30,7 @@ from ..deeplora.config import INITS
 from .backbones import BACKBONES, Backbone
 from .e2e import batch_schedule, few_shot_indices, generation_prompts, pad_sequences, training_batch
 from ..store import KEY_OPTIONAL
-from .classify import AUTOCAST, autocast_dtype
+from .classify import AUTOCAST, autocast_dtype, autocast_region
 from .metrics import generation_metrics
 from .optim import ADAPTER_LR, adapter_optimizer
 
@@ -196,7 +196,7 @@ def train_adapters(
     device = torch.device(device)
     for batch in tqdm(batches, disable=not progress, desc=f"train {spec.label}", leave=False):
         batch = {k: v.to(device) for k, v in batch.items()}
-        with torch.autocast(device_type=device.type, dtype=autocast, enabled=autocast is not None):
+        with autocast_region(device, autocast):
             loss = model(**batch).loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{spec.label}: loss became {loss.item()} at step {len(losses)}; lower lr={spec.lr}")
