@@ -618,8 +618,7 @@ class CompletionRuns:
 def _run_part(config: Any, seed: int) -> dict:
     """The stored record of one part (what :func:`~compressible.experiments.compression.stored_frame` keeps)."""
     run_part = {WidthSweepConfig: run_width_sweep, CompressionRaceConfig: run_compression_race,
-                RandomVsCompressedConfig: run_random_vs_compressed, ScalingConfig: run_scaling,
-                SameErrorConfig: run_same_error}[type(config)]
+                RandomVsCompressedConfig: run_random_vs_compressed, SameErrorConfig: run_same_error}[type(config)]
     return {"rows": run_part(config, seed).to_dict("records")}
 
 

@@ -129,6 +129,8 @@ def _save_dequantised(model: Any, tokenizer: Any, folder: Path) -> None:
                 raise
     except OSError as error:
         log.info("could not cache the dequantised model in %s (%s); it is dequantised again next time", folder, error)
+
+
 _TINY_BERT_TOKENIZER = BACKBONES["all-MiniLM-L6-v2"].source
 
 
