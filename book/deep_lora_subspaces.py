@@ -161,11 +161,11 @@ display(Markdown(dls.d2_caveat(summary)))
 #
 # **Where the construction can fail.** Here the first batch is the whole sample, so the first
 # gradient sees every example. With more examples than one batch holds, the outer factors come from
-# one batch of 16 and then move only at $\gamma$ times the inner rate. The chapter
-# {doc}`Few-shot GLUE: fair rates, bf16 and runs that trained <fewshot_tuning>` runs the Fig. 6 compressed
-# runs at $n = 256$ again with the outer factors built from the whole sample, with $\gamma = 1$ and for
-# more steps (at `paper` scale also with a smaller inner rate), and says which change makes a stalled
-# run train.
+# one batch of 16 and then move at $\gamma$ times the inner rate, on batches that differ from step to
+# step. The chapter {doc}`Few-shot GLUE: fair rates, bf16 and runs that trained <fewshot_tuning>` runs
+# the Fig. 6 compressed runs at $n = 256$ again, each time changing one thing (where the outer factors
+# come from, $\gamma$, the inner rate, the number of steps), follows what the frozen head sees along
+# every run, and says which change makes a stalled run train or keeps it from collapsing.
 #
 # ## Summary for the scorecard
 #

@@ -181,7 +181,7 @@ display(Markdown(fg.fig8_text(summary)))
 # ### What a run that did not train looks like
 #
 # The head and the pooler are frozen at random (the authors' protocol), so the adapters can lower the
-# loss only by changing what reaches them. Every run records, at step 0, every twentieth of its steps and at the end, what the
+# loss only by changing what reaches them. Every run records, at step 0, every tenth of its steps and at the end, what the
 # head sees on the run's first batch of 16 examples: the *spread* of its input over the examples
 # (mean over features of their standard deviation) and the share of the pooler's tanh units beyond
 # $\pm 0.99$, where tanh passes under 2 % of its gradient. These probes run with dropout off and draw

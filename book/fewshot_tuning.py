@@ -113,17 +113,24 @@ plt.show()
 # that fails only when batches differ. At larger $n$ the outer factors come from one batch of 16
 # and then move at $\gamma$ times the inner rate. A compressed run whose loss stalls there while
 # LoRA's falls has one of a few causes: outer factors built from **one batch's subspace**, outer
-# factors that **move too slowly** to leave it ($\gamma$ too small), an inner rate that makes the
-# depth-3 product oscillate, or a run that is slow rather than stuck: a product that starts at
-# $\varepsilon^3$ can sit on a plateau for a while before it leaves. The runs below take Fig. 6's
-# compressed runs at the larger $n$ and change one thing each, at the same seeds, sample, batch
-# order and rates: the outer factors built from the gradient of the **whole sample** (one batch of
-# all $n$ examples, instead of the first 16), the outer factors trained at the **inner rate**
-# ($\gamma = 1$), a **10× smaller inner rate** and the same run trained **longer**, where the plan
-# has them: the `paper` plan has all four, the `ci` plan only the longer run (the one change that
-# tells a slow run from a stuck one). A change that makes the stalled seeds train names the cause; one
-# that does not rules it out. The column "rank-one updates" counts the adapted weights whose update has a second
-# singular value under 1 % of its first: what a run learned, not only how far its loss fell.
+# factors that move **too slowly** to leave it or **too fast** for batches that differ from step to step
+# (a $\gamma$ too small or too large), an inner rate that makes the depth-3 product overshoot, or a run
+# that is slow rather than stuck: a product that starts at $\varepsilon^3$ can sit on a plateau for a
+# while before it leaves. The runs below take Fig. 6's compressed runs at the larger $n$ and change one
+# thing each, at the same seeds, sample, batch order and rates: the outer factors built from the
+# gradient of the **whole sample** (one batch of all $n$ examples, instead of the first 16), the outer
+# factors at **another $\gamma$**, a **10× smaller inner rate** and the same run trained **longer**, where
+# the plan has them. The `paper` plan has all four ($\gamma = 1$, 1500 steps); the `ci` plan has the
+# one that changes the outer factors' rate alone: App. D.2's $\gamma = 10^{-2}$ (when the tuning chose
+# another $\gamma$). A change that makes the stalled seeds train names the cause; one that does not
+# rules it out as the whole cause.
+#
+# Every run also probes what the frozen head sees (as in the Few-shot GLUE chapter's Fig. 8 section):
+# the *spread* of its input over the run's first batch, at step 0 and every tenth of the run. A run has
+# **collapsed** when that spread ends below a tenth of its start: every example then reaches the head
+# as nearly one point, and the best it can do is predict the label mean. The column "rank-one updates"
+# counts the adapted weights whose update has a second singular value under 1 % of its first: what a
+# run learned, not only how far its loss fell.
 
 # %%
 d = summary.diagnosis
@@ -134,7 +141,8 @@ ft.diagnosis_table(d).style.hide(axis="index").set_caption(
 # %% [markdown]
 # A validation Pearson of "n/a" means the run's predictions on the validation pairs were all the
 # same: a constant predictor has no correlation, which is what a loss sitting on the dotted line
-# below means.
+# below means. Right: the spread of the head's input along the same runs; below the dotted line a run
+# has collapsed.
 
 # %%
 if d:

@@ -239,18 +239,20 @@ def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
     """Each diagnosis run is a Fig. 6 compressed run (chosen rates, same n and seeds) with one field changed."""
     import dataclasses
 
+    tuned = {"ci": fg.PLANS["ci"].methods.with_rates(1e-4, 1e-2, 0.1)}  # the ci build's choice
     for scale in ("paper", "ci", "smoke"):
         p = fg.PLANS[scale]
-        runs = fg.experiments(p)
+        runs = fg.experiments(p, tuned.get(scale))
         d = p.diagnosis
         base = next(e for e in runs if e.part == "fig6" and e.config.n_train == d.n and e.config.adapter.init == "compressed")
         variants = {e.label: e for e in runs if e.part == "diagnosis"}
-        longer = ft.longer_label(d.longer_steps)
+        longer = None if d.longer_steps is None else ft.longer_label(d.longer_steps)
         slow = None if d.lr_factor is None else ft.inner_rate_label(base.config.lr * d.lr_factor)
         whole = ft.WHOLE_SAMPLE if d.whole_sample else None
         free_label = None if d.gamma is None else ft.free_outer_label(d.gamma)
         assert set(variants) == {whole, free_label, longer, slow} - {None}
-        assert variants[longer].config == base.config.replace(steps=d.longer_steps) and d.longer_steps > p.fig6.steps
+        if longer is not None:
+            assert variants[longer].config == base.config.replace(steps=d.longer_steps) and d.longer_steps > p.fig6.steps
         assert all(set(e.seeds) == set(d.seeds) <= set(base.seeds) for e in variants.values())
         if whole is not None:
             assert variants[whole].config == base.config.replace(compress_from="sample")
@@ -259,8 +261,9 @@ def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
             assert free == base.config.replace(adapter=dataclasses.replace(base.config.adapter, gamma=d.gamma), lr=base.config.lr)
         if slow is not None:
             assert variants[slow].config == base.config.replace(lr=base.config.lr * d.lr_factor)
-    # ci: only the longer run (slow or stuck?); the paper plan: all four variants
-    assert set(e.label for e in fg.experiments(fg.PLANS["ci"]) if e.part == "diagnosis") == {ft.longer_label(500)}
+    # ci: the change of the outer factors' rate alone (App. D.2's gamma); paper: all four
+    assert [e.label for e in fg.experiments(fg.PLANS["ci"], tuned["ci"]) if e.part == "diagnosis"] == [
+        ft.free_outer_label(0.01)]
     assert fg.PLANS["paper"].diagnosis == ft.DiagnosisPlan(n=256, seeds=tuple(range(5)), longer_steps=1500)
     assert fg.PLANS["ci"].diagnosis.n == 256 and fg.PLANS["ci"].diagnosis.seeds
     with pytest.raises(ValueError, match="diagnosis runs .* must change Fig. 6 runs"):
@@ -269,6 +272,27 @@ def test_diagnosis_runs_change_one_thing_of_the_figure_runs():
         dataclasses.replace(fg.PLANS["ci"], diagnosis=ft.DiagnosisPlan(n=256, seeds=(0,), longer_steps=200))
     with pytest.raises(ValueError, match="longer_steps must be a positive int or None, got 0"):
         ft.DiagnosisPlan(n=256, seeds=(0,), longer_steps=0)
+    # a tuning that chose the diagnosis gamma leaves that variant out; a fixed plan with it is refused
+    chose = fg.experiments(fg.PLANS["ci"], fg.PLANS["ci"].methods.with_rates(1e-4, 1e-2, 0.01))
+    assert [e.label for e in chose if e.part == "diagnosis"] == []
+    with pytest.raises(ValueError, match=r"DiagnosisPlan.gamma=0.01 is the compressed runs' gamma itself"):
+        dataclasses.replace(fg.PLANS["paper"], diagnosis=ft.DiagnosisPlan(n=256, seeds=(0,), gamma=0.01))
+
+
+def test_runs_that_no_rate_choice_changes_run_beside_the_grid(tmp_path):
+    """The full-width runs (a fixed rate) are the ci plan's runs that do not wait for the tuning: they are
+    the same at any chosen rates, and a sweep with nothing stored lists them with the grid."""
+    from compressible.experiments.fewshot_tuning import TuningSummary
+    from compressible.store import ResultStore
+
+    p = fg.PLANS["ci"]
+    free = fg.rate_free_runs(p)
+    assert [(e.part, e.label) for e in free] == [("fig6", fg.METHOD_LABELS["full"])] and free[0].seeds == tuple(range(5))
+    for lora, deep, gamma in ((1e-4, 1e-2, 0.1), (3e-4, 1e-2, 0.01)):
+        chosen = TuningSummary(n=[16], seeds=2, steps=200, holdout=400, points=[], lora_lr=lora, deep_lr=deep, deep_gamma=gamma)
+        assert all(e in fg.experiments(p, fg.tuned_methods(p, chosen)) for e in free)
+    assert fg.rate_free_runs(fg.PLANS["paper"]) == []  # no tuning: nothing waits for one
+    assert fg.planned(p, ResultStore(tmp_path)) == fg.tuning_runs(p) + free
 
 
 def test_longest_runs_go_first_to_the_workers():
@@ -279,6 +303,14 @@ def test_longest_runs_go_first_to_the_workers():
                           RunConfig("stsb", steps=200))
     order = longest_first([(short, (0,)), (fp32, (0,)), (long_, (0,)), (short.replace(n_train=64), (1,))])
     assert [c for c, _ in order] == [long_, fp32, short, short.replace(n_train=64)]
+    # at one length: the full-width adapter, then a sample larger than a batch, then compressed, then LoRA
+    from compressible.deeplora import DeepLoRAConfig
+
+    lora, compressed, full = (short.replace(n_train=16, adapter=DeepLoRAConfig(init=init))
+                              for init in ("lora", "compressed", "full"))
+    larger = compressed.replace(n_train=64)
+    order = longest_first([(c, (0,)) for c in (lora, compressed, larger, full)])
+    assert [c for c, _ in order] == [full, larger, compressed, lora]
 
 
 def test_paired_intervals_and_wilcoxon(summary):

@@ -140,7 +140,9 @@ def test_diagnosis_names_the_change_that_makes_every_stalled_seed_train():
 
 def test_diagnosis_says_when_neither_change_helps_and_when_nothing_stalled():
     neither = ft.diagnosis_text(ft.summarise_diagnosis(_diagnosis((2.3, 2.2), (2.3, 0.5), (2.1, 2.3)), DP))
-    assert "No change made the stalled seed(s) 0, 1 train" in neither and "stored no update spectra" in neither
+    assert "No change made the stalled seed(s) 0, 1 pass the training check" in neither
+    assert "*Deep LoRA, γ = 1*: outer factors that move too slowly" in neither and "stored no update spectra" in neither
+    assert "collapse" not in neither  # these runs stored no probes
     both = ft.diagnosis_text(ft.summarise_diagnosis(_diagnosis((2.3, 0.5), (2.3, 0.5), (0.4, 0.5), (0.3, 0.2)), DP))
     assert "with *Deep LoRA, γ = 1* and with *Deep LoRA, inner rate 0.001*" in both
     assert "whole sample" not in both.split("Every stalled seed")[1]
@@ -195,3 +197,56 @@ def test_diagnosis_reports_rank_one_updates_of_the_stalled_runs():
     for run in curves[LORA].values():
         run["spectra"] = curves[DEEP][0]["spectra"]
     assert "do not single out one cause" in ft.diagnosis_text(ft.summarise_diagnosis(curves, DP))
+
+
+def _probed(run: dict, spreads: list[float], lr: float, gamma: float, saturated: float = 0.0) -> dict:
+    """``run`` with probes of the given spreads (steps 0, 20, ...) and the rates it stored."""
+    run["probes"] = [{"step": 20 * k, "spread": v, "saturated": saturated} for k, v in enumerate(spreads)]
+    run["_config"] = {"lr": lr, "adapter": {"gamma": gamma}}
+    return run
+
+
+def test_diagnosis_finds_the_collapse_and_the_changes_that_avoid_it():
+    """A stalled compressed run whose head input collapsed, and two changes that lower the outer factors' rate
+    (gamma 0.1 -> 0.01, inner rate 1e-2 -> 1e-3) that keep it from collapsing without passing the check yet."""
+    dp = ft.DiagnosisPlan(n=256, seeds=(0,), whole_sample=False, gamma=0.01, lr_factor=0.1)
+    def run(loss, spreads, lr, gamma):
+        return {0: _probed(_stored(loss, 2.3, 0.1), spreads, lr, gamma)}
+    curves = {LORA: run(0.2, [0.1, 0.05, 0.2], 1e-4, 0.01), DEEP: run(2.4, [0.1, 0.0008, 0.0005], 1e-2, 0.1),
+              ft.free_outer_label(0.01): run(1.9, [0.1, 0.012, 0.17], 1e-2, 0.01),
+              ft.inner_rate_label(1e-3): run(2.2, [0.1, 0.09, 0.056], 1e-3, 0.1)}
+    s = ft.summarise_diagnosis(curves, dp)
+    assert ft.DiagnosisSummary.collapsed(s.runs[DEEP][0]) and not ft.DiagnosisSummary.collapsed(s.runs[LORA][0])
+    assert s.runs[DEEP][0]["collapse_step"] == 20 and s.runs[ft.free_outer_label(0.01)][0]["collapse_step"] is None
+    text = ft.diagnosis_text(s)
+    assert "No change made the stalled seed(s) 0 pass the training check" in text
+    assert "*Deep LoRA, γ = 0.01*: outer factors that move too fast (γ too large)" in text
+    assert ("The stalled run *collapsed*: by step 20 the spread of the head's input over the first batch fell below "
+            "0.1 of its start, and it ended at 0.005 of it (LoRA's, same seed: 2.000)") in text
+    assert "none of the pooler's tanh units ended saturated, so the pooler did not block the gradient" in text
+    assert ("*Deep LoRA, γ = 0.01* (head input at the end 1.700 of its start; final loss 1.90); *Deep LoRA, inner rate "
+            "0.001* (head input at the end 0.560 of its start; final loss 2.20) kept seed 0 from collapsing "
+            "and ended with a lower training loss than Fig. 6's run (2.40); each of these changes lowers the outer "
+            "factors' Adam rate (γ times the inner rate) from 0.001 to 0.0001, though within 20 steps neither passed "
+            "the training check. So the collapse comes from outer factors that move too fast, not from a broken method.") in text
+    table = ft.diagnosis_table(s)
+    assert table["head input spread, end / start"].tolist() == ["2.000", "0.005", "1.700", "0.560"]
+    # a change that collapses too, or ends with a higher loss, keeps nothing from collapsing
+    curves[ft.free_outer_label(0.01)] = run(1.9, [0.1, 0.001, 0.001], 1e-2, 0.01)
+    curves[ft.inner_rate_label(1e-3)] = run(2.5, [0.1, 0.09, 0.056], 1e-3, 0.1)
+    text = ft.diagnosis_text(ft.summarise_diagnosis(curves, dp))
+    assert "No change kept these seeds from collapsing." in text and "So the collapse comes from" not in text
+    # one change that keeps it from collapsing names its own cause
+    curves[ft.inner_rate_label(1e-3)] = run(2.2, [0.1, 0.09, 0.056], 1e-3, 0.1)
+    text = ft.diagnosis_text(ft.summarise_diagnosis(curves, dp))
+    assert ("it lowers the outer factors' Adam rate (γ times the inner rate) from 0.001 to 0.0001, though within 20 steps "
+            "it did not pass the training check. So the collapse comes from an inner rate too large for batches that "
+            "differ from step to step") in text
+
+
+def test_diagnosis_without_a_variant_says_so():
+    """A tuning that chose the plan's only variant leaves the Fig. 6 runs alone to report."""
+    curves = {LORA: {0: _stored(0.2, 2.3, 0.7)}, DEEP: {0: _stored(2.3, 2.3, 0.0)}}
+    s = ft.summarise_diagnosis(curves, ft.DiagnosisPlan(n=256, seeds=(0,), whole_sample=False, gamma=0.01, lr_factor=None))
+    assert "No change was run at seed(s) 0 (the plan's only variant would have repeated the Fig. 6 runs" in ft.diagnosis_text(s)
+    assert list(ft.diagnosis_table(s)[""]) == [LORA, DEEP]

@@ -18,10 +18,11 @@ def test_paper_run_counts_follow_the_protocol():
     assert fewshot.steps == (2 * 10 * (7 * 1000 + 600) + 3 * 3 * 20 * 500 + 4 * 2 * 5 * 200 + 3 * 5 * 500
                              + 5 * 1500)
     ci = runs["fewshot_glue"]["ci"]
-    # ci: 4 tuning runs that no figure reuses; Fig. 6: 2 methods x 5 seeds x 3 n + 2 full width; 2 float32 twins;
-    # the diagnosis: the longer run at seed 0 (only that variant at ci); Fig. 8: 3 more r x 2 methods at seed 0
-    # (its r = 8 runs are Fig. 6's); no rate-scaled runs at ci
-    assert ci.runs == 4 + 2 * 5 * 3 + 2 + 2 + 1 + 3 * 2
+    # ci: 4 tuning runs that no figure reuses; Fig. 6: 2 methods x 5 seeds x 3 n + 5 full width; 2 float32 twins;
+    # no diagnosis run at the plan's own rates (its gamma variant, App. D.2's 0.01, is the plan's own gamma: only
+    # a tuning that chose another runs it); Fig. 8: 3 more r x 2 methods at seed 0 (its r = 8 runs are Fig. 6's);
+    # no rate-scaled runs at ci
+    assert ci.runs == 4 + 2 * 5 * 3 + 5 + 2 + 0 + 3 * 2
     subspaces = runs["deep_lora_subspaces"]["paper"]
     assert (subspaces.runs, subspaces.steps) == (4, 2000 + 3 * 200)  # Fig. 2 and the three App. D.2 runs
     assert set(runs) == set(paper_scale.SWEEP_CHAPTERS) and all(set(v) == {"smoke", "ci", "paper"} for v in runs.values())

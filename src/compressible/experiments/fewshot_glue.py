@@ -37,6 +37,7 @@ from ..scales import check_scale
 from ..store import ResultStore
 from ..summaries import Summary
 from .fewshot_tuning import (
+    COLLAPSED,
     DiagnosisPlan,
     DiagnosisSummary,
     PrecisionPlan,
@@ -82,6 +83,7 @@ __all__ = [
     "stsb_fields",
     "tuning_runs",
     "tune",
+    "rate_free_runs",
     "tuned_methods",
     "planned",
     "FewshotGlueResults",
@@ -276,6 +278,10 @@ class FewshotGluePlan(GlueChapterPlan):
         if d is not None and (d.n not in self.fig6.n or not set(d.seeds) <= set(self.fig6.seeds_for(d.n))):
             raise ValueError(f"diagnosis runs ({d!r}) must change Fig. 6 runs: n among {self.fig6.n} and seeds among "
                              f"its seeds there")
+        if (d is not None and self.tuning is None and d.gamma is not None
+                and d.gamma == self.methods.method("compressed")["adapter"].gamma):
+            raise ValueError(f"DiagnosisPlan.gamma={d.gamma:g} is the compressed runs' gamma itself: the variant would "
+                             "repeat Fig. 6; give another gamma or None")
         if d is not None and d.longer_steps is not None and d.longer_steps <= self.fig6.steps:
             raise ValueError(f"DiagnosisPlan.longer_steps={d.longer_steps} must be more than Fig. 6's {self.fig6.steps} steps")
 
@@ -295,10 +301,10 @@ PLANS: dict[str, FewshotGluePlan] = {
     # autocast, each step split into sub-batches of similar length, sized on the 2-core machine: a 200-step
     # STS-B run at n = 16 took 70-105 s there in one thread (measured in a fresh-clone .ci/run, stop 20), against
     # 85-140 s with one padded batch. In the issue's order, what fits the budget: Fig. 6 (5 seeds at every n,
-    # 200 steps; full width on 2 seeds at n = 16), the tuning grid (2 points per method, n = 16, 2 seeds: its
-    # chosen points are Fig. 6's n = 16 runs at seeds 0-1), the float32 twins and the n = 256 diagnosis (the
-    # compressed run at seed 0 trained 500 steps), then Fig. 8 on seed 0 (6 more runs: its r = 8 runs are
-    # Fig. 6's); not the rate-scaled Fig. 8 variant, not Table 1.
+    # 200 steps, the full width too at n = 16), the tuning grid (2 points per method, n = 16, 2 seeds: its
+    # chosen points are Fig. 6's n = 16 runs at seeds 0-1), the float32 twins and the n = 256 diagnosis (seed 0,
+    # at the paper's D.2 gamma), then Fig. 8 on seed 0 (6 more runs: its r = 8 runs are Fig. 6's); not the
+    # rate-scaled Fig. 8 variant, not Table 1.
     "ci": FewshotGluePlan(
         methods=FEWSHOT_METHODS["ci"],
         table1=None,
@@ -307,19 +313,21 @@ PLANS: dict[str, FewshotGluePlan] = {
             "use the chapter's CPU budget, and Table 1 at n = 1024 needs hundreds of steps per task"
         ),
         fig6=Fig6Plan(n=(16, 64, 256), seeds=(0, 1, 2, 3, 4), steps=200,
-                      full_n=(16,), full_seeds=(0, 1), full_targets=ATTENTION_POOLER_TARGETS),
+                      full_n=(16,), full_seeds=tuple(range(5)), full_targets=ATTENTION_POOLER_TARGETS),
         fig7=Fig7Plan(n=256, steps=200),
         # no rate-scaled variant (Fig8Plan.scaled_seeds): beyond the issue's list, and the build is over its time
         # target without it (a fresh-clone .ci/run of stop 19 ran it on seed 0: trained at r = 16 and 32, not at 64)
         fig8=Fig8Plan(ranks=(8, 16, 32, 64), seeds=(0,), steps=200, n=16),
         tuning=TuningPlan(n=(16,), seeds=(0, 1), steps=200, lora=(1e-4, 3e-4), compressed=((1e-2, 1e-2), (1e-2, 1e-1))),
         precision=PrecisionPlan(n=16, seeds=(0, 1)),
-        # only the run that tells slow from stuck (500 steps: the paper's Fig. 6 length); the paper plan has all four
-        diagnosis=DiagnosisPlan(n=256, seeds=(0,), whole_sample=False, gamma=None, lr_factor=None, longer_steps=500),
+        # the one change that moves the outer factors alone: App. D.2's gamma (if the tuning chose another). A stalled
+        # run's probes show a collapse from step 20 on, so 500 steps add little; a 10x smaller inner rate also kept
+        # seed 0 from collapsing (stop 22, locally) but changes the inner and the outer rate at once
+        diagnosis=DiagnosisPlan(n=256, seeds=(0,), whole_sample=False, gamma=0.01, lr_factor=None),
         parallel_cpu=True,
         chapter_notes=(
             "Fig. 6: 200 steps instead of 500, 5 seeds instead of 20; the full-width "
-            "variant on 2 seeds at n = 16 only, on the attention weights and the pooler",
+            "variant at n = 16 only, on the attention weights and the pooler",
             "learning rates of LoRA and compressed Deep LoRA chosen on held-out training examples (the paper's are "
             "for bert-base)",
             "Fig. 8 on seed 0 only, 1 seed instead of 5",
@@ -412,6 +420,17 @@ def tuning_runs(p: FewshotGluePlan) -> list[Experiment]:
     return [] if p.tuning is None else tuning_experiments(p.tuning, p.methods, lambda n: stsb_fields(p, n))
 
 
+def rate_free_runs(p: FewshotGluePlan) -> list[Experiment]:
+    """The chapter's runs whose configuration does not depend on the rates a tuning chooses (e.g. the full-width
+    adapter at its fixed rate; empty without a tuning plan): they can run beside the grid instead of after it.
+    Found by listing the experiments at two made-up sets of rates that differ in every rate."""
+    if p.tuning is None:
+        return []
+    one, other = (experiments(p, p.methods.with_rates(*rates)) for rates in ((1.1e-4, 1.3e-2, 0.17), (2.3e-4, 2.9e-2, 0.31)))
+    fixed = {e.config for e in other}
+    return [e for e in one if e.config in fixed]
+
+
 def tune(p: FewshotGluePlan, store: ResultStore | str | None = None) -> TuningSummary | None:
     """The tuning summary of plan ``p`` from its stored grid (``None`` without a tuning plan).
 
@@ -429,14 +448,14 @@ def planned(p: FewshotGluePlan, store: ResultStore | str | None = None) -> list[
 
     Without a ``store`` (counting runs) the chapter's runs are listed at the plan's own rates (the
     same number of runs). With one, they are listed only once the grid is stored (a sweep runs the
-    grid, then calls this again); without tuning, simply :func:`experiments`.
+    grid and :func:`rate_free_runs`, then calls this again); without tuning, simply :func:`experiments`.
     """
     grid = tuning_runs(p)
     if not grid or store is None:
         return grid + experiments(p)
     store = as_store(store)
     if not all(store.has(e.config, seed) for e in grid for seed in e.seeds):
-        return grid
+        return grid + rate_free_runs(p)
     return grid + experiments(p, tuned_methods(p, tune(p, store)))
 
 
@@ -495,14 +514,15 @@ def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None,
         threads: int | None = None, workers: int | None = None) -> FewshotGlueResults:
     """Run what the result store lacks of the chapter at ``scale``, then load every run.
 
-    With a tuning plan, the grid runs first and the chapter's runs use the rates it chose
-    (:func:`tuned_methods`); a chosen point's runs are the chapter's runs at that ``n`` and seed.
+    With a tuning plan, the grid runs first (with the runs no rate choice changes, :func:`rate_free_runs`) and
+    the chapter's runs use the rates it chose (:func:`tuned_methods`); a chosen point's runs are the chapter's
+    runs at that ``n`` and seed.
     ``threads`` and ``workers`` default to the plan's (:func:`~compressible.experiments.glue_runs.cpu_execution`).
     """
     p = plan(scale)
     store = as_store(store)
     threads, workers = cpu_execution(p, device, threads, workers)
-    run_and_load(tuning_runs(p), store, device, progress, threads, workers)
+    run_and_load(tuning_runs(p) + rate_free_runs(p), store, device, progress, threads, workers)
     tuning = tune(p, store)
     exps = experiments(p, tuned_methods(p, tuning))
     runs = run_and_load(exps, store, device, progress, threads, workers)
@@ -648,10 +668,6 @@ class Fig7Summary(_Model):
     deep_max_norm: float
     """Largest spectral norm of a Deep LoRA update."""
     lora_max_norm: float
-
-
-COLLAPSED = 0.1
-"""A run's head input has collapsed when its spread over examples ends below this fraction of its start."""
 
 
 class RunProbe(_Model):

@@ -16,9 +16,10 @@
 - **Diagnosis** (:class:`DiagnosisPlan`): where one batch no longer holds the whole sample, the
   compressed runs of Fig. 6 at the chosen rates again, each changing one thing: the outer factors
   built from the gradient of the *whole* sample instead of the first batch (``RunConfig.compress_from``),
-  the outer factors moving at the inner rate (``gamma = 1``), or a smaller inner rate. Which change
-  makes a stalled run train says which cause it was, and one that does not rules its cause out
-  (:class:`DiagnosisSummary`).
+  the outer factors moving at another multiple ``gamma`` of the inner rate, a smaller inner rate, or more
+  steps. Which change makes a stalled run train says which cause it was, and one that does not rules its
+  cause out; the probes of the head's input say whether a stalled run *collapsed* (every example mapped to
+  nearly one point, :data:`COLLAPSED`) and whether a change kept it from collapsing (:class:`DiagnosisSummary`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ __all__ = [
     "RANK_ONE_RATIO",
     "rank_one_modules",
     "rank_one_finding",
+    "COLLAPSED",
+    "spread_course",
+    "collapse_finding",
 ]
 
 WHOLE_SAMPLE = "Deep LoRA, outer factors from the whole sample"
@@ -109,6 +113,27 @@ def rank_one_modules(result: dict) -> tuple[int, int] | None:
         if s[0] > 0 and s[1] < RANK_ONE_RATIO * s[0]:
             count += 1
     return count, len(spectra)
+
+
+COLLAPSED = 0.1
+"""A run's head input has collapsed when its spread over examples ends below this fraction of its start."""
+
+
+def spread_course(result: dict) -> dict | None:
+    """What a stored run's probes of the head's input (``result["probes"]``, see
+    :func:`~compressible.finetune.classify.head_input_probe`) show, or ``None`` when it stored none:
+    ``start_spread``, ``min_spread`` and ``final_spread`` (the spread over the first batch at the first,
+    smallest and last probe), ``collapse_step`` (the first probed step whose spread is below
+    :data:`COLLAPSED` of the start; ``None`` if none) and ``final_saturated`` (the share of saturated tanh
+    pooler units at the last probe; ``None`` without a tanh pooler)."""
+    probes = result.get("probes")
+    if not probes:
+        return None
+    start = float(probes[0]["spread"])
+    below = [q["step"] for q in probes if q["spread"] < COLLAPSED * start]
+    return {"start_spread": start, "min_spread": float(min(q["spread"] for q in probes)),
+            "final_spread": float(probes[-1]["spread"]), "collapse_step": below[0] if below else None,
+            "final_saturated": probes[-1]["saturated"]}
 
 
 COLORS = {LORA: "tab:blue", DEEP: "tab:red", "Deep LoRA (full width)": "tab:green", WHOLE_SAMPLE: "tab:purple"}
@@ -168,7 +193,8 @@ class DiagnosisPlan:
     n: int
     seeds: tuple[int, ...]
     gamma: float | None = 1.0
-    """The outer factors' rate ratio of the second variant (1: no discrepant rate; ``None``: not run)."""
+    """The outer factors' rate ratio of the second variant (1: no discrepant rate; ``None``: not run; not run
+    either when it is the ratio the Fig. 6 runs use)."""
     lr_factor: float | None = 0.1
     """The third variant's inner rate, as a multiple of the chosen one (``None``: not run)."""
     longer_steps: int | None = None
@@ -197,16 +223,15 @@ class DiagnosisPlan:
 
 def diagnosis_experiments(dp: DiagnosisPlan, methods: GlueMethods, base: dict, steps: int) -> list[Experiment]:
     """The variants of :class:`DiagnosisPlan` (part ``"diagnosis"``) at ``methods``' (chosen) rates;
-    ``base`` holds the ``RunConfig`` fields of the chapter's STS-B runs."""
+    ``base`` holds the ``RunConfig`` fields of the chapter's STS-B runs. The ``gamma`` variant is left out
+    when ``methods`` already train at that ``gamma`` (it would repeat Fig. 6's runs: a tuning chose it)."""
     compressed = RunConfig(n_train=dp.n, steps=steps, **base, **methods.method("compressed"))
-    if dp.gamma == compressed.adapter.gamma:
-        raise ValueError(f"DiagnosisPlan.gamma={dp.gamma:g} is the chosen gamma itself: the variant would repeat Fig. 6")
     if dp.longer_steps is not None and dp.longer_steps <= steps:
         raise ValueError(f"DiagnosisPlan.longer_steps={dp.longer_steps} must be more than the Fig. 6 runs' {steps} steps")
     out = []
     if dp.whole_sample:
         out.append(Experiment("diagnosis", WHOLE_SAMPLE, compressed.replace(compress_from="sample"), dp.seeds))
-    if dp.gamma is not None:
+    if dp.gamma is not None and dp.gamma != compressed.adapter.gamma:  # a tuning that chose dp.gamma leaves nothing to change
         free = dataclasses.replace(methods, deep_gamma=dp.gamma)
         out.append(Experiment("diagnosis", free_outer_label(dp.gamma),
                               RunConfig(n_train=dp.n, steps=steps, **base, **free.method("compressed")), dp.seeds))
@@ -400,9 +425,12 @@ class DiagnosisSummary(_Model):
     baseline: str
     """Label of the Fig. 6 compressed runs the variants change one thing of."""
     runs: dict[str, list[dict]]
-    """``{label: [{"seed", "first_train_loss", "final_train_loss", "loss_baseline", "trained", "validation",
-    "rank_one", "modules"}]}`` (losses: means of the first and last 10 steps; ``rank_one`` of ``modules``
-    updates are rank one, :func:`rank_one_modules`, ``None`` without stored spectra)."""
+    """``{label: [{"seed", "steps", "lr", "gamma", "first_train_loss", "final_train_loss", "loss_baseline",
+    "trained", "validation", "rank_one", "modules", "start_spread", "min_spread", "final_spread",
+    "collapse_step", "final_saturated"}]}`` (losses: means of the first and last 10 steps; ``lr`` and
+    ``gamma``: the run's inner rate and outer-factor ratio, ``None`` when not stored; ``rank_one`` of
+    ``modules`` updates are rank one, :func:`rank_one_modules`, ``None`` without stored spectra; the
+    spreads: :func:`spread_course`, ``None`` without stored probes)."""
 
     def trained(self, label: str) -> int:
         return sum(bool(r["trained"]) for r in self.runs[label])
@@ -413,6 +441,16 @@ class DiagnosisSummary(_Model):
         if not rows:
             return None
         return sum(r["rank_one"] for r in rows) / sum(r["modules"] for r in rows)
+
+    @staticmethod
+    def collapsed(row: dict) -> bool | None:
+        """Whether a run's head input ended below :data:`COLLAPSED` of its start (``None`` without probes)."""
+        if row.get("final_spread") is None:
+            return None
+        return row["final_spread"] < COLLAPSED * row["start_spread"]
+
+
+_NO_PROBES = dict.fromkeys(("start_spread", "min_spread", "final_spread", "collapse_step", "final_saturated"))
 
 
 def summarise_diagnosis(curves: dict[str, dict[int, dict]], dp: DiagnosisPlan) -> DiagnosisSummary:
@@ -428,11 +466,15 @@ def summarise_diagnosis(curves: dict[str, dict[int, dict]], dp: DiagnosisPlan) -
             r = by_seed[seed]
             losses = np.asarray(r["train_loss"], dtype=float)
             ranks = rank_one_modules(r)
-            rows.append({"seed": seed, "final_train_loss": float(losses[-10:].mean()),
+            config = r.get("_config") or {}
+            rows.append({"seed": seed, "steps": len(losses), "lr": config.get("lr"),
+                         "gamma": (config.get("adapter") or {}).get("gamma"),
+                         "final_train_loss": float(losses[-10:].mean()),
                          "first_train_loss": float(losses[:10].mean()),
                          "loss_baseline": float(r["loss_baseline"]), "trained": bool(r["trained"]),
                          "validation": finite(r["final"][r["metric"]]),
-                         "rank_one": None if ranks is None else ranks[0], "modules": None if ranks is None else ranks[1]})
+                         "rank_one": None if ranks is None else ranks[0], "modules": None if ranks is None else ranks[1],
+                         **(spread_course(r) or _NO_PROBES)})
         runs[label] = rows
     return DiagnosisSummary(n=dp.n, seeds=list(dp.seeds), baseline=DEEP, runs=runs)
 
@@ -448,41 +490,106 @@ def diagnosis_table(summary: DiagnosisSummary) -> pd.DataFrame:
         spectra = [r for r in runs if r.get("modules")]  # runs that stored update spectra
         row["rank-one updates"] = (f"{sum(r['rank_one'] for r in spectra)} of {sum(r['modules'] for r in spectra)}"
                                    if spectra else "n/a")
+        row["head input spread, end / start"] = " / ".join(
+            "n/a" if r["final_spread"] is None else f"{r['final_spread'] / r['start_spread']:.3f}" for r in runs)
         values = [r["validation"] for r in runs if r["validation"] is not None]
         row["validation Pearson (mean)"] = f"{np.mean(values):.3f}" if values else "n/a"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _outer_rate(rows: Sequence[dict]) -> float | None:
+    """The outer factors' Adam rate (inner rate times ``gamma``) of runs that stored both, if they share one."""
+    rates = {r["lr"] * r["gamma"] for r in rows if r.get("lr") is not None and r.get("gamma") is not None}
+    return rates.pop() if len(rates) == 1 and all(r.get("lr") is not None and r.get("gamma") is not None for r in rows) else None
+
+
+def _cause(summary: DiagnosisSummary, label: str) -> str:
+    """The cause of a stall that the variant ``label`` tests (what it changes against Fig. 6's run)."""
+    if label == WHOLE_SAMPLE:
+        return "the subspace the first batch gives the outer factors"
+    if label.startswith("Deep LoRA, γ"):
+        base, mine = ({r["gamma"] for r in summary.runs[x]} for x in (summary.baseline, label))
+        if None not in base | mine and len(base) == len(mine) == 1 and min(mine) < min(base):
+            return "outer factors that move too fast (γ too large)"
+        return "outer factors that move too slowly to leave their first subspace"
+    if label.startswith("Deep LoRA, inner rate"):
+        return "an inner rate too large for batches that differ from step to step"
+    return "a plateau that outlasts Fig. 6's steps (a slow run rather than a stuck one)"
+
+
+def collapse_finding(summary: DiagnosisSummary, stalled: Sequence[int], variants: Sequence[str]) -> str:
+    """Markdown: whether the stalled compressed runs *collapsed* (their probes, :data:`COLLAPSED`), and which of
+    ``variants`` kept the same seeds from collapsing while lowering their loss (empty when the runs stored no
+    probes, or when not every stalled run collapsed)."""
+    rows = [r for r in summary.runs[summary.baseline] if r["seed"] in stalled]
+    if not rows or any(summary.collapsed(r) is not True for r in rows):
+        return ""
+    ratio = lambda rs: " / ".join(f"{r['final_spread'] / r['start_spread']:.3f}" for r in rs)  # noqa: E731
+    steps = max(r["collapse_step"] for r in rows)
+    saturated = [r["final_saturated"] for r in rows if r["final_saturated"] is not None]
+    lora = [r for r in summary.runs[LORA] if r["seed"] in stalled and r["final_spread"] is not None]
+    text = (f"{'Every stalled run' if len(rows) > 1 else 'The stalled run'} *collapsed*: by step {steps} the spread "
+            f"of the head's input over the first batch fell "
+            f"below {COLLAPSED:g} of its start, and it ended at {ratio(rows)} of it"
+            + (f" (LoRA's, same seed{'s' if len(lora) > 1 else ''}: {ratio(lora)})" if lora else "")
+            + ". Every example then reaches the frozen head as nearly the same input, so the run can only predict "
+              "one value, the label mean"
+            + (f"; {'none' if max(saturated) == 0 else f'at most {max(saturated):.0%}'} of the pooler's tanh units "
+               "ended saturated, so the pooler did not block the gradient" if saturated and max(saturated) < 0.5 else "")
+            + ".")
+    by_seed = {r["seed"]: r for r in rows}
+    at = {label: [r for r in summary.runs[label] if r["seed"] in by_seed] for label in variants}
+    kept = [label for label in variants if at[label] and all(
+        summary.collapsed(r) is False and r["final_train_loss"] < by_seed[r["seed"]]["final_train_loss"] for r in at[label])]
+    if not kept:
+        return text + " No change kept these seeds from collapsing."
+    base_rate, new_rates = _outer_rate(rows), {_outer_rate(at[label]) for label in kept}
+    new_rate = new_rates.pop() if len(new_rates) == 1 else None
+    lowered = base_rate is not None and new_rate is not None and new_rate < base_rate
+    common = (f"; {'each of these changes lowers' if len(kept) > 1 else 'it lowers'} the outer factors' Adam rate "
+              f"(γ times the inner rate) from {base_rate:g} to {new_rate:g}" if lowered else "")
+    cause = ("outer factors that move too fast" if lowered and len(kept) > 1
+             else " or ".join(dict.fromkeys(_cause(summary, label) for label in kept)))
+    parts = []
+    for label in kept:
+        parts.append(f"*{label}* (head input at the end {ratio(at[label])} of its start; final loss "
+                     + " / ".join(f"{r['final_train_loss']:.2f}" for r in at[label]) + ")")
+    losses = " / ".join(f"{r['final_train_loss']:.2f}" for r in rows)
+    steps = max(r["steps"] for label in kept for r in summary.runs[label])
+    verdict = {1: "it did not pass", 2: "neither passed"}.get(len(kept), "none of them passed")
+    seeds = f"seed{'s' if len(rows) > 1 else ''} {', '.join(str(r['seed']) for r in rows)}"
+    return (text + " " + "; ".join(parts) + f" kept {seeds} from collapsing and ended with a lower training "
+            f"loss than Fig. 6's run ({losses}){common}, though within {steps} steps {verdict} the training check. "
+            f"So the collapse comes from {cause}, not from a broken method.")
+
+
 def diagnosis_conclusion(summary: DiagnosisSummary) -> str:
-    """Markdown, one or two sentences: which change made the stalled compressed runs train (no more
-    than the runs show)."""
+    """Markdown, a few sentences: which change made the stalled compressed runs train, whether they
+    collapsed and which change kept them from it (no more than the runs show)."""
     k = len(summary.seeds)
     stalled = [r["seed"] for r in summary.runs[summary.baseline] if not r["trained"]]
     variants = [label for label in summary.runs if label not in (LORA, DEEP)]
     if not stalled:
         return ("The compressed runs trained at these seeds, so this build has no stall to diagnose; "
                 "the variants show only how much the changes matter when training works.")
-    causes = {}
-    for label in variants:
-        if label == WHOLE_SAMPLE:
-            causes[label] = "the subspace the first batch gives the outer factors"
-        elif label.startswith("Deep LoRA, γ"):
-            causes[label] = "outer factors that move too slowly to leave their first subspace"
-        elif label.startswith("Deep LoRA, inner rate"):
-            causes[label] = "an inner rate too large for batches that differ from step to step"
-        else:
-            causes[label] = "a plateau that outlasts Fig. 6's steps (a slow run rather than a stuck one)"
+    if not variants:
+        return (f"No change was run at seed(s) {', '.join(map(str, stalled))} (the plan's only variant would have "
+                "repeated the Fig. 6 runs at the chosen rates). " + rank_one_finding(summary, stalled))
+    causes = {label: _cause(summary, label) for label in variants}
     fixes = [label for label in variants if all(r["trained"] for r in summary.runs[label] if r["seed"] in stalled)]
     seeds = ", ".join(map(str, stalled))
+    collapse = collapse_finding(summary, stalled, [label for label in variants if label not in fixes])
+    tail = " ".join(x for x in (collapse, rank_one_finding(summary, stalled)) if x)
     if not fixes:
-        return (f"No change made the stalled seed(s) {seeds} train, so each of these is ruled out, on its own, as the "
-                "cause of the stall here: " + "; ".join(causes.values()) + ". " + rank_one_finding(summary, stalled))
+        return (f"No change made the stalled seed(s) {seeds} pass the training check within its steps ("
+                + ("the change tests one cause: " if len(causes) == 1 else "the changes, each testing one cause: ")
+                + "; ".join(f"*{label}*: {cause}" for label, cause in causes.items()) + "). " + tail)
     ruled_out = [causes[label] for label in variants if label not in fixes]
     return (f"Every stalled seed ({seeds}) trained with " + " and with ".join(f"*{f}*" for f in fixes)
             + ": the stall comes from " + " or ".join(causes[f] for f in fixes) + ", not from a broken method"
-            + (f"; {' and '.join(ruled_out)} did not explain it" if ruled_out else "")
-            + f" (on {k} seed{'s' if k > 1 else ''}: a diagnosis, not an estimate). " + rank_one_finding(summary, stalled))
+            + (f"; {' and '.join(ruled_out)} did not make it train" if ruled_out else "")
+            + f" (on {k} seed{'s' if k > 1 else ''}: a diagnosis, not an estimate). " + tail)
 
 
 def rank_one_finding(summary: DiagnosisSummary, stalled: Sequence[int]) -> str:
@@ -641,26 +748,41 @@ _STYLES = ("-", "--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
 
 def plot_training_curves(curves: dict[str, dict[int, dict]], title: str):
     """Training loss per step of several methods (``{label: {seed: stored run}}``), with each run's
-    constant-predictor loss (dotted) and half of it (the training check's line)."""
+    constant-predictor loss (dotted) and half of it (the training check's line); beside it, when the runs
+    stored probes, the spread over the first batch of the head's input along each run, with
+    :data:`COLLAPSED` of its start (dotted)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    probed = any(r.get("probes") for runs in curves.values() for r in runs.values())
+    fig, axes = plt.subplots(1, 2 if probed else 1, figsize=(12 if probed else 8, 3.9), squeeze=False)
+    ax = axes[0, 0]
     for label, runs in curves.items():
+        color = _color(label, list(curves))
         for k, (seed, r) in enumerate(sorted(runs.items())):
             loss = np.asarray(r["train_loss"], dtype=float)
             window = min(10, len(loss))
             smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
-            ax.plot(np.arange(window, len(loss) + 1), smooth, color=_color(label, list(curves)), alpha=0.8,
-                    lw=1.2, ls=_STYLES[k % len(_STYLES)], label=label if k == 0 else None)
+            style = {"color": color, "alpha": 0.8, "lw": 1.2, "ls": _STYLES[k % len(_STYLES)]}
+            ax.plot(np.arange(window, len(loss) + 1), smooth, label=label if k == 0 else None, **style)
+            if probed and r.get("probes"):
+                axes[0, 1].plot([q["step"] for q in r["probes"]], [q["spread"] for q in r["probes"]], marker=".", ms=3, **style)
     baseline = float(np.mean([r["loss_baseline"] for runs in curves.values() for r in runs.values()]))
     ax.axhline(baseline, color="black", ls=":", lw=1, label=f"predict the mean label ({baseline:.2f})")
     ax.axhline(TRAINED_FRACTION * baseline, color="black", ls="--", lw=0.8, label=f"{TRAINED_FRACTION:g}× that (trained)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (MSE, 10-step mean)")
-    seeds = max(len(runs) for runs in curves.values())
-    ax.set_title(title + ("" if seeds < 2 else "\none line per seed (solid, dashed, dash-dot, ... in seed order)"),
-                 fontsize=10)
     ax.legend(fontsize=7)
+    if probed:
+        starts = [r["probes"][0]["spread"] for runs in curves.values() for r in runs.values() if r.get("probes")]
+        axes[0, 1].axhline(COLLAPSED * float(np.mean(starts)), color="black", ls=":", lw=1,
+                           label=f"{COLLAPSED:g}× the start (collapsed below)")
+        axes[0, 1].set_yscale("log")
+        axes[0, 1].set_xlabel("step")
+        axes[0, 1].set_ylabel("spread of the head's input\nover the first batch")
+        axes[0, 1].legend(fontsize=7)
+    seeds = max(len(runs) for runs in curves.values())
+    fig.suptitle(title + ("" if seeds < 2 else "\none line per seed (solid, dashed, dash-dot, ... in seed order)"),
+                 fontsize=10)
     fig.tight_layout()
     return fig

@@ -71,20 +71,27 @@ class PaperScaleSummary(Summary):
     """``costs[chapter]`` at ``scale``: what the stored runs of this build's scale took."""
 
 
-def _unique_runs(module, scale: str) -> list[tuple]:
-    return [(config, seed) for config, seeds in merge_experiments(module.planned(module.plan(scale)))
+def _unique_runs(module, scale: str, store: ResultStore | None = None) -> list[tuple]:
+    """The chapter's runs at ``scale``: at the rates its tuning grid chose when ``store`` holds the grid, else
+    at the plan's own rates."""
+    p = module.plan(scale)
+    grid = module.tuning_runs(p) if hasattr(module, "tuning_runs") else []
+    tuned = store is not None and all(store.has(e.config, seed) for e in grid for seed in e.seeds)
+    return [(config, seed) for config, seeds in merge_experiments(module.planned(p, store) if tuned else module.planned(p))
             for seed in seeds]
 
 
-def run_counts() -> dict[str, dict[str, ChapterRuns]]:
-    """``{chapter: {scale: ChapterRuns}}`` from the plans (nothing is run)."""
+def run_counts(store: ResultStore | str | None = None, scale: str | None = None) -> dict[str, dict[str, ChapterRuns]]:
+    """``{chapter: {scale: ChapterRuns}}`` from the plans (nothing is run). A plan that tunes its rates lists its
+    runs at its own rates, except at ``scale`` with a ``store`` that holds its tuning grid: there, at the rates
+    the grid chose (what a build at that scale runs)."""
     out: dict[str, dict[str, ChapterRuns]] = {}
     for name, module in SWEEP_CHAPTERS.items():
         out[name] = {}
-        for scale in SCALES:
-            runs = _unique_runs(module, scale)
-            out[name][scale] = ChapterRuns(runs=len(runs), steps=sum(c.steps for c, _ in runs),
-                                           backbone=module.plan(scale).methods.backbone)
+        for s_ in SCALES:
+            runs = _unique_runs(module, s_, as_store(store) if store is not None and s_ == scale else None)
+            out[name][s_] = ChapterRuns(runs=len(runs), steps=sum(c.steps for c, _ in runs),
+                                        backbone=module.plan(s_).methods.backbone)
     return out
 
 
@@ -99,7 +106,7 @@ def measured_costs(scale: str, store: ResultStore | str | None = None) -> dict[s
     store = as_store(store)
     out = {}
     for name, module in SWEEP_CHAPTERS.items():
-        planned = _unique_runs(module, scale)
+        planned = _unique_runs(module, scale, store)
         records = [(config, store.load(config, seed)) for config, seed in planned if store.has(config, seed)]
         seconds = pd.Series([r["wall_time"] for _, r in records], dtype=float)
         steps = sum(config.steps for config, _ in records)
@@ -117,7 +124,8 @@ def measured_costs(scale: str, store: ResultStore | str | None = None) -> dict[s
 
 def summarise(scale: str, store: ResultStore | str | None = None) -> PaperScaleSummary:
     """The page's numbers: run counts of every scale, costs of the stored runs at ``scale``."""
-    return PaperScaleSummary(scale=check_scale(scale), runs=run_counts(), costs=measured_costs(scale, store))
+    store = as_store(store)
+    return PaperScaleSummary(scale=check_scale(scale), runs=run_counts(store, scale), costs=measured_costs(scale, store))
 
 
 def counts_table(summary: PaperScaleSummary) -> pd.DataFrame:
