@@ -17,7 +17,10 @@
 #
 # One row per quantitative claim of {cite}`yaras2024compressible`: what the paper says, what this
 # build measured, at which scale, and a verdict. The rows are filled from the summaries that the
-# other chapters wrote while this book was built, so the page is only as fresh as the build.
+# other chapters wrote while this book was built, so the page is only as fresh as the build. Fig. 6
+# has two rows: Deep LoRA as the paper describes it (compressed to width $r$) and as the authors'
+# logged runs ran it (full width, uncompressed), each against LoRA on the same seeds; the paper's
+# numbers, from those logs, are the same in both.
 #
 # Verdicts, strongest first (every rule lives in `compressible.reproduction.verdicts`, and the
 # *why* column quotes the rule that decided): **reproduced** — the claim holds as stated

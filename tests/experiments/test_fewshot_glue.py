@@ -332,6 +332,16 @@ def test_full_width_is_paired_with_lora_on_its_seeds():
     assert s.by_n[16].gain == pytest.approx(0.05)  # compressed vs LoRA is unchanged by the third method
     assert s.best_mean == pytest.approx(0.55)
     assert fg.fig6_table(fg.summarise(_results(_runs(scores))))["full width − LoRA — ours, 95 % CI"].iloc[1] == "—"
+    # the finding gives the scorecard's verdict on the full-width adapter beside its numbers
+    from compressible.reproduction.scorecard import chapter_verdicts
+
+    summary = fg.summarise(_results(_runs(scores)))
+    verdicts = chapter_verdicts(summary)
+    assert verdicts["fig6full"][0] == "inconclusive"  # +0.30 and +0.05: a t interval on 1 degree of freedom spans 0
+    assert ("(what the authors' logged runs used) at n = 16: Pearson 0.325 against LoRA's 0.150 on the same seeds"
+            in fg.finding_text(summary, PLAN, verdicts))
+    assert "Verdict on the full-width adapter against LoRA: **inconclusive**." in fg.finding_text(summary, PLAN, verdicts)
+    assert "Verdict on the full-width adapter" not in fg.finding_text(summary, PLAN, {})
 
 
 def test_training_check_names_the_runs_that_did_not_train():

@@ -227,3 +227,22 @@ def test_generation_reads_the_paired_bleu_differences():
 )
 def test_threshold_claims(key, summary, expected):
     assert judge(CLAIM[key], summary)[1] == expected
+
+
+def test_the_full_width_variant_is_judged_on_its_own_seeds():
+    """Fig. 6 as the authors' logs ran it: the full-width adapter against LoRA, per n it ran, over the seeds
+    where both trained; no full-width runs: not run at this scale."""
+    full = "Deep LoRA (full width)"
+    assert judge(CLAIM["fig6full"], glue())[1:] == ("not run at this scale",
+                                                    "the full-width variant (not in this scale's plan) was not measured")
+    s = glue()
+    s.fig6.full_by_n = {16: paired(-0.01, 0.02, -0.03, 0.01, 0.0)}
+    ours, verdict, why = judge(CLAIM["fig6full"], s)
+    assert verdict == "inconclusive" and ours == "n = 16: -0.002 over 5 seed(s)" and "spans 0" in why
+    s.fig6.full_by_n = {16: paired(0.10, 0.12, 0.08)}
+    s.fig6.untrained = {full: {16: [2]}}
+    ours, verdict, _ = judge(CLAIM["fig6full"], s)
+    assert ours == "n = 16: +0.110 over 2 seed(s)"
+    s.fig6.untrained = {full: {16: [0, 1, 2]}}
+    ours, verdict, why = judge(CLAIM["fig6full"], s)
+    assert verdict == "did not train" and ours == "n = 16: did not train" and "Deep LoRA (full width) at n = 16 (3 of 3 seeds)" in why

@@ -1575,7 +1575,7 @@ def _untrained_at(untrained: dict[str, dict[int, list[int]]], key: int, seeds: i
 
 def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict[str, tuple[str, str]]) -> str:
     """Markdown: the chapter's plain finding -- does Deep LoRA beat LoRA few-shot here, by how much, and
-    what would change the answer. ``verdicts`` maps claim ids (``"fig6"``, ``"fig8"``, ``"table1"``) to the
+    what would change the answer. ``verdicts`` maps claim ids (``"fig6"``, ``"fig6full"``, ``"fig8"``, ``"table1"``) to the
     scorecard's ``(verdict, reason)`` (:func:`compressible.reproduction.scorecard.chapter_verdicts`)."""
     from ..scales import scale_label
 
@@ -1596,6 +1596,8 @@ def finding_text(summary: FewshotGlueSummary, p: FewshotGluePlan, verdicts: dict
                "as compressed, not about depth." if s.gain is not None and compressed.gain is not None
                and s.low is not None and s.low > (compressed.gain or 0) else "")
         )
+    if "fig6full" in verdicts and f6.full_by_n:
+        lines[-1] += f" Verdict on the full-width adapter against LoRA: **{verdicts['fig6full'][0]}**."
     if "fig8" in verdicts and summary.fig8 is not None:
         f8 = summary.fig8
         lines.append(f"Fig. 8 (r = {', '.join(map(str, f8.ranks))}, {f8.seeds} seed(s)): **{verdicts['fig8'][0]}** "
