@@ -216,6 +216,7 @@ def test_diagnosis_finds_the_collapse_and_the_changes_that_avoid_it():
               ft.free_outer_label(0.01): run(1.9, [0.1, 0.012, 0.17], 1e-2, 0.01),
               ft.inner_rate_label(1e-3): run(2.2, [0.1, 0.09, 0.056], 1e-3, 0.1)}
     s = ft.summarise_diagnosis(curves, dp)
+    assert ft.is_collapsed(0.1, 0.0099) and not ft.is_collapsed(0.1, 0.0101)
     assert ft.DiagnosisSummary.collapsed(s.runs[DEEP][0]) and not ft.DiagnosisSummary.collapsed(s.runs[LORA][0])
     assert s.runs[DEEP][0]["collapse_step"] == 20 and s.runs[ft.free_outer_label(0.01)][0]["collapse_step"] is None
     text = ft.diagnosis_text(s)

@@ -47,6 +47,7 @@ from .fewshot_tuning import (
     TuningSummary,
     diagnosis_conclusion,
     diagnosis_experiments,
+    is_collapsed,
     summarise_diagnosis,
     summarise_precision,
     summarise_tuning,
@@ -683,7 +684,7 @@ class RunProbe(_Model):
     @property
     def collapsed(self) -> bool:
         """Whether the spread ended below :data:`COLLAPSED` of its start (the head sees one input)."""
-        return self.final_spread < COLLAPSED * self.start_spread
+        return is_collapsed(self.start_spread, self.final_spread)
 
 
 class Fig8Summary(_Model):

@@ -74,6 +74,7 @@ __all__ = [
     "rank_one_modules",
     "rank_one_finding",
     "COLLAPSED",
+    "is_collapsed",
     "spread_course",
     "collapse_finding",
 ]
@@ -119,6 +120,12 @@ COLLAPSED = 0.1
 """A run's head input has collapsed when its spread over examples ends below this fraction of its start."""
 
 
+def is_collapsed(start_spread: float, spread: float) -> bool:
+    """Whether the head input's ``spread`` is below :data:`COLLAPSED` of its ``start_spread`` (every example
+    then reaches the frozen head as nearly the same input)."""
+    return spread < COLLAPSED * start_spread
+
+
 def spread_course(result: dict) -> dict | None:
     """What a stored run's probes of the head's input (``result["probes"]``, see
     :func:`~compressible.finetune.classify.head_input_probe`) show, or ``None`` when it stored none:
@@ -130,7 +137,7 @@ def spread_course(result: dict) -> dict | None:
     if not probes:
         return None
     start = float(probes[0]["spread"])
-    below = [q["step"] for q in probes if q["spread"] < COLLAPSED * start]
+    below = [q["step"] for q in probes if is_collapsed(start, q["spread"])]
     return {"start_spread": start, "min_spread": float(min(q["spread"] for q in probes)),
             "final_spread": float(probes[-1]["spread"]), "collapse_step": below[0] if below else None,
             "final_saturated": probes[-1]["saturated"]}
@@ -447,7 +454,7 @@ class DiagnosisSummary(_Model):
         """Whether a run's head input ended below :data:`COLLAPSED` of its start (``None`` without probes)."""
         if row.get("final_spread") is None:
             return None
-        return row["final_spread"] < COLLAPSED * row["start_spread"]
+        return is_collapsed(row["start_spread"], row["final_spread"])
 
 
 _NO_PROBES = dict.fromkeys(("start_spread", "min_spread", "final_spread", "collapse_step", "final_saturated"))
