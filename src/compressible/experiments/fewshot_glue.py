@@ -683,7 +683,8 @@ class RunProbe(_Model):
 
     @property
     def collapsed(self) -> bool:
-        """Whether the spread ended below :data:`COLLAPSED` of its start (the head sees one input)."""
+        """Whether the spread ended below :data:`~compressible.experiments.fewshot_tuning.COLLAPSED` of its start
+        (the head sees one input)."""
         return is_collapsed(self.start_spread, self.final_spread)
 
 
