@@ -507,8 +507,8 @@ def diagnosis_table(summary: DiagnosisSummary) -> pd.DataFrame:
 
 def _outer_rate(rows: Sequence[dict]) -> float | None:
     """The outer factors' Adam rate (inner rate times ``gamma``) of runs that stored both, if they share one."""
-    rates = {r["lr"] * r["gamma"] for r in rows if r.get("lr") is not None and r.get("gamma") is not None}
-    return rates.pop() if len(rates) == 1 and all(r.get("lr") is not None and r.get("gamma") is not None for r in rows) else None
+    rates = {None if r.get("lr") is None or r.get("gamma") is None else r["lr"] * r["gamma"] for r in rows}
+    return rates.pop() if len(rates) == 1 else None
 
 
 def _cause(summary: DiagnosisSummary, label: str) -> str:
