@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from .hub import results_dir
 
-__all__ = ["ResultStore", "config_key", "environment_info", "KEY_OPTIONAL"]
+__all__ = ["ResultStore", "config_key", "environment_info", "machine_info", "KEY_OPTIONAL"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def environment_info(device: str | None = None) -> dict:
         "pid": os.getpid(),
         "device": device or ("cuda" if torch.cuda.is_available() else "cpu"),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **machine_info(),
     }
     for name in ("transformers", "peft", "datasets", "numpy"):
         try:  # from the installed metadata: importing transformers costs seconds in a fresh worker
@@ -123,6 +124,33 @@ def environment_info(device: str | None = None) -> dict:
     commit = _git_commit()
     if commit:
         info["git_commit"] = commit
+    return info
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    """What decides a run's arithmetic on this machine: CPU model, torch's CPU capability (the kernels it
+    dispatches to: ``AVX2``, ``AVX512``, ...), torch's thread count now, and the GPU model when CUDA is
+    there. Stored in every record's ``_environment``; :mod:`compressible.ledger` compares it."""
+    import torch
+
+    info = {
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
     return info
 
 

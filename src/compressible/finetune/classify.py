@@ -757,6 +757,7 @@ class Runner:
             "eval_dropped_by_filter": int(data.raw_sizes[data.eval_split] - len(data.eval)),
             "device": str(self.device),
             "autocast": "off" if state.autocast is None else str(state.autocast).removeprefix("torch."),
+            "threads": torch.get_num_threads(),
         }
         if config.n_train is not None:
             result["sample_idx"] = state.train_set.idx.tolist()
