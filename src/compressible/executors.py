@@ -203,8 +203,11 @@ def _runner(make_runner: RunFactory) -> Callable[[Any, int], dict]:
 def _attempt(run_one: Callable[[Any, int], dict], store: ResultStore, config: Any, seed: int, threads: int | None) -> dict:
     """Compute and store one run; a run that raises is stored as failed. Returns a small status."""
     try:
+        tic = time.perf_counter()
         with _Threads(threads):
             result = run_one(config, seed)
+        if isinstance(result, dict):
+            result.setdefault("wall_time", time.perf_counter() - tic)
         store.save(config, seed, result)
     except Exception as error:  # recorded, reported, and the sweep goes on
         message = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -279,6 +282,7 @@ def execute(
         raise TypeError(f"make_runner must be callable (a factory of run functions), got {make_runner!r}")
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     todo, skipped = missing_runs(experiments, store)
+    store.check_compute(todo)
     sweep = _Sweep(executor, skipped, str(store.url), describe)
     if executor == "ray" and address is not None and store.local:
         log.warning("every Ray node writes its results under %s on its own disk: give a folder that all nodes share "

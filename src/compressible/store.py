@@ -17,7 +17,16 @@ A run that raised is recorded as ``seed-<seed>.failed.json`` (its traceback and 
 does not count as stored, so the next sweep tries it again, and a later success removes the record.
 
 Every stored result also records the environment it was computed in (package versions, device,
-git commit) under ``"_environment"`` and the config itself under ``"_config"``.
+git commit, CPU model and capability, threads) under ``"_environment"`` and the config itself under
+``"_config"``.
+
+**The ledger.** A store may read through a second, read-only store first: the repository's committed
+``ledger/`` (:mod:`compressible.ledger`). ``ResultStore()`` (no root) does so when
+``$COMPRESSIBLE_LEDGER`` names a folder (the Makefile sets it to the project's ``ledger/``; ``off``
+bypasses it); a run held by the ledger is loaded from it and never recomputed, new runs are written
+under ``root`` as always. With ``$COMPRESSIBLE_LEDGER_ONLY=1`` (the book's CI build) a store that
+reads a ledger computes nothing: asking it for a run that neither holds raises
+:class:`LedgerMissingError`, which lists the runs and the command that computes them.
 """
 
 from __future__ import annotations
@@ -41,9 +50,44 @@ from tqdm.auto import tqdm
 
 from .hub import results_dir
 
-__all__ = ["ResultStore", "config_key", "environment_info", "machine_info", "KEY_OPTIONAL"]
+__all__ = ["ResultStore", "config_key", "environment_info", "machine_info", "KEY_OPTIONAL", "LEDGER_ENV",
+           "LEDGER_ONLY_ENV", "ledger_dir", "ledger_only", "LedgerMissingError"]
 
 log = logging.getLogger(__name__)
+
+
+LEDGER_ENV = "COMPRESSIBLE_LEDGER"
+"""Environment variable: the ledger folder that ``ResultStore()`` reads through (unset, empty or ``off``: none)."""
+
+LEDGER_ONLY_ENV = "COMPRESSIBLE_LEDGER_ONLY"
+"""Environment variable: ``1`` makes every store that reads a ledger refuse to compute a missing run."""
+
+_OFF = {"", "0", "off", "none", "false", "no"}
+
+
+def ledger_dir() -> Path | None:
+    """The ledger folder named by ``$COMPRESSIBLE_LEDGER``, or ``None`` when it is unset or switched off."""
+    value = os.environ.get(LEDGER_ENV, "").strip()
+    return None if value.lower() in _OFF else Path(value).expanduser().resolve()
+
+
+def ledger_only() -> bool:
+    """Whether ``$COMPRESSIBLE_LEDGER_ONLY`` forbids computing runs that the ledger lacks."""
+    return os.environ.get(LEDGER_ONLY_ENV, "").strip().lower() not in _OFF
+
+
+class LedgerMissingError(RuntimeError):
+    """A build that may only read the ledger asked for runs that it does not hold."""
+
+    def __init__(self, runs: list[tuple[Any, int]], ledger: str):
+        self.runs = [(type(c).__name__, config_key(c), s) for c, s in runs]
+        shown = ", ".join(f"{name} {key} seed {seed}" for name, key, seed in self.runs[:8])
+        more = f" and {len(self.runs) - 8} more" if len(self.runs) > 8 else ""
+        super().__init__(
+            f"{len(self.runs)} run(s) are not in the ledger {ledger} and ${LEDGER_ONLY_ENV} forbids computing them: "
+            f"{shown}{more}. Grow the ledger (python -m compressible.sweeps run <chapter> --scale <scale> --into ledger, "
+            f"see ledger/README.md) or build without ${LEDGER_ONLY_ENV}."
+        )
 
 
 def _config_dict(config: Any) -> dict:
@@ -167,9 +211,20 @@ class ResultStore:
     worker) can open the same store with.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, ledger: "str | os.PathLike | ResultStore | None" = "default",
+                 compute_missing: bool | None = None):
         import fsspec.core
 
+        if isinstance(ledger, str) and ledger == "default":
+            ledger = ledger_dir() if root is None else None
+        if ledger is None or isinstance(ledger, ResultStore):
+            self.ledger = ledger
+        else:
+            self.ledger = ResultStore(ledger, ledger=None)
+        """The read-only store consulted first (the committed ledger), or ``None``."""
+        self.compute_missing = (not ledger_only()) if compute_missing is None else bool(compute_missing)
+        """``False``: :meth:`run` (and :func:`compressible.executors.execute`) refuse to compute a run that
+        neither this store nor its ledger holds (only meaningful with a ledger)."""
         if root is None:
             root = results_dir()
         text = os.fspath(root)
@@ -189,10 +244,19 @@ class ResultStore:
             self.root = self.url = text.rstrip("/")
 
     def __repr__(self) -> str:
-        return f"ResultStore({self.url!r})"
+        return f"ResultStore({self.url!r})" if self.ledger is None else f"ResultStore({self.url!r}, ledger={self.ledger.url!r})"
 
     def __reduce__(self):  # workers reopen the store from its URL (file systems need not pickle)
-        return (type(self), (self.url,))
+        return (type(self), (self.url, None if self.ledger is None else self.ledger.url, self.compute_missing))
+
+    def check_compute(self, runs: list[tuple[Any, int]]) -> None:
+        """Raise :class:`LedgerMissingError` when ``runs`` (missing ones) may not be computed here."""
+        if runs and self.ledger is not None and not self.compute_missing:
+            raise LedgerMissingError(runs, str(self.ledger.url))
+
+    def in_ledger(self, config: Any, seed: int) -> bool:
+        """Whether ``(config, seed)`` comes from the ledger."""
+        return self.ledger is not None and self.ledger.has(config, seed)
 
     def _location(self, config: Any, seed: int, suffix: str = ".json") -> str:
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -211,9 +275,11 @@ class ResultStore:
         return self._shown(self._location(config, seed, ".failed.json"))
 
     def has(self, config: Any, seed: int) -> bool:
-        return self.fs.isfile(self._location(config, seed))
+        return self.in_ledger(config, seed) or self.fs.isfile(self._location(config, seed))
 
     def load(self, config: Any, seed: int) -> dict:
+        if self.in_ledger(config, seed):
+            return self.ledger.load(config, seed)
         location = self._location(config, seed)
         try:
             with self.fs.open(location, "r") as handle:
@@ -304,10 +370,15 @@ class ResultStore:
         """Results for every seed, computing ``fn(config, seed)`` only where none is stored."""
         seeds = list(seeds)
         missing = [s for s in seeds if not self.has(config, s)]
+        self.check_compute([(config, s) for s in missing])
         if len(missing) < len(seeds):
             log.info("%s: %d of %d runs already stored", type(config).__name__, len(seeds) - len(missing), len(seeds))
         for seed in tqdm(missing, disable=not progress or not missing, desc=desc or type(config).__name__):
-            self.save(config, seed, fn(config, seed))
+            tic = time.perf_counter()
+            result = fn(config, seed)
+            if isinstance(result, dict):
+                result.setdefault("wall_time", time.perf_counter() - tic)
+            self.save(config, seed, result)
         return [self.load(config, s) for s in seeds]
 
 

@@ -567,17 +567,28 @@ class Runner:
 
     def fit(self, config: RunConfig, seed: int) -> tuple[nn.Module, dict]:
         """Fine-tune at ``seed``; returns the trained model (with its adapters) and the result of :func:`run`."""
+        return self._with_threads(config, self._fit, config, seed)
+
+    def replay(self, config: RunConfig, seed: int, steps: int) -> dict:
+        """The first ``steps`` updates of ``(config, seed)`` exactly as :meth:`fit` takes them (the same sample,
+        batch order, dropout stream and rate schedule), for checking a stored run against its re-execution
+        (:mod:`compressible.ledger`). Returns ``train_loss`` and ``lr`` of those steps and ``sample_idx``."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= config.steps:
+            raise ValueError(f"steps must be an int in [1, {config.steps}] (the run's steps), got {steps!r}")
+        return self._with_threads(config, self._fit, config, seed, steps)[1]
+
+    def _with_threads(self, config: RunConfig, fn, *args):
         threads = self.threads if self.threads is not None else (1 if config.backbone == TINY_BERT else None)
         if threads is None:
-            return self._fit(config, seed)
+            return fn(*args)
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            return self._fit(config, seed)
+            return fn(*args)
         finally:
             torch.set_num_threads(previous)
 
-    def _fit(self, config: RunConfig, seed: int) -> tuple[nn.Module, dict]:
+    def _fit(self, config: RunConfig, seed: int, until: int | None = None) -> tuple[nn.Module, dict]:
         state = self.setup(config, seed)
         if 0 in config.checkpoints:
             self.checkpoint(state, 0)
@@ -591,6 +602,11 @@ class Runner:
             batch = state.first
             for step in bar:
                 self.step(state, batch, step)
+                if step == until:  # a replay (see :meth:`replay`) stops here
+                    bar.close()
+                    state.restore_weights()
+                    return state.model, {"train_loss": state.losses, "lr": state.lrs,
+                                         "sample_idx": state.train_set.idx.tolist() if config.n_train is not None else None}
                 if step % every == 0 or step == config.steps:
                     self.probe(state, step)
                 if step in config.checkpoints:

@@ -30,11 +30,12 @@ from ..deeplora.config import INITS
 from .backbones import BACKBONES, Backbone
 from .e2e import batch_schedule, few_shot_indices, generation_prompts, pad_sequences, training_batch
 from ..store import KEY_OPTIONAL
-from .classify import AUTOCAST, autocast_dtype, autocast_region
+from .classify import AUTOCAST, _forked_rng, autocast_dtype, autocast_region
+from .glue import derived_seed
 from .metrics import generation_metrics
 from .optim import ADAPTER_LR, adapter_optimizer
 
-__all__ = ["AdapterSpec", "GenerationConfig", "train_adapters", "generate", "run_generation"]
+__all__ = ["AdapterSpec", "GenerationConfig", "train_adapters", "generate", "run_generation", "replay_generation"]
 
 GENERATOR_KINDS = ("seq2seq", "causal")
 
@@ -246,6 +247,35 @@ def generate(
 # ------------------------------------------------------------------------------------------------
 
 
+def _prepare(config: "GenerationConfig", seed: int, backbone: Backbone, data: Any, device: str | torch.device):
+    """The model with its adapters (compressed from the first batch), every training batch, the few-shot
+    rows and the adapter report of ``(config, seed)``."""
+    spec = config.adapter
+    indices = few_shot_indices(data.train_rows, backbone.tokenizer, config.n_train, seed,
+                               config.max_source_tokens, config.max_target_tokens)
+    pairs = [(data.train_rows[int(i)]["meaning_representation"], data.train_rows[int(i)]["human_reference"]) for i in indices]
+    schedule = batch_schedule(config.n_train, config.batch_size, config.steps, seed)
+    batches = [training_batch(backbone, [pairs[j] for j in idx]) for idx in schedule]
+    model = copy.deepcopy(backbone.model).to(device)
+    report = add_adapters(model, spec.deeplora_config(config.targets, seed))
+    if spec.init == "compressed":
+        compress_from_batch(model, batches[0])  # the first training batch, dropout off
+    return model, batches, indices, report
+
+
+def replay_generation(config: "GenerationConfig", seed: int, backbone: Backbone, data: Any, steps: int, *,
+                      device: str | torch.device = "cpu", autocast: str | None = None) -> dict:
+    """The first ``steps`` training steps of ``(config, seed)`` exactly as :func:`run_generation` takes them
+    (``autocast`` overrides the config's), for checking a stored run: ``train_loss`` and ``train_indices``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= config.steps:
+        raise ValueError(f"steps must be an int in [1, {config.steps}] (the run's steps), got {steps!r}")
+    model, batches, indices, _ = _prepare(config, seed, backbone, data, device)
+    with _forked_rng(torch.device(device), derived_seed("dropout", "e2e", seed)):
+        losses = train_adapters(model, batches[:steps], config.adapter, device=device,
+                                autocast=autocast_dtype(autocast or config.autocast, device))
+    return {"train_loss": losses, "train_indices": [int(i) for i in indices]}
+
+
 def run_generation(
     config: GenerationConfig,
     seed: int,
@@ -265,22 +295,16 @@ def run_generation(
     ``adapted_modules``, and ``seconds`` (``init``, ``train``, ``eval``).
     """
     spec = config.adapter
-    indices = few_shot_indices(data.train_rows, backbone.tokenizer, config.n_train, seed,
-                               config.max_source_tokens, config.max_target_tokens)
-    pairs = [(data.train_rows[int(i)]["meaning_representation"], data.train_rows[int(i)]["human_reference"]) for i in indices]
-    schedule = batch_schedule(config.n_train, config.batch_size, config.steps, seed)
-    batches = [training_batch(backbone, [pairs[j] for j in idx]) for idx in schedule]
-
     start = time.perf_counter()
-    model = copy.deepcopy(backbone.model).to(device)
-    report = add_adapters(model, spec.deeplora_config(config.targets, seed))
-    if spec.init == "compressed":
-        compress_from_batch(model, batches[0])  # the first training batch, dropout off
+    model, batches, indices, report = _prepare(config, seed, backbone, data, device)
     init_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    losses = train_adapters(model, batches, spec, device=device, progress=progress,
-                            autocast=autocast_dtype(config.autocast, device))
+    # dropout draws from its own stream per seed (T5's dropout; SmolLM2 and LLaMA have none), so that a run
+    # gives the same numbers whichever process computes it and whatever ran there before
+    with _forked_rng(torch.device(device), derived_seed("dropout", "e2e", seed)):
+        losses = train_adapters(model, batches, spec, device=device, progress=progress,
+                                autocast=autocast_dtype(config.autocast, device))
     train_seconds = time.perf_counter() - start
 
     start = time.perf_counter()

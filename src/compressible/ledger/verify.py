@@ -1,0 +1,381 @@
+"""Verifying the ledger: every record's digest, a re-execution of the first steps of at least one run
+of every ``(chapter, method)``, and one whole run drawn at random.
+
+What is compared (:func:`verify`):
+
+1. **Digests.** Every record must carry the SHA-256 of its own content (an edited record fails).
+2. **First steps.** For every ``(chapter, method)`` group of the chapters' plans, one run held by the
+   ledger (drawn with a generator seeded by the commit, so a rerun of one commit draws the same runs)
+   is re-executed for its first ``K`` updates. The fields that no platform changes (the training sample,
+   every step's rate) must be equal; the loss curve must be bit-identical when this machine matches the
+   record's platform (:data:`~compressible.ledger.records.PLATFORM_FIELDS`), else within
+   :data:`TOLERANCES`. The matrix parts have no steps to cut: a race or a track is cut at ``K`` logged
+   steps and compared on its rows, a sweep over ranks or widths is re-executed for its first rank or
+   width, and a sweep over sizes for its smallest.
+3. **A whole run** drawn the same way among the runs whose recorded wall time is at most
+   ``whole_budget`` seconds: every stored number but times must be equal on the same platform; on
+   another, the loss curve's first ``K`` steps are held to the tolerance and the final metrics to
+   :data:`METRIC_TOLERANCE`.
+
+A mismatch fails with a table of what differed (:class:`VerificationError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..store import ResultStore, _git_commit, environment_info
+from .coverage import STORED_CHAPTERS, PlannedRun, planned_runs
+from .records import Ledger, check_digest, iter_records, same_platform
+from .replay import replay_precision, replayer_for
+
+__all__ = ["TOLERANCES", "METRIC_TOLERANCE", "Check", "VerificationError", "verify", "tolerance_for", "commit_seed",
+           "platform_now", "compare_curves"]
+
+TOLERANCES = {
+    "same platform": 0.0,
+    "float32, other CPU or versions": 1e-4,
+    "bfloat16 against float32": 0.03,
+}
+"""Largest relative difference allowed between a stored loss and its re-execution, per step of the first
+``K`` (|a - b| / max(|a|, |b|, 1e-3)), by how the platforms differ:
+
+- the same platform (CPU capability or GPU, precision, threads, torch and transformers versions) must
+  give the same bits: results are bit-identical on one CPU (measured; the package fixes every random
+  stream and thread count);
+- float32 on another CPU or version: kernels sum in another order, about 1e-7 relative per operation; a
+  few hundred operations deep over ``K`` steps stays orders of magnitude under 1e-4;
+- bf16 autocast on one side (a record computed under bf16, re-executed in float32 on a CPU without
+  bf16, or the other way round): bf16 keeps 8 bits of mantissa (relative rounding 2^-9 ~ 2e-3 per
+  operation). Measured by ``benchmarks/ledger_tolerance.py`` on this ledger's ci records (float32
+  re-execution of every bf16 group's first 5 steps): the largest difference is recorded in
+  ``ledger/README.md``; 0.03 leaves a margin over it, and is still far below what a changed rate or seed
+  does to the curve (tested)."""
+
+METRIC_TOLERANCE = 0.1
+"""Largest absolute difference of a whole run's final metric (accuracy, Pearson, ...) on another
+platform. Justified by the ledger's own precision twins (Few-shot GLUE at ci: the same runs in float32
+and under bf16 autocast; ``ledger/README.md`` gives their largest difference)."""
+
+_VOLATILE = {"timings", "wall_time", "seconds", "_environment", "_provenance", "_digest", "threads", "device",
+             "setup_time", "time_original", "time_compressed", "train_time_original", "train_time_compressed",
+             "time_to_target", "total_time", "speedup", "time_compressed_total"}
+"""Fields of a record that measure time or name the machine: never compared."""
+
+
+def _is_time(name: str) -> bool:
+    """Whether a field measures the machine (a time, a speed-up, a measured FLOP rate) rather than the run."""
+    return name in _VOLATILE or "time" in name or name.startswith(("speedup", "matmul_flops"))
+
+
+class VerificationError(AssertionError):
+    """The ledger's records and their re-execution differ; ``table`` says where."""
+
+    def __init__(self, table: pd.DataFrame):
+        self.table = table
+        super().__init__("ledger verification failed:\n" + table.to_string(index=False))
+
+
+@dataclass
+class Check:
+    """One comparison of :func:`verify`."""
+
+    kind: str
+    """``digest``, ``first K steps`` or ``whole run``."""
+    group: str
+    """``chapter / method`` (or the record for a digest)."""
+    run: str
+    """Config class, key prefix and seed."""
+    platform: str
+    """``same platform`` or how the platforms differ (a key of :data:`TOLERANCES`)."""
+    difference: float
+    allowed: float
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def commit_seed(commit: str | None = None) -> int:
+    """A seed from the commit (``git rev-parse HEAD`` of the package), so a rerun of one commit draws the same runs."""
+    commit = commit or _git_commit() or "no-commit"
+    return int(hashlib.sha256(commit.encode()).hexdigest()[:12], 16)
+
+
+def platform_now(config: Any, float32: bool, device: str, threads: int | None) -> dict:
+    """The platform fields of a re-execution of ``config`` here (see :data:`~compressible.ledger.records.PLATFORM_FIELDS`)."""
+    env = environment_info(device)
+    return {
+        "device": "cuda" if str(device).startswith("cuda") else "cpu",
+        "cpu_capability": env.get("cpu_capability"),
+        "gpu": env.get("gpu") if str(device).startswith("cuda") else None,
+        "precision": replay_precision(config, float32, device),
+        "threads": threads,
+        "torch": env.get("torch"),
+        "transformers": env.get("transformers"),
+    }
+
+
+def tolerance_for(record: dict, now: dict) -> tuple[str, float]:
+    """How the platforms of a record's provenance and of ``now`` differ, and the tolerance for that."""
+    if same_platform(record, now):
+        return "same platform", TOLERANCES["same platform"]
+    if "bfloat16" in (record.get("precision"), now.get("precision")):
+        return "bfloat16 against float32", TOLERANCES["bfloat16 against float32"]
+    return "float32, other CPU or versions", TOLERANCES["float32, other CPU or versions"]
+
+
+def compare_curves(stored: Sequence[float], replayed: Sequence[float]) -> float:
+    """Largest relative difference between two loss curves over the replayed steps (``inf`` when a
+    value is missing or not finite on one side only)."""
+    if len(replayed) > len(stored):
+        return math.inf
+    worst = 0.0
+    for a, b in zip(stored, replayed):
+        if a == b:
+            continue
+        if not (math.isfinite(a) and math.isfinite(b)):
+            return math.inf
+        worst = max(worst, abs(a - b) / max(abs(a), abs(b), 1e-3))
+    return worst
+
+
+def _run_label(run: PlannedRun) -> str:
+    return f"{type(run.config).__name__} {run.key[:8]} seed {run.seed}"
+
+
+def _threads(record: dict) -> int | None:
+    threads = record.get("_provenance", {}).get("threads")
+    return threads if isinstance(threads, int) and threads >= 1 else None
+
+
+# --- the matrix parts: cut and compare rows -----------------------------------------------------
+
+_ROW_KEYS = {
+    "CompressionRaceConfig": ("method", "step"),
+    "FactorizationTrackConfig": ("step",),
+    "RandomVsCompressedConfig": ("method", "rank", "trial"),
+    "WidthSweepConfig": ("width", "trial"),
+    "SameErrorConfig": ("d",),
+}
+
+
+def _cut_matrix(config: Any, steps: int) -> Any:
+    """The part of a matrix config that :func:`verify` re-executes (see the module docstring)."""
+    name = type(config).__name__
+    if name == "CompressionRaceConfig":
+        return dataclasses.replace(config, max_steps=steps * config.log_every,
+                                   max_steps_compressed=None if config.max_steps_compressed is None else steps * config.log_every)
+    if name == "FactorizationTrackConfig":
+        return dataclasses.replace(config, steps=steps * config.log_every)
+    if name == "RandomVsCompressedConfig":
+        return dataclasses.replace(config, ranks=config.ranks[:1])
+    if name == "WidthSweepConfig":
+        return dataclasses.replace(config, widths=config.widths[:1])
+    return config
+
+
+def compare_rows(stored: list[dict], replayed: list[dict], keys: Sequence[str]) -> tuple[float, str]:
+    """Largest relative difference over the non-time numeric columns of the replayed rows, matched to the
+    stored rows by ``keys`` (``inf`` when a replayed row has no stored match or another value kind)."""
+    index = {tuple(str(r.get(k)) for k in keys): r for r in stored}
+    worst, where = 0.0, ""
+    for row in replayed:
+        match = index.get(tuple(str(row.get(k)) for k in keys))
+        if match is None:
+            return math.inf, f"row {dict((k, row.get(k)) for k in keys)} not stored"
+        for name, value in row.items():
+            if _is_time(name) or name in keys:
+                continue
+            other = match.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                if value != other and not (_nan(value) and _nan(other)):
+                    return math.inf, f"{name}: {other!r} stored, {value!r} now"
+                continue
+            if not isinstance(other, (int, float)) or isinstance(other, bool):
+                return math.inf, f"{name}: {other!r} stored, {value!r} now"
+            if value == other or (_nan(value) and _nan(other)):
+                continue
+            diff = math.inf if not (math.isfinite(value) and math.isfinite(other)) else (
+                abs(value - other) / max(abs(value), abs(other), 1e-12))
+            if diff > worst:
+                worst, where = diff, name
+    return worst, where
+
+
+def _cost(record: dict) -> float:
+    """A record's recorded wall time (``inf`` when it has none)."""
+    wall = record.get("_provenance", {}).get("wall_time")
+    return float(wall) if isinstance(wall, (int, float)) else math.inf
+
+
+def _nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+# --- one check ------------------------------------------------------------------------------------
+
+def _first_steps(run: PlannedRun, record: dict, steps: int, float32: bool, device: str) -> Check:
+    tic = time.perf_counter()
+    replayer = replayer_for(run.config)
+    threads = _threads(record)
+    now = platform_now(run.config, float32, device, threads)
+    platform, allowed = tolerance_for(record.get("_provenance", {}), now)
+    group = f"{run.chapter} / {run.method}"
+    from ..executors import _Threads
+
+    if replayer.first is None:  # a matrix part: cut it, re-execute, compare rows
+        cut = _cut_matrix(run.config, steps)
+        with _Threads(threads):
+            replayed = replayer.whole(cut, run.seed, float32)
+        diff, where = compare_rows(record["rows"], replayed["rows"], _ROW_KEYS[type(run.config).__name__])
+        return Check("first steps", group, _run_label(run), platform, diff, allowed, diff <= allowed,
+                     where, time.perf_counter() - tic)
+    k = min(steps, len(record["train_loss"]))
+    with _Threads(threads):
+        replayed = replayer.first(run.config, run.seed, k, float32)
+    for name in replayer.exact:
+        stored = record.get(name)
+        stored = stored[:k] if name == "lr" and stored is not None else stored
+        if replayed.get(name) != stored:
+            return Check(f"first {k} steps", group, _run_label(run), platform, math.inf, allowed, False,
+                         f"{name} differs", time.perf_counter() - tic)
+    diff = compare_curves(record["train_loss"][:k], replayed["train_loss"])
+    return Check(f"first {k} steps", group, _run_label(run), platform, diff, allowed, diff <= allowed,
+                 "train_loss", time.perf_counter() - tic)
+
+
+def _final_metrics(record: dict) -> dict[str, float]:
+    if isinstance(record.get("final"), dict):
+        return {k: v for k, v in record["final"].items() if isinstance(v, (int, float)) and k != "step"}
+    if isinstance(record.get("metrics"), dict):
+        return {k: v for k, v in record["metrics"].items() if isinstance(v, (int, float))}
+    return {}
+
+
+def _whole(run: PlannedRun, record: dict, steps: int, float32: bool, device: str) -> Check:
+    tic = time.perf_counter()
+    replayer = replayer_for(run.config)
+    threads = _threads(record)
+    now = platform_now(run.config, float32, device, threads)
+    platform, allowed = tolerance_for(record.get("_provenance", {}), now)
+    group = f"{run.chapter} / {run.method}"
+    from ..executors import _Threads
+
+    with _Threads(threads):
+        result = replayer.whole(run.config, run.seed, float32)
+    if "rows" in record:
+        diff, where = compare_rows(record["rows"], result["rows"], _ROW_KEYS[type(run.config).__name__])
+        return Check("whole run", group, _run_label(run), platform, diff, allowed, diff <= allowed, where,
+                     time.perf_counter() - tic)
+    if platform == "same platform":
+        differ = sorted(k for k in set(record) | set(result)
+                        if not k.startswith("_") and not _is_time(k) and _strip(record.get(k)) != _strip(result.get(k)))
+        return Check("whole run", group, _run_label(run), platform, 0.0 if not differ else math.inf, 0.0, not differ,
+                     "every stored number" if not differ else "differ: " + ", ".join(differ[:6]), time.perf_counter() - tic)
+    k = min(steps, len(record["train_loss"]))
+    diff = compare_curves(record["train_loss"][:k], result["train_loss"][:k])
+    stored, now_metrics = _final_metrics(record), _final_metrics(result)
+    metric_diff = max((abs(stored[m] - now_metrics.get(m, math.inf)) for m in stored), default=0.0)
+    ok = diff <= allowed and metric_diff <= METRIC_TOLERANCE
+    return Check("whole run", group, _run_label(run), platform, diff, allowed, ok,
+                 f"first {k} losses; final metrics differ by {metric_diff:.3g} (allowed {METRIC_TOLERANCE})",
+                 time.perf_counter() - tic)
+
+
+def _strip(value: Any) -> Any:
+    """A result value without its time measurements (nested dicts), for comparing whole runs."""
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if not _is_time(k)}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+# --- the whole verification ---------------------------------------------------------------------
+
+@dataclass
+class Report:
+    """What :func:`verify` checked: one :class:`Check` per comparison, and the runs it drew."""
+
+    checks: list[Check] = field(default_factory=list)
+    records: int = 0
+    seed: int = 0
+
+    def table(self) -> pd.DataFrame:
+        rows = [{"check": c.kind, "group": c.group, "run": c.run, "platform": c.platform,
+                 "difference": c.difference, "allowed": c.allowed, "ok": c.ok, "compared": c.detail,
+                 "s": round(c.seconds, 1)} for c in self.checks]
+        return pd.DataFrame(rows)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def ledger_runs(ledger: Ledger, scales: Sequence[str] = ("ci",),
+                chapters: Sequence[str] = STORED_CHAPTERS) -> dict[str, list[PlannedRun]]:
+    """The chapters' planned runs that ``ledger`` holds, by ``"chapter / method"`` group."""
+    groups: dict[str, list[PlannedRun]] = {}
+    seen = set()
+    for scale in scales:
+        for chapter in chapters:
+            for run in planned_runs(chapter, scale, ledger):
+                if (run.key, run.seed) in seen or not ledger.has(run.config, run.seed):
+                    continue
+                seen.add((run.key, run.seed))
+                groups.setdefault(f"{run.chapter} / {run.method}", []).append(run)
+    return groups
+
+
+def verify(ledger: str | Path | Ledger, *, steps: int = 5, whole: int = 1, whole_budget: float = 60.0,
+           scales: Sequence[str] = ("ci",), chapters: Sequence[str] = STORED_CHAPTERS, float32: bool = False,
+           device: str = "cpu", commit: str | None = None, progress: bool = True, raise_on_failure: bool = True) -> Report:
+    """Verify ``ledger`` (see the module docstring); raises :class:`VerificationError` on a mismatch.
+
+    ``steps``: the first updates re-executed per group (``K``); ``whole``: how many whole runs to draw,
+    among those whose recorded wall time is at most ``whole_budget`` seconds; ``float32``: compute in
+    float32 where a run asks for bf16 autocast; ``commit``: what seeds the draw (default: the package's).
+    """
+    ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+    report = Report(seed=commit_seed(commit))
+    rng = random.Random(report.seed)
+    edited = []
+    for record in iter_records(ledger.root):
+        report.records += 1
+        if not check_digest(record.data):
+            edited.append(record)
+            report.checks.append(Check("digest", "—", repr(record), "—", math.inf, 0.0, False, "edited or unsealed"))
+    if not edited:
+        report.checks.append(Check("digest", "every record", f"{report.records} records", "—", 0.0, 0.0, True,
+                                   "SHA-256 of each record's content"))
+    groups = ledger_runs(ledger, scales, chapters)
+    say = print if progress else (lambda *a, **k: None)
+    candidates = []
+    for group, runs in groups.items():
+        # a run of the group drawn at random, among its cheaper half when the group's runs differ in cost
+        # (the speed-up against d: the original at d = 400 costs 15 times the one at d = 100)
+        costs = [_cost(ledger.load(r.config, r.seed)) for r in runs]
+        cheap = [r for r, c in zip(runs, costs) if c <= sorted(costs)[(len(costs) - 1) // 2]]
+        run = rng.choice(cheap)
+        record = ledger.load(run.config, run.seed)
+        say(f"[verify] {group}: first {steps} steps of {_run_label(run)}", flush=True)
+        report.checks.append(_first_steps(run, record, steps, float32, device))
+        for r in runs:
+            wall = ledger.load(r.config, r.seed).get("_provenance", {}).get("wall_time")
+            if isinstance(wall, (int, float)) and wall <= whole_budget:
+                candidates.append(r)
+    for run in rng.sample(candidates, min(whole, len(candidates))):
+        say(f"[verify] whole run: {run.chapter} / {run.method}, {_run_label(run)}", flush=True)
+        report.checks.append(_whole(run, ledger.load(run.config, run.seed), steps, float32, device))
+    if raise_on_failure and not report.ok:
+        raise VerificationError(report.table()[lambda t: ~t["ok"]])
+    return report
