@@ -21,18 +21,24 @@ export COMPRESSIBLE_E2E    := $(SHARED)/data/e2e_nlg
 export COMPRESSIBLE_SMOLLM := $(SHARED)/models/SmolLM2-135M-Instruct
 endif
 export COMPRESSIBLE_RESULTS ?= $(CURDIR)/results
+# The committed ledger of the book's runs (ledger/README.md): chapters read their runs from it first.
+# LEDGER=off recomputes everything from scratch (into $(COMPRESSIBLE_RESULTS)).
+LEDGER     ?= $(CURDIR)/ledger
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
 # pip repeats one harmless warning per package for index folders it cannot read; drop those lines.
 PIPFILTER  := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help setup test book chapter browser-check benchmarks lock clean
+.PHONY: help setup test book chapter verify-ledger ledger-status browser-check benchmarks lock clean
 
 help:
 	@echo "make test                       unit tests + every chapter at smoke scale"
 	@echo "make book [SCALE=ci|smoke|paper] execute every chapter and build _build/html"
 	@echo "make chapter NAME=<chapter> [SCALE=...]  execute one chapter into _build/chapters/"
+	@echo "make book LEDGER=off            the same, recomputing every run instead of reading the ledger"
+	@echo "make verify-ledger              re-execute ledger runs in part and compare them with their records"
+	@echo "make ledger-status              the ledger's size and every chapter's planned runs held / missing"
 	@echo "make browser-check              open every built page in headless chromium"
 	@echo "make benchmarks                 speed/memory benchmarks (benchmarks/output/)"
 
@@ -49,11 +55,17 @@ test: setup
 	$(PY) -m pytest -q
 
 book: setup
-	$(PY) -m compressible.reproduction.bookbuild build --scale $(SCALE) --timeout $(TIMEOUT)
+	COMPRESSIBLE_LEDGER=$(LEDGER) $(PY) -m compressible.reproduction.bookbuild build --scale $(SCALE) --timeout $(TIMEOUT)
 
 chapter: setup
 	@test -n "$(NAME)" || { echo "usage: make chapter NAME=<chapter in book/> [SCALE=smoke|ci|paper]"; exit 2; }
-	$(PY) -m compressible.reproduction.bookbuild execute book/$(NAME).py --scale $(SCALE) --timeout $(TIMEOUT)
+	COMPRESSIBLE_LEDGER=$(LEDGER) $(PY) -m compressible.reproduction.bookbuild execute book/$(NAME).py --scale $(SCALE) --timeout $(TIMEOUT)
+
+verify-ledger: setup
+	COMPRESSIBLE_LEDGER=$(LEDGER) $(PY) -m compressible.ledger verify $(VERIFY_ARGS)
+
+ledger-status: setup
+	COMPRESSIBLE_LEDGER=$(LEDGER) $(PY) -m compressible.ledger status
 
 browser-check:
 	$(PY) .ci/browser_check.py

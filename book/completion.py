@@ -43,6 +43,7 @@ scale = "ci"
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from compressible.ledger import coverage_table
 from compressible.experiments import completion as experiment
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
@@ -174,3 +175,14 @@ display(Markdown(
 # $O(|\Omega| r)$ at observed entries only) plus $O(L r^3)$; the section above measures the growth.
 # The benchmark `benchmarks/matrix_completion.py` runs the same race at one size (the paper's
 # $d = 1000$ by default) and also times the compressed step for each residual mode.
+
+# %% [markdown]
+# ## Where these runs come from
+#
+# Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
+# are stored (read from the repository's committed ledger, or computed by this build), which are
+# missing, and where and when they were computed. The ledger's records are re-executed in part by
+# every build of the book (see the README).
+
+# %%
+display(coverage_table("completion", scale))

@@ -51,6 +51,7 @@ scale = "ci"
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from compressible.ledger import coverage_table
 from compressible.experiments import compression as experiment
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
@@ -123,3 +124,14 @@ display(Markdown(
 # singular values $\rho_l(t) \le \varepsilon$ never decay without weight decay. With a mask the
 # story changes (next chapter): fixed outer factors are no longer exact, and they must be trained,
 # slowly.
+
+# %% [markdown]
+# ## Where these runs come from
+#
+# Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
+# are stored (read from the repository's committed ledger, or computed by this build), which are
+# missing, and where and when they were computed. The ledger's records are re-executed in part by
+# every build of the book (see the README).
+
+# %%
+display(coverage_table("compression", scale))

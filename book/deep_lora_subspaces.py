@@ -66,6 +66,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from compressible.ledger import coverage_table
 from compressible.experiments import deep_lora_subspaces as dls
 from compressible.finetune.glue import data_card
 from compressible.summaries import save_summary
@@ -182,3 +183,14 @@ display(Markdown(dls.d2_caveat(summary)))
 # %%
 path = save_summary(summary)
 display(Markdown(f"Wrote `{path.name}`."))
+
+# %% [markdown]
+# ## Where these runs come from
+#
+# Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
+# are stored (read from the repository's committed ledger, or computed by this build), which are
+# missing, and where and when they were computed. The ledger's records are re-executed in part by
+# every build of the book (see the README).
+
+# %%
+display(coverage_table("deep_lora_subspaces", scale))

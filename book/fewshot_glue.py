@@ -60,6 +60,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
+from compressible.ledger import coverage_table
 from compressible.experiments import fewshot_glue as fg
 from compressible.reproduction.scorecard import chapter_verdicts
 from compressible.scales import scale_label
@@ -223,3 +224,14 @@ display(Markdown(f"Wrote `{path.name}`."))
 
 # %%
 display(Markdown(fg.finding_text(summary, p, chapter_verdicts(summary))))
+
+# %% [markdown]
+# ## Where these runs come from
+#
+# Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
+# are stored (read from the repository's committed ledger, or computed by this build), which are
+# missing, and where and when they were computed. The ledger's records are re-executed in part by
+# every build of the book (see the README).
+
+# %%
+display(coverage_table("fewshot_glue", scale))

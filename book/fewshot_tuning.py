@@ -50,6 +50,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
+from compressible.ledger import coverage_table
 from compressible.experiments import fewshot_glue as fg
 from compressible.experiments import fewshot_tuning as ft
 from compressible.scales import scale_label
@@ -166,3 +167,14 @@ ft.precision_table(summary.precision).style.hide(axis="index").set_caption(
 # %% [markdown]
 # The step-time ratio above comes from these runs' own timings; `benchmarks/autocast.py` measures it
 # on a fixed batch with interleaved repetitions.
+
+# %% [markdown]
+# ## Where these runs come from
+#
+# Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
+# are stored (read from the repository's committed ledger, or computed by this build), which are
+# missing, and where and when they were computed. The ledger's records are re-executed in part by
+# every build of the book (see the README).
+
+# %%
+display(coverage_table("fewshot_tuning", scale))

@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from compressible.ledger import coverage_table
 from compressible.experiments import generation as gen
 from compressible.finetune.metrics import meteor_available
 from compressible.scales import scale_label
@@ -191,3 +192,14 @@ display(Markdown(
 ))
 path = save_summary(summary)
 display(Markdown(f"Wrote `{path.name}`."))
+
+# %% [markdown]
+# ## Where these runs come from
+#
+# Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
+# are stored (read from the repository's committed ledger, or computed by this build), which are
+# missing, and where and when they were computed. The ledger's records are re-executed in part by
+# every build of the book (see the README).
+
+# %%
+display(coverage_table("generation", scale))

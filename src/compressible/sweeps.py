@@ -18,8 +18,17 @@ Scales: ``paper`` is the protocol on ``bert-base-cased`` (a GPU job); ``ci`` run
 ``all-MiniLM-L6-v2`` with fewer seeds and steps, sized to fit the book's CPU budget (the plans'
 ``notes`` list every departure); ``smoke`` uses a tiny random BERT and 2 steps.
 
+Growing the committed ledger (:mod:`compressible.ledger`) is a sweep whose store is the ledger:
+``--into ledger`` writes each finished run there as a sealed record with its provenance. Every run
+command sets its own priority low (``--nice``, default 10), so a sweep can sit in the background while
+other work goes on; it is resumable and can be interrupted at any point (Ctrl-C, ``kill``): finished
+runs stay, the one in flight is recomputed next time. ``run`` also takes the chapters whose runs are
+not GLUE runs (``generation``, ``completion``, ``compression``): they compute through their own
+chapter's ``run``.
+
 Command line::
 
+    python -m compressible.sweeps run fewshot_glue --scale ci --into ledger          # grow the ledger
     python -m compressible.sweeps run fewshot_glue --scale paper --device cuda
     python -m compressible.sweeps run all --scale paper --device cuda --executor ray --gpus-per-run 1 \
         [--address auto|ray://host:10001] [--cpus-per-run N] [--root s3://bucket/results]
@@ -32,6 +41,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -79,7 +89,21 @@ log = logging.getLogger(__name__)
 
 _MODULES = {"deep_lora_subspaces": deep_lora_subspaces, "fewshot_glue": fewshot_glue}
 CHAPTERS = tuple(_MODULES)
-"""The chapters whose experiments this module runs."""
+"""The chapters whose GLUE experiments this module runs."""
+
+OTHER_CHAPTERS = ("generation", "completion", "compression")
+"""The other chapters whose runs are stored (``run`` computes them through the chapter's own ``run``)."""
+
+
+def _run_other(chapter: str, scale: str, store: ResultStore, device: str, progress: bool) -> None:
+    from .experiments import completion, compression, generation
+
+    if chapter == "generation":
+        generation.run(scale, device=device, store=store, progress=progress)
+    elif chapter == "completion":
+        completion.run(scale, store=store, progress=progress)
+    else:
+        compression.run(scale, store=store)
 
 PARTS = {chapter: module.PARTS for chapter, module in _MODULES.items()}
 """The figures and tables of each chapter, in the order they are built."""
@@ -217,10 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("plan", "print the experiments", ()))
     for name, help_text, aliases in commands:
         cmd = sub.add_parser(name, help=help_text, aliases=aliases)
-        cmd.add_argument("chapter", choices=(*CHAPTERS, "all"))
+        cmd.add_argument("chapter", choices=(*CHAPTERS, *(OTHER_CHAPTERS if name == "run" else ()), "all"))
         cmd.add_argument("--scale", default="ci", choices=SCALES)
         cmd.add_argument("--root", default=None, help="result store folder (default: $COMPRESSIBLE_RESULTS or ./results)")
+        cmd.add_argument("--into", default=None, metavar="LEDGER",
+                         help="a ledger folder (e.g. ledger): store each run there as a sealed record with provenance")
         if name == "run":
+            cmd.add_argument("--nice", type=int, default=10, help="lower this process's priority by N (default 10)")
             cmd.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
             cmd.add_argument("--parts", default=None, help="comma-separated parts, e.g. table1,fig6")
             cmd.add_argument("--no-progress", action="store_true")
@@ -237,7 +264,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     chapters = CHAPTERS if args.chapter == "all" else (args.chapter,)
-    store = ResultStore(args.root)  # a folder or an fsspec URL (s3://..., gs://...)
+    if args.into is not None and args.root is not None:
+        parser.error("give --root or --into, not both")
+    if args.into is not None:
+        from .ledger import Ledger
+
+        store = Ledger(args.into)
+    else:
+        store = ResultStore(args.root)  # a folder or an fsspec URL (s3://..., gs://...)
+    if args.command == "run" and args.nice:
+        os.nice(args.nice)
+    if args.command == "run" and args.chapter in OTHER_CHAPTERS:
+        if args.executor != "local" or args.parts:
+            parser.error(f"{args.chapter} runs through its chapter's own run(): no --executor or --parts")
+        try:
+            _run_other(args.chapter, args.scale, store, args.device, not args.no_progress)
+        except KeyboardInterrupt:
+            print("interrupted: finished runs are stored")
+            return 130
+        print(f"{args.chapter} at {args.scale} scale: every run stored in {store.url}")
+        return 0
     if args.command == "plan":
         for chapter in chapters:
             _print_plan(chapter, args.scale)

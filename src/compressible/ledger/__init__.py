@@ -10,7 +10,7 @@ Command line (``python -m compressible.ledger``): ``verify``, ``status``, ``impo
 ledger folder is described in ``ledger/README.md`` at the project's root.
 """
 
-from .coverage import STORED_CHAPTERS, PlannedRun, computed_on, coverage, planned_runs
+from .coverage import STORED_CHAPTERS, PlannedRun, computed_on, coverage, coverage_table, planned_runs
 from .records import Ledger, check_digest, digest, iter_records, provenance
 from .verify import METRIC_TOLERANCE, TOLERANCES, VerificationError, verify
 
@@ -24,6 +24,7 @@ __all__ = [
     "check_digest",
     "computed_on",
     "coverage",
+    "coverage_table",
     "digest",
     "iter_records",
     "planned_runs",

@@ -17,7 +17,7 @@ import pandas as pd
 from ..scales import check_scale
 from ..store import ResultStore, config_key
 
-__all__ = ["PlannedRun", "STORED_CHAPTERS", "planned_runs", "coverage", "computed_on"]
+__all__ = ["PlannedRun", "STORED_CHAPTERS", "planned_runs", "coverage", "coverage_table", "computed_on"]
 
 STORED_CHAPTERS = ("compression", "completion", "deep_lora_subspaces", "fewshot_tuning", "fewshot_glue", "generation")
 """The chapters whose runs go through the result store (and so into the ledger), in book order.
@@ -121,12 +121,14 @@ def coverage(runs: list[PlannedRun], store: ResultStore) -> pd.DataFrame:
             continue
         seen.add((run.part, run.method, run.key, run.seed))
         row = rows.setdefault((run.part, run.method), {"figure": run.part, "method": run.method, "planned": 0, "held": 0,
-                                                       "missing": [], "_where": set(), "_when": []})
+                                                       "missing": [], "_where": set(), "_when": [],
+                                                       "_source": set()})
         row["planned"] += 1
         if not store.has(run.config, run.seed):
             row["missing"].append(f"seed {run.seed}" + ("" if _unique_config(runs, run) else f" ({run.key[:8]})"))
             continue
         row["held"] += 1
+        row["_source"].add("ledger" if store.in_ledger(run.config, run.seed) else "this build")
         record = store.load(run.config, run.seed)
         prov = record.get("_provenance") or _provenance_of(record)
         row["_where"].add(computed_on(prov))
@@ -139,8 +141,19 @@ def coverage(runs: list[PlannedRun], store: ResultStore) -> pd.DataFrame:
         row["computed on"] = "; ".join(where) if where else "—"
         row["when"] = "—" if not when else (when[0] if when[0] == when[-1] else f"{when[0]} – {when[-1]}")
         row["missing"] = ", ".join(row["missing"]) if row["missing"] else "none"
+        row["from"] = " and ".join(sorted(row.pop("_source"))) or "—"
         table.append(row)
-    return pd.DataFrame(table, columns=["figure", "method", "planned", "held", "missing", "computed on", "when"])
+    return pd.DataFrame(table, columns=["figure", "method", "planned", "held", "missing", "from", "computed on", "when"])
+
+
+def coverage_table(chapter: str, scale: str, store: ResultStore | None = None):
+    """:func:`coverage` of ``chapter`` at ``scale`` against ``store`` (default: the results folder read through the
+    ledger, as the chapters read it), styled for a page."""
+    store = store if store is not None else ResultStore()
+    table = coverage(planned_runs(chapter, scale, store), store)
+    held, planned = int(table["held"].sum()), int(table["planned"].sum())
+    return table.style.hide(axis="index").set_caption(
+        f"Runs behind this chapter ({scale} scale): {held} of {planned} planned runs stored")
 
 
 def _unique_config(runs: list[PlannedRun], run: PlannedRun) -> bool:

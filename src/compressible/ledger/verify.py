@@ -338,13 +338,19 @@ def ledger_runs(ledger: Ledger, scales: Sequence[str] = ("ci",),
 
 def verify(ledger: str | Path | Ledger, *, steps: int = 5, whole: int = 1, whole_budget: float = 60.0,
            scales: Sequence[str] = ("ci",), chapters: Sequence[str] = STORED_CHAPTERS, float32: bool = False,
-           device: str = "cpu", commit: str | None = None, progress: bool = True, raise_on_failure: bool = True) -> Report:
+           device: str = "cpu", commit: str | None = None, progress: bool = True, raise_on_failure: bool = True,
+           runs: Sequence[PlannedRun] | None = None) -> Report:
     """Verify ``ledger`` (see the module docstring); raises :class:`VerificationError` on a mismatch.
 
     ``steps``: the first updates re-executed per group (``K``); ``whole``: how many whole runs to draw,
     among those whose recorded wall time is at most ``whole_budget`` seconds; ``float32``: compute in
-    float32 where a run asks for bf16 autocast; ``commit``: what seeds the draw (default: the package's).
+    float32 where a run asks for bf16 autocast; ``commit``: what seeds the draw (default: the package's);
+    ``runs``: verify these runs (grouped by chapter and method) instead of the chapters' plans at ``scales``.
     """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if isinstance(whole, bool) or not isinstance(whole, int) or whole < 0:
+        raise ValueError(f"whole must be an int >= 0, got {whole!r}")
     ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
     report = Report(seed=commit_seed(commit))
     rng = random.Random(report.seed)
@@ -357,7 +363,13 @@ def verify(ledger: str | Path | Ledger, *, steps: int = 5, whole: int = 1, whole
     if not edited:
         report.checks.append(Check("digest", "every record", f"{report.records} records", "—", 0.0, 0.0, True,
                                    "SHA-256 of each record's content"))
-    groups = ledger_runs(ledger, scales, chapters)
+    if runs is None:
+        groups = ledger_runs(ledger, scales, chapters)
+    else:
+        groups = {}
+        for run in runs:
+            if ledger.has(run.config, run.seed):
+                groups.setdefault(f"{run.chapter} / {run.method}", []).append(run)
     say = print if progress else (lambda *a, **k: None)
     candidates = []
     for group, runs in groups.items():
