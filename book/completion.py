@@ -77,7 +77,8 @@ plt.show()
 #
 # One problem, one initialisation. The original full-width model trains until its train loss is
 # below its tolerance; the compressed models are built from the same initialisation (their time
-# includes that construction). Wall time is the time spent stepping, on this CPU.
+# includes that construction). Wall time is the time spent stepping, on the CPU that computed the
+# run (the table at the end of the chapter names it).
 
 # %%
 display(Markdown(
@@ -145,7 +146,7 @@ display(Markdown(
 ))
 fractions = [p.flops_fraction for p in sc.points]
 display(Markdown(
-    f"The original's training ran at {min(fractions):.0%}–{max(fractions):.0%} of this machine's $d \\times d$ "
+    f"The original's training ran at {min(fractions):.0%}–{max(fractions):.0%} of the computing machine's $d \\times d$ "
     f"matmul rate measured at the same $d$ (bottom-right panel): near 100 % its steps cost what their $O(d^3)$ "
     f"arithmetic costs, and nothing handicapped it; far below, something else slowed it (small kernels, a busy "
     f"machine). At small $d$ a step of the compressed model is mostly fixed per-call overhead (Python, kernel "
@@ -159,7 +160,7 @@ display(experiment.comparison_table(summary).style.hide(axis="index").set_captio
 fig5 = summary.fig5
 original, compressed = fig5.row("original"), fig5.compressed
 display(Markdown(
-    f"At $d = {fig5.d}$ on this CPU the compressed model with $\\gamma = {fig5.gamma:g}$ reached the "
+    f"At $d = {fig5.d}$ on the CPU that computed the run, the compressed model with $\\gamma = {fig5.gamma:g}$ reached the "
     f"original's final recovery error ({fig5.error_original:.2e}) after {compressed.step_to_target:.0f} iterations "
     f"and {compressed.time_to_target:.2f} s, against {original.step_to_target:.0f} iterations and "
     f"{original.time_to_target:.2f} s for the original: **{fig5.speedup:.1f}×** (paper: ≈5× on a GPU at $d = 1000$). "

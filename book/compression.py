@@ -113,7 +113,7 @@ display(Markdown(
     f"({summary.prop22_bound:.2e}); both reached a train loss of {summary.final_loss_original:.2e} (original) and "
     f"{summary.final_loss_compressed:.2e} (compressed) after {int(track.step.iloc[-1])} steps, and the compressed "
     f"model got to the original's final loss "
-    + (f"{summary.speedup_fig4:.1f}× faster in wall time on this CPU." if summary.speedup_fig4 is not None
+    + (f"{summary.speedup_fig4:.1f}× faster in wall time on the CPU that computed the run (named at the end of the chapter)." if summary.speedup_fig4 is not None
        else "— not within the step budget.")
 ))
 

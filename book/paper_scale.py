@@ -49,10 +49,11 @@ display(experiment.counts_table(summary).style.hide(axis="index").set_caption(
 # %% [markdown]
 # ## What a run costs
 #
-# The wall time that each stored run of this build recorded, per chapter. The GLUE chapters run at
+# The wall time that each stored run recorded where it was computed (the ledger's runs: the CPU or GPU
+# its record names), per chapter. The GLUE chapters run at
 # different steps, sequence lengths and evaluation sizes, so seconds per training step (evaluation
-# included) is the more portable number. GPU costs are not measured here: this machine has no GPU,
-# and a CPU time says little about a GPU one.
+# included) is the more portable number. A CPU time says little about a GPU one: `make gpu-check` times a
+# Fig. 6 run on a GPU when one is at hand.
 
 # %%
 display(experiment.costs_table(summary).style.hide(axis="index").set_caption(
