@@ -218,3 +218,19 @@ def test_coverage_lists_the_missing_runs(tmp_path):
     assert table.to_dict("records")[0] | {"computed on": None, "when": None} == {
         "figure": "Fig. 1", "method": "m", "planned": 3, "held": 1, "missing": "seed 1, seed 2", "from": "ledger",
         "computed on": None, "when": None}
+
+
+def test_a_sweep_into_the_ledger_writes_sealed_records_and_resumes(tmp_path, capsys):
+    from compressible import sweeps
+    from compressible.experiments import compression
+
+    ledger = tmp_path / "ledger"
+    assert sweeps.main(["run", "compression", "--scale", "smoke", "--into", str(ledger), "--nice", "0",
+                        "--no-progress"]) == 0
+    [record] = list(iter_records(ledger))
+    assert record.key == ledger_key(compression.plan("smoke").config) and check_digest(record.data)
+    assert record.provenance["precision"] == compression.plan("smoke").config.dtype
+    written = record.path.stat().st_mtime_ns
+    assert sweeps.main(["run", "compression", "--scale", "smoke", "--into", str(ledger), "--nice", "0",
+                        "--no-progress"]) == 0
+    assert record.path.stat().st_mtime_ns == written  # stored runs are not recomputed
