@@ -2,7 +2,7 @@
 
 Facts checked: forward = ``x W0^T + b + x Delta W^T`` with the explicit ``Delta W``; the factor
 shapes, outer indices and initial values of each init; low-rank adapters never form ``Delta W``;
-merge / unmerge are exact round trips and the merged forward does not add ``Delta W`` twice;
+merge / unmerge are exact (bit for bit) round trips and the merged forward does not add ``Delta W`` twice;
 Conv1D's transposed weight; float32 adapters on a bf16 base; errors name the module.
 """
 
@@ -113,8 +113,32 @@ def test_merge_unmerge_round_trip_and_no_double_counting(kind, init):
     assert torch.allclose(layer(x), before, atol=1e-12)
     layer.unmerge()
     assert not layer.merged
-    assert torch.allclose(layer.base.weight, w0, atol=1e-14)
-    assert torch.allclose(layer(x), before, atol=1e-12)
+    assert torch.equal(layer.base.weight, w0)  # unmerge restores the base bit for bit
+    assert torch.equal(layer(x), before)  # the same weights, the same kernels: the same outputs
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kind", ["linear", "conv1d"])
+def test_unmerge_restores_the_base_weight_bit_for_bit(kind, dtype):
+    """With ``|ΔW|`` comparable to ``|W|``, ``fl(fl(W + ΔW) - ΔW) != W`` for many entries (an entry that
+    adding ``ΔW`` carries into a larger binade loses its last bit); unmerge still gives ``W`` back exactly."""
+    m, n = 48, 64
+    layer = DeepLoRALinear(make_base(kind, dtype=dtype, m=m, n=n), DeepLoRAConfig(init="random", rank=8, epsilon=0.5))
+    perturb(layer)
+    w0 = layer.base.weight.detach().clone()
+    delta = layer.delta_weight().to(dtype)
+    delta = delta.T if layer.is_conv1d else delta
+    assert not torch.equal((w0 + delta) - delta, w0)  # the plain subtraction would not restore W
+    x = torch.randn(3, n).to(dtype)
+    before = layer(x)
+    layer.merge()
+    assert not torch.equal(layer.base.weight, w0)
+    layer.unmerge()
+    assert torch.equal(layer.base.weight, w0)
+    assert torch.equal(layer(x), before)
+    layer.merge()  # a second round trip after the first one
+    layer.unmerge()
+    assert torch.equal(layer.base.weight, w0)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

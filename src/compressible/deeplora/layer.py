@@ -116,6 +116,7 @@ class DeepLoRALinear(nn.Module):
         dtype = torch.float32 if weight.dtype in _LOW_PRECISION or not weight.dtype.is_floating_point else weight.dtype
         self.scaling = float(config.scaling)
         self.merged = False
+        self._unmerge_fix: tuple[Tensor | None, Tensor] | None = None  # set by merge(): see there
         self.enabled = True
         self.initialized = config.init != "compressed"
         self._warned = False
@@ -204,28 +205,62 @@ class DeepLoRALinear(nn.Module):
         return out + self.adapter_output(x).to(out.dtype)
 
     # ------------------------------------------------------------------ merging
-    def _add_to_base(self, sign: float) -> None:
-        with torch.no_grad():
-            delta = self.delta_weight()
-            if self.is_conv1d:
-                delta = delta.T
-            weight = self.base.weight
-            weight.add_((sign * delta).to(device=weight.device, dtype=weight.dtype))
+    def _stored_delta(self) -> Tensor:
+        """``scaling * F_K ... F_1`` laid out, placed and typed as the base weight stores it."""
+        delta = self.delta_weight()
+        if self.is_conv1d:
+            delta = delta.T
+        weight = self.base.weight
+        return delta.to(device=weight.device, dtype=weight.dtype)
 
     def merge(self) -> None:
         """Add ``scaling * F_K ... F_1`` into the base weight; the forward then skips the factors.
 
         Exact up to rounding in the base weight's dtype. Does nothing if already merged.
+
+        ``fl(fl(W + ΔW) - ΔW)`` is not always ``W`` (an entry that adding ``ΔW`` carries into a larger
+        binade loses its last bit; ties round to even), so the merge keeps the positions and old values
+        of the entries that subtracting ``ΔW`` would not give back (a few percent of them when
+        ``|ΔW| << |W|``; the whole old weight instead where that is smaller), and :meth:`unmerge`
+        restores ``W`` bit for bit.
         """
-        if not self.merged:
-            self._add_to_base(+1.0)
-            self.merged = True
+        if self.merged:
+            return
+        with torch.no_grad():
+            weight = self.base.weight
+            before = weight.detach().clone()
+            delta = self._stored_delta()
+            weight.add_(delta)
+            # torch.ne: a NaN (or inf - inf) is kept too (NaN != NaN), and so is restored as it was
+            changed = torch.ne(weight - delta, before).flatten().nonzero().squeeze(1)
+            if changed.numel() * (changed.element_size() + before.element_size()) < before.numel() * before.element_size():
+                self._unmerge_fix = (changed, before.flatten()[changed])
+            else:
+                self._unmerge_fix = (None, before)
+        self.merged = True
 
     def unmerge(self) -> None:
-        """Subtract the product merged by :meth:`merge` (with the current factors). No-op if not merged."""
-        if self.merged:
-            self._add_to_base(-1.0)
-            self.merged = False
+        """Subtract the product merged by :meth:`merge` (with the current factors). No-op if not merged.
+
+        The base weight is then bit for bit the one :meth:`merge` found: the subtraction repeats the
+        merge's computation of ``ΔW`` and the entries it does not restore are put back (see
+        :meth:`merge`). If the factors, or the weight's device or dtype, changed while merged, the
+        entries put back are still the old ones and the others are exact up to rounding.
+        """
+        if not self.merged:
+            return
+        with torch.no_grad():
+            weight = self.base.weight
+            index, values = self._unmerge_fix or (None, None)  # (None, None): merged by other means; subtract only
+            if index is None and values is not None:  # merge kept the whole old weight
+                weight.copy_(values)
+            else:
+                weight.sub_(self._stored_delta())
+                if index is not None:
+                    # put_ indexes the weight as if it were flattened (row-major), whatever its strides
+                    weight.put_(index.to(weight.device), values.to(device=weight.device, dtype=weight.dtype))
+            self._unmerge_fix = None
+        self.merged = False
 
     # ------------------------------------------------------------------ compression
     def set_outer(self, left: Tensor, right: Tensor) -> None:
