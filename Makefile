@@ -41,6 +41,7 @@ help:
 	@echo "make ledger-status              the ledger's size and every chapter's planned runs held / missing"
 	@echo "make browser-check              open every built page in headless chromium"
 	@echo "make benchmarks                 speed/memory benchmarks (benchmarks/output/)"
+	@echo "make gpu-check [GPU_CHECK_BUDGET=540]  on a CUDA GPU, offline: device tests, a timed Fig. 6 run, grow the ledger"
 
 $(VENV)/.installed: pyproject.toml requirements/lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,7 +53,7 @@ $(VENV)/.installed: pyproject.toml requirements/lock.txt
 setup: $(VENV)/.installed
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 
 book: setup
 	COMPRESSIBLE_LEDGER=$(LEDGER) $(PY) -m compressible.reproduction.bookbuild build --scale $(SCALE) --timeout $(TIMEOUT)
@@ -79,6 +80,13 @@ benchmarks: setup
 lock: setup
 	{ echo "# Exact versions used by make/CI (pip install -c requirements/lock.txt). Regenerate with: make lock"; \
 	  $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > requirements/lock.txt
+
+# Needs a CUDA GPU (exits 2 with one line saying so otherwise) and no network: see .ci/gpu_check.py.
+# No setup: on a GPU machine it uses the python3 there (its torch), with the wheels carried in .whl/.
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+.PHONY: gpu-check
+gpu-check:
+	@$(GPU_PY) .ci/gpu_check.py $(if $(GPU_CHECK_BUDGET),--budget $(GPU_CHECK_BUDGET))
 
 clean:
 	rm -rf _build

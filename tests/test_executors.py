@@ -95,6 +95,7 @@ def make_square_or_die():
     return square_or_die
 
 
+@pytest.mark.slow
 def test_processes_executor_stores_what_the_local_one_stores(tmp_path):
     experiments = [(Toy(1), (0, 13, 2)), (Toy(2), (0, 1))]
     local, pool = ResultStore(tmp_path / "local"), ResultStore(tmp_path / "pool")
@@ -150,13 +151,25 @@ def _without_timing(record):
     return {k: v for k, v in record.items() if k not in TIMING}
 
 
-def test_ray_results_equal_local_results(tmp_path, ray_cluster):
-    """The sweep's Ray path stores, run for run, what today's local path stores (timings aside)."""
-    from compressible.sweeps import run_experiments, sweep
+@pytest.fixture(scope="module")
+def local_smoke_runs(tmp_path_factory):
+    """The two runs of :func:`_smoke_sweep`, computed once by the local path in this process: the
+    reference that the process pool and the Ray executor must reproduce."""
+    from compressible.sweeps import run_experiments
 
     experiments = _smoke_sweep()
-    local, remote = ResultStore(tmp_path / "local"), ResultStore(f"file://{tmp_path}/ray")
+    local = ResultStore(tmp_path_factory.mktemp("local"))
     assert run_experiments(experiments, local, progress=False) == 2
+    return experiments, local
+
+
+@pytest.mark.slow
+def test_ray_results_equal_local_results(tmp_path, ray_cluster, local_smoke_runs):
+    """The sweep's Ray path stores, run for run, what today's local path stores (timings aside)."""
+    from compressible.sweeps import sweep
+
+    experiments, local = local_smoke_runs
+    remote = ResultStore(f"file://{tmp_path}/ray")
     # 2 CPUs a run: one worker computes both, one after another (cheaper than starting two on a busy machine)
     summary = sweep(experiments, remote, progress=False, executor="ray", cpus_per_run=2)
     assert (summary.done, summary.skipped, summary.failed) == (2, 0, ())
@@ -261,14 +274,13 @@ def test_ctrl_c_cancels_pending_ray_tasks(tmp_path, ray_cluster, monkeypatch):
     assert store.has(Toy(9), 0) and not any(store.has(Toy(9), s) for s in (1, 2, 3))
 
 
-def test_processes_glue_runs_equal_local_runs(tmp_path):
+@pytest.mark.slow
+def test_processes_glue_runs_equal_local_runs(tmp_path, local_smoke_runs):
     """Real runs (tiny BERT, smoke) computed by two worker processes store what one process stores."""
     from compressible.finetune.classify import Runner
-    from compressible.sweeps import run_experiments
 
-    experiments = _smoke_sweep()
-    local, pool = ResultStore(tmp_path / "local"), ResultStore(tmp_path / "pool")
-    assert run_experiments(experiments, local, progress=False) == 2
+    experiments, local = local_smoke_runs
+    pool = ResultStore(tmp_path / "pool")
     summary = execute(experiments, functools.partial(Runner, device="cpu", progress=False), pool, executor="processes",
                       workers=2, threads=1, progress=False)
     assert (summary.done, summary.failed) == (2, ())

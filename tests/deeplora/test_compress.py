@@ -388,6 +388,7 @@ def compressed_residual(grad: torch.Tensor, u_h: torch.Tensor, v_h: torch.Tensor
     return max(subspace_residual(model.lin.left, u_h), subspace_residual(model.lin.right, v_h))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m,n", [(288, 544), (544, 288)])
 def test_svd_tol_puts_the_top_subspaces_inside_the_outer_factors_above_256(m, n):
     grad, u_h, v_h = gapped_gradient(m, n, h=4, ratio=0.8)

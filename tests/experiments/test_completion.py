@@ -122,6 +122,7 @@ def test_summary_tables_put_the_paper_next_to_ours():
     assert experiment.CompletionSummary.model_validate_json(summary.model_dump_json()) == summary
 
 
+@pytest.mark.slow
 def test_smoke_runs_are_stored_and_reloaded(tmp_path):
     store = ResultStore(tmp_path)
     plan = experiment.plan("smoke")
@@ -136,6 +137,7 @@ def test_smoke_runs_are_stored_and_reloaded(tmp_path):
     assert experiment.CompletionSummary.model_validate_json(summary.model_dump_json()) == summary
 
 
+@pytest.mark.slow
 def test_parts_in_two_processes_store_what_one_process_computes(tmp_path, monkeypatch):
     """The smoke plan computes its parts in two worker processes; one after another in this process (at one
     torch thread, as the workers) they give the same rows, wall-clock times aside."""

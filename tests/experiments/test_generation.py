@@ -150,6 +150,7 @@ def test_experiment_recomputes_nothing_that_is_stored(tmp_path, monkeypatch):
     assert list(table.columns) == ["MR", gen.VANILLA_LABEL, gen.DEEP_LABEL, "a human reference"]
 
 
+@pytest.mark.slow
 def test_runs_side_by_side_give_the_numbers_of_one_after_another(tmp_path, monkeypatch):
     import dataclasses
 

@@ -148,6 +148,7 @@ def test_random_pooler_redraws_only_the_pooler_deterministically_per_seed(runner
     assert torch.equal(dict(model.named_parameters())["bert.pooler.dense.weight"], weight)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adapter", ["compressed", "random"])
 def test_bf16_autocast_gradients_match_float32(runner, adapter):
     """One step's adapter gradients under bf16 autocast equal the float32 ones to bf16 precision, and
@@ -169,6 +170,7 @@ def test_bf16_autocast_gradients_match_float32(runner, adapter):
     assert max((grads["bf16"][n] - g).norm() / g.norm() for n, g in grads["off"].items()) > 0  # bf16 did run
 
 
+@pytest.mark.slow
 def test_frozen_weights_cast_once_give_the_autocast_step_exactly(runner):
     """A run under bf16 autocast holds its frozen linear weights in bf16 (cast once in ``setup``); its
     step equals, bit for bit, the step of a model whose float32 weights autocast casts at every call,
@@ -195,6 +197,7 @@ def test_frozen_weights_cast_once_give_the_autocast_step_exactly(runner):
         cast_frozen_linears(model, "bf16")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adapter", ["compressed", "lora"])
 def test_a_step_split_by_length_is_the_padded_step(runner, adapter):
     """``split_by_length`` computes a step in sub-batches of similar length: with dropout off, its loss and
