@@ -296,7 +296,7 @@ class ResultStore:
         location = self._location(config, seed)
         self._save_config(config, location)
         record = {"_config": _config_dict(config), "_seed": seed, **result}
-        record.setdefault("_environment", environment_info())
+        record.setdefault("_environment", environment_info(result.get("device")))
         self._atomic_write(location, record)
         failed = self._location(config, seed, ".failed.json")
         if self.fs.exists(failed):

@@ -80,7 +80,7 @@ def _wall_time(result: dict) -> float | None:
 
 def provenance(config: Any, result: dict, environment: dict) -> dict:
     """The ``_provenance`` block of a record (see the module docstring)."""
-    device = str(environment.get("device", "cpu"))
+    device = str(result.get("device") or environment.get("device", "cpu"))  # the run's own device, where it says
     out = {
         "commit": environment.get("git_commit"),
         "compressible": environment.get("compressible"),
@@ -89,7 +89,7 @@ def provenance(config: Any, result: dict, environment: dict) -> dict:
         "device": "cuda" if device.startswith("cuda") else device,
         "cpu": environment.get("cpu"),
         "cpu_capability": environment.get("cpu_capability"),
-        "gpu": environment.get("gpu"),
+        "gpu": environment.get("gpu") if device.startswith("cuda") else None,
         "threads": result.get("threads", environment.get("threads")),
         "precision": precision_of(config, result, device),
         "wall_time": _wall_time(result),
@@ -128,7 +128,7 @@ class Ledger(ResultStore):
             raise TypeError(f"a result must be a dict, got {type(result).__name__}")
         location = self._location(config, seed)
         self._save_config(config, location)
-        environment = result.get("_environment") or environment_info()
+        environment = result.get("_environment") or environment_info(result.get("device"))
         record = {k: v for k, v in result.items() if k not in ("_digest", "_provenance", "_config", "_seed")}
         record.update({"_config": json.loads(canonical(_asdict(config))), "_seed": seed, "_environment": environment})
         record.setdefault("_provenance", provenance(config, result, environment))
