@@ -206,8 +206,11 @@ def _attempt(run_one: Callable[[Any, int], dict], store: ResultStore, config: An
         tic = time.perf_counter()
         with _Threads(threads):
             result = run_one(config, seed)
-        if isinstance(result, dict):
-            result.setdefault("wall_time", time.perf_counter() - tic)
+            if isinstance(result, dict):  # the run's own threads and time, for its provenance
+                import torch
+
+                result.setdefault("threads", torch.get_num_threads())
+                result.setdefault("wall_time", time.perf_counter() - tic)
         store.save(config, seed, result)
     except Exception as error:  # recorded, reported, and the sweep goes on
         message = f"{type(error).__name__}: {error}".splitlines()[0]

@@ -376,7 +376,10 @@ class ResultStore:
         for seed in tqdm(missing, disable=not progress or not missing, desc=desc or type(config).__name__):
             tic = time.perf_counter()
             result = fn(config, seed)
-            if isinstance(result, dict):
+            if isinstance(result, dict):  # the run's own threads and time, for its provenance
+                import torch
+
+                result.setdefault("threads", torch.get_num_threads())
                 result.setdefault("wall_time", time.perf_counter() - tic)
             self.save(config, seed, result)
         return [self.load(config, s) for s in seeds]
