@@ -1350,7 +1350,8 @@ def plot_table1(results: FewshotGlueResults, summary: FewshotGlueSummary):
         d = np.array([np.nan if v is None else v for v in t.by_task[task].differences.values()])
         ax2.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)), d, color="tab:red", s=18, zorder=3,
                     label=f"{ours}: one seed" if i == 0 else None)
-        ax2.hlines(np.nanmean(d), i - 0.25, i + 0.25, color="tab:red", lw=2, label=f"{ours}: mean" if i == 0 else None)
+        if np.isfinite(d).any():  # every seed NaN (constant predictions): no mean to draw
+            ax2.hlines(np.nanmean(d), i - 0.25, i + 0.25, color="tab:red", lw=2, label=f"{ours}: mean" if i == 0 else None)
         ax2.errorbar(i + 0.32, pv["deep"][task] - pv["vanilla"][task], yerr=pv["delta_std_over_seeds"][task], fmt="s",
                      color="black", ms=5, capsize=3, label=f"{PAPER_LABEL}: mean ± std" if i == 0 else None)
     ax2.axhline(0, color="grey", lw=0.8)
@@ -1402,7 +1403,8 @@ def plot_fig6(results: FewshotGlueResults, summary: FewshotGlueSummary):
         d = f6[f6.n_train == n]["diff"].to_numpy()
         ax2.scatter(np.full(len(d), i) + np.linspace(-0.1, 0.1, len(d)), d, color="tab:red", s=18, zorder=3,
                     label=f"{ours}: one seed" if i == 0 else None)
-        ax2.hlines(np.nanmean(d), i - 0.25, i + 0.25, color="tab:red", lw=2, label=f"{ours}: mean" if i == 0 else None)
+        if np.isfinite(d).any():  # every seed NaN (constant predictions): no mean to draw
+            ax2.hlines(np.nanmean(d), i - 0.25, i + 0.25, color="tab:red", lw=2, label=f"{ours}: mean" if i == 0 else None)
         if str(n) in paper6["deep"]:
             ax2.plot(i + 0.32, paper6["deep"][str(n)]["mean"] - paper6["vanilla"][str(n)]["mean"], "s", color="black",
                      label=f"{PAPER_LABEL}: mean difference" if i == 0 else None)
