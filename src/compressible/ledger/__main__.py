@@ -53,6 +53,10 @@ def _status(root: str, scales: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # a terminal report: no loading chatter or weight-loading bars from Hugging Face libraries
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
     parser = argparse.ArgumentParser(prog="python -m compressible.ledger", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="re-execute ledger runs and compare them with their records")
