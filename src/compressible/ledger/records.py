@@ -120,6 +120,10 @@ class Ledger(ResultStore):
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"
 
+    def in_ledger(self, config: Any, seed: int) -> bool:
+        """Every run a ledger holds comes from the ledger."""
+        return self.has(config, seed)
+
     def __reduce__(self):
         return (type(self), (self.url,))
 
