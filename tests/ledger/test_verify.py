@@ -195,13 +195,13 @@ def test_records_are_sealed_with_provenance_and_import_keeps_them(tmp_path):
         threads: int = 1
 
     scratch = ResultStore(tmp_path / "results", ledger=None)
-    scratch.save(Part(), 0, {"rows": [{"step": 0, "loss": 1.5}], "wall_time": 2.0})
+    scratch.save(Part(), 0, {"rows": [{"step": 0, "loss": 1.5}], "wall_time": 2.0, "threads": 3})
     [record] = list(iter_records(tmp_path / "results"))
     target = import_record(tmp_path / "ledger", record.path)
     sealed = json.loads(target.read_text())
     assert check_digest(sealed) and sealed["rows"] == [{"step": 0, "loss": 1.5}]
     prov = sealed["_provenance"]
-    assert (prov["precision"], prov["threads"], prov["wall_time"], prov["device"]) == ("float64", 1, 2.0, "cpu")
+    assert (prov["precision"], prov["threads"], prov["wall_time"], prov["device"]) == ("float64", 3, 2.0, "cpu")
     assert prov["cpu_capability"] and prov["torch"]
 
 

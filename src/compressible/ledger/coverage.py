@@ -128,7 +128,8 @@ def coverage(runs: list[PlannedRun], store: ResultStore) -> pd.DataFrame:
             row["missing"].append(f"seed {run.seed}" + ("" if _unique_config(runs, run) else f" ({run.key[:8]})"))
             continue
         row["held"] += 1
-        row["_source"].add("ledger" if store.in_ledger(run.config, run.seed) else "this build")
+        from_ledger = type(store).__name__ == "Ledger" or store.in_ledger(run.config, run.seed)
+        row["_source"].add("ledger" if from_ledger else "this build")
         record = store.load(run.config, run.seed)
         prov = record.get("_provenance") or _provenance_of(record)
         row["_where"].add(computed_on(prov))

@@ -90,14 +90,13 @@ def provenance(config: Any, result: dict, environment: dict) -> dict:
         "cpu": environment.get("cpu"),
         "cpu_capability": environment.get("cpu_capability"),
         "gpu": environment.get("gpu") if device.startswith("cuda") else None,
+        # torch's threads around the run (what a replay sets); a part whose config fixes its own threads for
+        # its training loop applies them inside, in the replay as in the run
         "threads": result.get("threads", environment.get("threads")),
         "precision": precision_of(config, result, device),
         "wall_time": _wall_time(result),
         "time": environment.get("time"),
     }
-    threads = config.get("threads") if isinstance(config, dict) else getattr(config, "threads", None)
-    if isinstance(threads, int) and not isinstance(threads, bool):
-        out["threads"] = threads  # a matrix part that fixes its own threads
     return out
 
 
@@ -119,10 +118,6 @@ class Ledger(ResultStore):
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"
-
-    def in_ledger(self, config: Any, seed: int) -> bool:
-        """Every run a ledger holds comes from the ledger."""
-        return self.has(config, seed)
 
     def __reduce__(self):
         return (type(self), (self.url,))
