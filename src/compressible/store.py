@@ -21,7 +21,7 @@ git commit, CPU model and capability, threads) under ``"_environment"`` and the 
 ``"_config"``.
 
 **The ledger.** A store may read through a second, read-only store first: the repository's committed
-``ledger/`` (:mod:`compressible.ledger`). ``ResultStore()`` (no root) does so when
+``ledger/`` (:mod:`compressible.ledger.records`). ``ResultStore()`` (no root) does so when
 ``$COMPRESSIBLE_LEDGER`` names a folder (the Makefile sets it to the project's ``ledger/``; ``off``
 bypasses it); a run held by the ledger is loaded from it and never recomputed, new runs are written
 under ``root`` as always. With ``$COMPRESSIBLE_LEDGER_ONLY=1`` (the book's CI build) a store that
@@ -57,10 +57,12 @@ log = logging.getLogger(__name__)
 
 
 LEDGER_ENV = "COMPRESSIBLE_LEDGER"
-"""Environment variable: the ledger folder that ``ResultStore()`` reads through (unset, empty or ``off``: none)."""
+"""The environment variable naming the ledger folder that ``ResultStore()`` reads through (unset, empty or
+``off`` for none)."""
 
 LEDGER_ONLY_ENV = "COMPRESSIBLE_LEDGER_ONLY"
-"""Environment variable: ``1`` makes every store that reads a ledger refuse to compute a missing run."""
+"""The environment variable that, set to ``1``, makes every store that reads a ledger refuse to compute a
+missing run."""
 
 _OFF = {"", "0", "off", "none", "false", "no"}
 
@@ -185,7 +187,7 @@ def _cpu_model() -> str:
 def machine_info() -> dict:
     """What decides a run's arithmetic on this machine: CPU model, torch's CPU capability (the kernels it
     dispatches to: ``AVX2``, ``AVX512``, ...), torch's thread count now, and the GPU model when CUDA is
-    there. Stored in every record's ``_environment``; :mod:`compressible.ledger` compares it."""
+    there. Stored in every record's ``_environment``; :mod:`compressible.ledger.verify` compares it."""
     import torch
 
     info = {

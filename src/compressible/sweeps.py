@@ -18,7 +18,7 @@ Scales: ``paper`` is the protocol on ``bert-base-cased`` (a GPU job); ``ci`` run
 ``all-MiniLM-L6-v2`` with fewer seeds and steps, sized to fit the book's CPU budget (the plans'
 ``notes`` list every departure); ``smoke`` uses a tiny random BERT and 2 steps.
 
-Growing the committed ledger (:mod:`compressible.ledger`) is a sweep whose store is the ledger:
+Growing the committed ledger (:mod:`compressible.ledger.records`) is a sweep whose store is the ledger:
 ``--into ledger`` writes each finished run there as a sealed record with its provenance. Every run
 command sets its own priority low (``--nice``, default 10), so a sweep can sit in the background while
 other work goes on; it is resumable and can be interrupted at any point (Ctrl-C, ``kill``): finished

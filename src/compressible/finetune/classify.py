@@ -572,7 +572,7 @@ class Runner:
     def replay(self, config: RunConfig, seed: int, steps: int) -> dict:
         """The first ``steps`` updates of ``(config, seed)`` exactly as :meth:`fit` takes them (the same sample,
         batch order, dropout stream and rate schedule), for checking a stored run against its re-execution
-        (:mod:`compressible.ledger`). Returns ``train_loss`` and ``lr`` of those steps and ``sample_idx``."""
+        (:mod:`compressible.ledger.verify`). Returns ``train_loss`` and ``lr`` of those steps and ``sample_idx``."""
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= config.steps:
             raise ValueError(f"steps must be an int in [1, {config.steps}] (the run's steps), got {steps!r}")
         return self._with_threads(config, self._fit, config, seed, steps)[1]

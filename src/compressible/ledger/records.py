@@ -31,7 +31,7 @@ __all__ = ["Ledger", "LedgerRecord", "canonical", "digest", "check_digest", "pro
            "iter_records", "same_platform", "PLATFORM_FIELDS", "import_record"]
 
 PLATFORM_FIELDS = ("device", "cpu_capability", "gpu", "precision", "threads", "torch", "transformers")
-"""The provenance fields that decide a run's arithmetic: a re-execution that matches a record on all of
+"""The provenance fields that decide a run's arithmetic. A re-execution that matches a record on all of
 them must reproduce it bit for bit (:func:`same_platform`)."""
 
 

@@ -38,7 +38,7 @@ from .coverage import STORED_CHAPTERS, PlannedRun, planned_runs
 from .records import Ledger, check_digest, iter_records, same_platform
 from .replay import replay_precision, replayer_for
 
-__all__ = ["TOLERANCES", "METRIC_TOLERANCE", "Check", "VerificationError", "verify", "tolerance_for", "commit_seed",
+__all__ = ["TOLERANCES", "METRIC_TOLERANCE", "Check", "Report", "VerificationError", "verify", "tolerance_for", "commit_seed",
            "platform_now", "compare_curves"]
 
 TOLERANCES = {
@@ -49,7 +49,7 @@ TOLERANCES = {
     "GPU against CPU": 0.03,
 }
 """Largest relative difference allowed between a stored loss and its re-execution, per step of the first
-``K`` (|a - b| / max(|a|, |b|, 1e-3)), by how the platforms differ:
+``K`` (``|a - b| / max(|a|, |b|, 1e-3)``), by how the platforms differ:
 
 - the same platform (CPU capability or GPU, precision, threads, torch and transformers versions) must
   give the same bits: results are bit-identical on one CPU (measured; the package fixes every random
