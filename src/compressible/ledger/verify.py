@@ -47,6 +47,7 @@ TOLERANCES = {
     "bfloat16 against float32": 0.03,
     "same GPU": 1e-4,
     "GPU against CPU": 0.03,
+    "run to convergence, other platform": 0.05,
 }
 """Largest relative difference allowed between a stored loss and its re-execution, per step of the first
 ``K`` (``|a - b| / max(|a|, |b|, 1e-3)``), by how the platforms differ:
@@ -65,16 +66,25 @@ TOLERANCES = {
   promised; 1e-4 as for float32 on another CPU (not yet measured on a GPU: ``make gpu-check`` does);
 - a GPU record against a CPU re-execution (or the other way round): dropout masks come from the
   device's own generator, so the masks differ. Changing only the dropout stream of the MiniLM Fig. 6
-  run moved its first 5 losses by up to 0.9 % (measured on the CPU); 0.03 as for bf16.
+  run moved its first 5 losses by up to 0.9 % (measured on the CPU); 0.03 as for bf16;
+- a matrix part that trains until its tolerance (the width and rank sweeps, the speed-up against ``d``)
+  compared on another platform: thousands of steps, ending at losses of ~1e-10 where the last digits
+  are rounding. Re-executed with AVX2 kernels (``ATEN_CPU_CAPABILITY=avx2``) on the AVX-512 machine
+  that computed them, the ledger's parts differ by at most 7.9e-3 (a depth-3 final test loss); 0.05.
+  A part cut after its first steps (the Fig. 5 race, the Fig. 4 track) keeps the tolerance of its
+  precision: 5.2e-14 measured.
 
 The fields that no platform changes (the training sample, every step's rate) are compared for
 equality on every platform."""
 
-METRIC_TOLERANCE = 0.02
+METRIC_TOLERANCE = 0.05
 """Largest absolute difference of a whole run's final metric (accuracy, Pearson, ...) on another
-platform. The ledger's own precision twins (Few-shot GLUE at ci: the same runs in float32 and under
-bf16 autocast, 200 steps) differ by at most 9.0e-4 in Pearson (2 pairs, ``benchmarks/ledger_tolerance.py``);
-0.02 leaves a margin of 20 for runs that drift further."""
+platform: small differences of every step add up over a whole run. Measured: the ledger's precision
+twins (Few-shot GLUE at ci, the same runs in float32 and under bf16 autocast, 200 steps) differ by at
+most 9.0e-4 in Pearson (2 pairs, ``benchmarks/ledger_tolerance.py``); a whole Deep LoRA subspaces run
+(compressed, 200 steps) recorded under bf16 and re-executed in float32 with AVX2 kernels, by 0.0153.
+0.05 leaves a margin of 3 over the larger; a seed's spread on these runs is larger still, so a whole run
+on another platform checks that a run lands where it should, not its last digits."""
 
 _VOLATILE = {"timings", "wall_time", "seconds", "_environment", "_provenance", "_digest", "threads", "device",
              "setup_time", "time_original", "time_compressed", "train_time_original", "train_time_compressed",
@@ -174,6 +184,17 @@ def _threads(record: dict) -> int | None:
 
 # --- the matrix parts: cut and compare rows -----------------------------------------------------
 
+_CONVERGED = {"RandomVsCompressedConfig", "WidthSweepConfig", "SameErrorConfig"}
+"""Matrix parts whose rows are states at convergence (see :data:`TOLERANCES`)."""
+
+
+def _rows_tolerance(config: Any, platform: str, allowed: float) -> tuple[str, float]:
+    if platform in ("same platform", "same GPU") or type(config).__name__ not in _CONVERGED:
+        return platform, allowed
+    key = "run to convergence, other platform"
+    return key, TOLERANCES[key]
+
+
 _ROW_KEYS = {
     "CompressionRaceConfig": ("method", "step"),
     "FactorizationTrackConfig": ("step",),
@@ -252,6 +273,7 @@ def _first_steps(run: PlannedRun, record: dict, steps: int, float32: bool, devic
         with _Threads(threads):
             replayed = replayer.whole(cut, run.seed, float32, device=device)
         diff, where = compare_rows(record["rows"], replayed["rows"], _ROW_KEYS[type(run.config).__name__])
+        platform, allowed = _rows_tolerance(run.config, platform, allowed)
         return Check("first steps", group, _run_label(run), platform, diff, allowed, diff <= allowed,
                      where, time.perf_counter() - tic)
     k = min(steps, len(record["train_loss"]))
@@ -289,6 +311,7 @@ def _whole(run: PlannedRun, record: dict, steps: int, float32: bool, device: str
         result = replayer.whole(run.config, run.seed, float32, device=device)
     if "rows" in record:
         diff, where = compare_rows(record["rows"], result["rows"], _ROW_KEYS[type(run.config).__name__])
+        platform, allowed = _rows_tolerance(run.config, platform, allowed)
         return Check("whole run", group, _run_label(run), platform, diff, allowed, diff <= allowed, where,
                      time.perf_counter() - tic)
     if platform == "same platform":
