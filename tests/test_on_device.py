@@ -14,7 +14,6 @@ import transformers
 from torch import nn
 
 from compressible.deeplora import DeepLoRAConfig, DeepLoRALinear, add_adapters, compress_from_batch
-from compressible.hub import ResourceMissingError
 from compressible.ledger import TOLERANCES, Ledger, iter_records
 from compressible.matrix.factorization import gradient_descent, scaled_orthogonal_init, truncated_gaussian_target
 
@@ -104,16 +103,9 @@ def test_deep_matrix_factorisation_gradient_descent_on_device(device):
 
 @pytest.fixture(scope="module")
 def runner(device):
-    from compressible.finetune.backbones import TINY_BERT
-    from compressible.finetune.classify import RunConfig, Runner
+    from finetune.tiny import tiny_bert_runner  # tests/ is on the path
 
-    runner = Runner(device, progress=False)
-    try:
-        runner.tokenizer(TINY_BERT)
-        runner.data(RunConfig("stsb", n_train=16, backbone=TINY_BERT))
-    except (ResourceMissingError, OSError) as error:
-        pytest.skip(f"needs the GLUE mirror and the MiniLM tokenizer: {error}")
-    return runner
+    return tiny_bert_runner(device)
 
 
 def _smoke():

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from compressible.hub import ResourceMissingError
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
 from compressible.finetune.classify import (PROBES, RunConfig, Runner, autocast_dtype, autocast_region, cast_frozen_linears,
                                             cpu_has_bf16, head_input_probe)
+
+from .tiny import tiny_bert_runner
 
 
 def test_defaults_resolve_to_the_authors_protocol():
@@ -73,13 +74,7 @@ def test_adapter_must_be_a_deeplora_config():
 
 @pytest.fixture(scope="module")
 def runner():
-    runner = Runner("cpu", progress=False)
-    try:
-        runner.tokenizer(TINY_BERT)
-        runner.data(RunConfig("stsb", n_train=16, backbone=TINY_BERT))
-    except (ResourceMissingError, OSError) as error:
-        pytest.skip(f"needs the GLUE mirror and the MiniLM tokenizer: {error}")
-    return runner
+    return tiny_bert_runner("cpu")
 
 
 def _smoke(adapter="compressed", **changes):

@@ -28,3 +28,21 @@ def backbone(kind: str) -> Backbone:
     model = tiny_model(kind, len(tok), seed=0, hidden=32, layers=1)
     name = "tiny-llama" if kind == "causal" else "tiny-t5"
     return Backbone(name, kind, model, tok, tok.eos_token_id, tok.pad_token_id, False, "test")
+
+
+def tiny_bert_runner(device="cpu", threads=None):
+    """A :class:`~compressible.finetune.classify.Runner` with the tiny BERT's tokenizer and the STS-B data
+    loaded, or a skip when the GLUE mirror or the MiniLM tokenizer is missing."""
+    import pytest
+
+    from compressible.finetune.backbones import TINY_BERT
+    from compressible.finetune.classify import RunConfig, Runner
+    from compressible.hub import ResourceMissingError
+
+    runner = Runner(device, progress=False, threads=threads)
+    try:
+        runner.tokenizer(TINY_BERT)
+        runner.data(RunConfig("stsb", n_train=16, backbone=TINY_BERT))
+    except (ResourceMissingError, OSError) as error:
+        pytest.skip(f"needs the GLUE mirror and the MiniLM tokenizer: {error}")
+    return runner

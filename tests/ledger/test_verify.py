@@ -12,23 +12,17 @@ import pytest
 
 from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
-from compressible.finetune.classify import RunConfig, Runner
-from compressible.hub import ResourceMissingError
+from compressible.finetune.classify import RunConfig
 from compressible.ledger import Ledger, PlannedRun, TOLERANCES, check_digest, coverage, verify
 from compressible.ledger.records import import_record, iter_records
 from compressible.ledger.verify import compare_curves, compare_rows, tolerance_for
 from compressible.store import LedgerMissingError, ResultStore
+from finetune.tiny import tiny_bert_runner  # tests/ is on the path
 
 
 @pytest.fixture(scope="module")
 def runner():
-    runner = Runner("cpu", progress=False, threads=1)
-    try:
-        runner.tokenizer(TINY_BERT)
-        runner.data(RunConfig("stsb", n_train=16, backbone=TINY_BERT))
-    except (ResourceMissingError, OSError) as error:
-        pytest.skip(f"needs the GLUE mirror and the MiniLM tokenizer: {error}")
-    return runner
+    return tiny_bert_runner("cpu", threads=1)
 
 
 def _config(**changes) -> RunConfig:

@@ -33,7 +33,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..store import ResultStore, _git_commit, environment_info
+from ..executors import _Threads
+from ..store import _git_commit, environment_info
 from .coverage import STORED_CHAPTERS, PlannedRun, planned_runs
 from .records import Ledger, check_digest, iter_records, same_platform
 from .replay import replay_precision, replayer_for
@@ -259,14 +260,17 @@ def _nan(x: Any) -> bool:
 
 # --- one check ------------------------------------------------------------------------------------
 
+def _prepare(run: PlannedRun, record: dict, float32: bool, device: str):
+    """What both kinds of re-execution need: the replayer, the record's threads, how the platforms differ
+    and the tolerance for that, and the check's group name."""
+    threads = _threads(record)
+    platform, allowed = tolerance_for(record.get("_provenance", {}), platform_now(run.config, float32, device, threads))
+    return replayer_for(run.config), threads, platform, allowed, f"{run.chapter} / {run.method}"
+
+
 def _first_steps(run: PlannedRun, record: dict, steps: int, float32: bool, device: str) -> Check:
     tic = time.perf_counter()
-    replayer = replayer_for(run.config)
-    threads = _threads(record)
-    now = platform_now(run.config, float32, device, threads)
-    platform, allowed = tolerance_for(record.get("_provenance", {}), now)
-    group = f"{run.chapter} / {run.method}"
-    from ..executors import _Threads
+    replayer, threads, platform, allowed, group = _prepare(run, record, float32, device)
 
     if replayer.first is None:  # a matrix part: cut it, re-execute, compare rows
         cut = _cut_matrix(run.config, steps)
@@ -300,13 +304,7 @@ def _final_metrics(record: dict) -> dict[str, float]:
 
 def _whole(run: PlannedRun, record: dict, steps: int, float32: bool, device: str) -> Check:
     tic = time.perf_counter()
-    replayer = replayer_for(run.config)
-    threads = _threads(record)
-    now = platform_now(run.config, float32, device, threads)
-    platform, allowed = tolerance_for(record.get("_provenance", {}), now)
-    group = f"{run.chapter} / {run.method}"
-    from ..executors import _Threads
-
+    replayer, threads, platform, allowed, group = _prepare(run, record, float32, device)
     with _Threads(threads):
         result = replayer.whole(run.config, run.seed, float32, device=device)
     if "rows" in record:
