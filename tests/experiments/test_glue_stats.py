@@ -71,3 +71,42 @@ def test_formatting_helpers():
     assert mean_pm_std(0.25, None, digits=3) == "0.250"
     assert mean_pm_std(None, None) == "n/a"
     assert finite(np.float64(1.5)) == 1.5 and finite(float("nan")) is None and finite(float("inf")) is None
+
+
+def test_paired_power_is_the_tests_size_at_no_effect_and_grows_with_seeds():
+    from compressible.experiments.glue_stats import paired_power
+
+    for seeds in (2, 5, 20):
+        assert paired_power(seeds, 0.0, 1.0, alpha=0.05) == pytest.approx(0.05, abs=1e-12)
+    powers = [paired_power(n, 0.5, 1.0) for n in range(2, 40)]
+    assert all(b > a for a, b in zip(powers, powers[1:]))
+    assert paired_power(10, 1.0, 1.0) == paired_power(10, -1.0, 1.0) == paired_power(10, 2.0, 2.0)
+
+
+def test_paired_power_against_monte_carlo():
+    from scipy import stats
+
+    from compressible.experiments.glue_stats import paired_power
+
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0.7, 1.0, size=(20_000, 8))
+    rejected = stats.ttest_1samp(draws, 0.0, axis=1).pvalue < 0.05
+    # 20 000 draws: the Monte Carlo share has a standard error of sqrt(p (1 - p) / 20 000) < 0.0036
+    assert abs(rejected.mean() - paired_power(8, 0.7, 1.0)) < 4 * 0.0036
+
+
+def test_paired_seeds_is_the_fewest_that_reach_the_power():
+    from compressible.experiments.glue_stats import paired_power, paired_seeds
+
+    for effect, sd in ((6.9, 7.7), (1.6, 2.2), (1.4, 1.0)):
+        n = paired_seeds(effect, sd)
+        assert paired_power(n, effect, sd) >= 0.8 and (n == 2 or paired_power(n - 1, effect, sd) < 0.8)
+    assert paired_seeds(1.0, 1.0, power=0.9) > paired_seeds(1.0, 1.0, power=0.8)
+    with pytest.raises(ValueError, match="sd must be a finite number > 0, got 0"):
+        paired_seeds(1.0, 0)
+    with pytest.raises(ValueError, match=r"\|effect\| must be a finite number > 0, got 0.0"):
+        paired_seeds(0.0, 1.0)
+    with pytest.raises(ValueError, match="power must be a number in \\(0, 1\\), got 1.5"):
+        paired_seeds(1.0, 1.0, power=1.5)
+    with pytest.raises(ValueError, match="more than most=3 seeds"):
+        paired_seeds(0.1, 1.0, most=3)
