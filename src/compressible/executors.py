@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
-from .store import ResultStore, config_key
+from .store import ResultStore, config_key, measured
 
 __all__ = ["EXECUTORS", "Failure", "SweepSummary", "SweepInterrupted", "missing_runs", "execute"]
 
@@ -203,14 +203,8 @@ def _runner(make_runner: RunFactory) -> Callable[[Any, int], dict]:
 def _attempt(run_one: Callable[[Any, int], dict], store: ResultStore, config: Any, seed: int, threads: int | None) -> dict:
     """Compute and store one run; a run that raises is stored as failed. Returns a small status."""
     try:
-        tic = time.perf_counter()
         with _Threads(threads):
-            result = run_one(config, seed)
-            if isinstance(result, dict):  # the run's own threads and time, for its provenance
-                import torch
-
-                result.setdefault("threads", torch.get_num_threads())
-                result.setdefault("wall_time", time.perf_counter() - tic)
+            result = measured(run_one, config, seed)
         store.save(config, seed, result)
     except Exception as error:  # recorded, reported, and the sweep goes on
         message = f"{type(error).__name__}: {error}".splitlines()[0]

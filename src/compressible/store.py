@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from .hub import results_dir
 
 __all__ = ["ResultStore", "config_key", "environment_info", "machine_info", "KEY_OPTIONAL", "LEDGER_ENV",
-           "LEDGER_ONLY_ENV", "ledger_dir", "ledger_only", "LedgerMissingError"]
+           "LEDGER_ONLY_ENV", "ledger_dir", "ledger_only", "LedgerMissingError", "measured"]
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,10 @@ class ResultStore:
             self._atomic_write(config_file, {"class": type(config).__name__, **_config_dict(config)})
 
     def _atomic_write(self, location: str, payload: dict) -> None:
-        data = json.dumps(payload, indent=1, sort_keys=True, default=_json_default).encode()
+        self._write_bytes(location, json.dumps(payload, indent=1, sort_keys=True, default=_json_default).encode())
+
+    def _write_bytes(self, location: str, data: bytes) -> None:
+        """Write ``data`` to ``location`` so that readers see the whole file or none (see the module docstring)."""
         folder, name = location.rsplit("/", 1)
         if self.local:
             os.makedirs(folder, exist_ok=True)
@@ -376,15 +379,21 @@ class ResultStore:
         if len(missing) < len(seeds):
             log.info("%s: %d of %d runs already stored", type(config).__name__, len(seeds) - len(missing), len(seeds))
         for seed in tqdm(missing, disable=not progress or not missing, desc=desc or type(config).__name__):
-            tic = time.perf_counter()
-            result = fn(config, seed)
-            if isinstance(result, dict):  # the run's own threads and time, for its provenance
-                import torch
-
-                result.setdefault("threads", torch.get_num_threads())
-                result.setdefault("wall_time", time.perf_counter() - tic)
-            self.save(config, seed, result)
+            self.save(config, seed, measured(fn, config, seed))
         return [self.load(config, s) for s in seeds]
+
+
+def measured(fn: Callable[[Any, int], dict], config: Any, seed: int) -> dict:
+    """``fn(config, seed)`` with the torch threads it ran with and its wall time added (where it does not
+    report them itself), for the record's provenance."""
+    import torch
+
+    tic = time.perf_counter()
+    result = fn(config, seed)
+    if isinstance(result, dict):
+        result.setdefault("threads", torch.get_num_threads())
+        result.setdefault("wall_time", time.perf_counter() - tic)
+    return result
 
 
 def _protocols(fs: Any) -> set[str]:

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..store import ResultStore, _json_default, config_key, environment_info
+from ..store import ResultStore, _config_dict, _json_default, config_key, environment_info
 
 __all__ = ["Ledger", "LedgerRecord", "canonical", "digest", "check_digest", "provenance", "precision_of",
            "iter_records", "same_platform", "PLATFORM_FIELDS", "import_record"]
@@ -129,28 +129,12 @@ class Ledger(ResultStore):
         self._save_config(config, location)
         environment = result.get("_environment") or environment_info(result.get("device"))
         record = {k: v for k, v in result.items() if k not in ("_digest", "_provenance", "_config", "_seed")}
-        record.update({"_config": json.loads(canonical(_asdict(config))), "_seed": seed, "_environment": environment})
-        record.setdefault("_provenance", provenance(config, result, environment))
-        if "_provenance" in result:
-            record["_provenance"] = result["_provenance"]
+        record.update({"_config": json.loads(canonical(_config_dict(config))), "_seed": seed, "_environment": environment})
+        record["_provenance"] = result.get("_provenance") or provenance(config, result, environment)
         record = json.loads(canonical(record))  # numpy scalars, paths, tuples: as they will read back
         record["_digest"] = digest(record)
         self._write_bytes(location, canonical(record) + b"\n")
         return self._shown(location)
-
-    def _write_bytes(self, location: str, data: bytes) -> None:
-        folder, name = location.rsplit("/", 1)
-        os.makedirs(folder, exist_ok=True)
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, location)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def import_record(ledger_root: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -175,16 +159,8 @@ def import_record(ledger_root: str | os.PathLike, path: str | os.PathLike) -> Pa
     config_file = path.parent / "config.json"
     if config_file.is_file() and not (target.parent / "config.json").is_file():
         (target.parent / "config.json").write_bytes(canonical(json.loads(config_file.read_text())) + b"\n")
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_bytes(canonical(record) + b"\n")
-    tmp.replace(target)
+    Ledger(ledger_root)._write_bytes(str(target), canonical(record) + b"\n")
     return target
-
-
-def _asdict(config: Any) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(config)
 
 
 class LedgerRecord:
@@ -218,7 +194,3 @@ def iter_records(root: str | os.PathLike) -> Iterator[LedgerRecord]:
         if not path.name.endswith(".failed.json"):
             yield LedgerRecord(path)
 
-
-def key_matches(record: LedgerRecord, config: Any) -> bool:
-    """Whether ``config`` (rebuilt from the record's ``_config``) hashes to the folder the record sits in."""
-    return config_key(config) == record.key
