@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from .hub import results_dir
 from .scales import check_scale
 
-__all__ = ["Summary", "save_summary", "load_summary", "summary_path"]
+__all__ = ["Frozen", "Summary", "save_summary", "load_summary", "summary_path"]
 
 
 def _finite(value: Any, where: str) -> None:
@@ -34,15 +34,19 @@ def _finite(value: Any, where: str) -> None:
             _finite(v, f"{where}[{i}]")
 
 
-class Summary(BaseModel):
+class Frozen(BaseModel):
+    """The one base of every typed record in the package: immutable, and unknown fields are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Summary(Frozen):
     """Base class of every chapter's summary.
 
     Subclasses set ``chapter`` (the chapter's file name in ``book/``) and declare their fields
     with types; instances are immutable. Floats must be finite: a quantity that was not measured
     is ``None``, never ``nan``.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     chapter: ClassVar[str] = ""
     scale: str

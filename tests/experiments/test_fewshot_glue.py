@@ -377,15 +377,17 @@ def test_cpu_execution_of_the_plans():
     """ci (and smoke) compute one thread per run, one run per core; paper and GPUs keep one process."""
     import os
 
-    from compressible.experiments.glue_runs import cpu_execution, run_and_load
+    from compressible.experiments.glue_runs import cpu_execution
 
     cores = max(1, min(8, os.cpu_count() or 1))
     assert cpu_execution(fg.PLANS["ci"], "cpu") == (1, cores)
     assert cpu_execution(fg.PLANS["ci"], "cpu", threads=2, workers=3) == (2, 3)
     assert cpu_execution(fg.PLANS["ci"], "cuda") == (None, 1)
     assert cpu_execution(fg.PLANS["paper"], "cpu", threads=4) == (4, 1)
-    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
-        run_and_load([], None, workers=0)
+    from compressible.experiments.contract import Execution
+
+    with pytest.raises(ValueError, match="Execution.workers must be None or an int >= 1, got 0"):
+        Execution(workers=0)
 
 
 def test_fig8_with_a_rank_where_deep_lora_predicts_a_constant():

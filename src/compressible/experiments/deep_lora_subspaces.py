@@ -28,6 +28,7 @@ from ..reference import PROVENANCE, paper_value
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
 from ..summaries import Summary
+from .contract import Execution
 from .glue_runs import (
     ATTENTION_TARGETS,
     GLUE_METHODS,
@@ -35,7 +36,6 @@ from .glue_runs import (
     Experiment,
     GlueChapterPlan,
     as_store,
-    cpu_execution,
     load_runs,
     run_and_load,
 )
@@ -245,7 +245,7 @@ def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None,
     p = plan(scale)
     exps = experiments(p)
     store = as_store(store)
-    runs = run_and_load(exps, store, device, progress, *cpu_execution(p, device, threads))
+    runs = run_and_load(exps, store, device, Execution(progress, threads), p)
     fig2 = next(e for e in exps if e.part == "fig2")
     d2 = {e.label: e for e in exps if e.part == "d2"}
     return DeepLoraSubspacesResults(

@@ -63,10 +63,10 @@ from .glue_runs import (
     GlueChapterPlan,
     GlueMethods,
     as_store,
-    cpu_execution,
     load_runs,
     run_and_load,
 )
+from .contract import Execution
 from .glue_stats import DEEP, LORA, above_chance, chance_level, distance_from_chance, finite, mean_pm_std, paired_frame
 
 __all__ = [
@@ -525,11 +525,11 @@ def run(scale: str, device: str = "cpu", store: ResultStore | str | None = None,
     """
     p = plan(scale)
     store = as_store(store)
-    threads, workers = cpu_execution(p, device, threads, workers)
-    run_and_load(tuning_runs(p) + rate_free_runs(p), store, device, progress, threads, workers)
+    execution = Execution(progress, threads, workers)
+    run_and_load(tuning_runs(p) + rate_free_runs(p), store, device, execution, p)
     tuning = tune(p, store)
     exps = experiments(p, tuned_methods(p, tuning))
-    runs = run_and_load(exps, store, device, progress, threads, workers)
+    runs = run_and_load(exps, store, device, execution, p)
     fig7 = {e.label: load_runs(e, store)[0] for e in exps if e.part == "fig7"}
     fig7_rank = next(e.config.adapter.rank for e in exps if e.part == "fig7")
     sizes = {}

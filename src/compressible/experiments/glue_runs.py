@@ -28,6 +28,7 @@ from ..finetune.backbones import TINY_BERT
 from ..finetune.classify import RunConfig, Runner
 from ..executors import execute
 from ..store import ResultStore, config_key
+from .contract import Execution
 from .glue_stats import DEEP, LORA
 
 __all__ = [
@@ -279,26 +280,33 @@ def run_and_load(
     experiments: Sequence[Experiment],
     store: ResultStore | str | None = None,
     device: str = "cpu",
-    progress: bool = True,
-    threads: int | None = None,
-    workers: int = 1,
+    execution: Execution | None = None,
+    plan: GlueChapterPlan | None = None,
 ) -> pd.DataFrame:
     """Compute what ``store`` lacks of ``experiments`` with a :class:`~compressible.finetune.classify.Runner`
-    on ``device`` (``threads``: torch's CPU threads per run), then return :func:`results_frame` of them.
+    on ``device``, then return :func:`results_frame` of them.
 
-    ``workers > 1`` computes the runs in that many local processes at once
-    (:func:`compressible.executors.execute` with ``executor="processes"``, ``threads`` per run,
-    default 1); a failed run then raises once the others are done, naming it.
+    ``execution`` (:class:`~compressible.experiments.contract.Execution`) says how: in this process, in
+    worker processes (``workers > 1``; ``threads`` per run, default 1) or as Ray tasks; its unset threads
+    and workers come from ``plan`` (:func:`cpu_execution`). A failed run raises once the others are done,
+    naming it.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    execution = execution or Execution()
     store = as_store(store)
-    if workers == 1:
-        run_experiments(experiments, store, progress=progress, fn=Runner(device=device, progress=progress, threads=threads))
+    threads, workers = execution.threads, execution.workers
+    if plan is not None:
+        threads, workers = cpu_execution(plan, device, threads, workers)
+    workers = workers or 1
+    if execution.executor == "local" and workers == 1:
+        run_experiments(experiments, store, progress=execution.progress,
+                        fn=Runner(device=device, progress=execution.progress, threads=threads))
     else:
-        summary = execute(longest_first(merge_experiments(experiments)), functools.partial(Runner, device=device, progress=False),
-                          store, executor="processes", workers=workers, threads=threads, progress=progress,
-                          desc="GLUE runs", describe=describe)
+        ray = execution.executor == "ray"
+        summary = execute(longest_first(merge_experiments(experiments)),
+                          functools.partial(Runner, device=device, progress=False), store,
+                          executor="ray" if ray else "processes", threads=threads, progress=execution.progress,
+                          desc="GLUE runs", describe=describe,
+                          **(dict(execution.options) if ray else {"workers": workers}))
         if summary.failed:
             raise RuntimeError(f"{len(summary.failed)} run(s) failed (recorded in {store.url}): "
                                + "; ".join(str(f) for f in summary.failed))
