@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+import json
+import sys
+from typing import Any, ClassVar, Iterator, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from .hub import results_dir
 from .scales import check_scale
 
-__all__ = ["Frozen", "Summary", "save_summary", "load_summary", "summary_path"]
+__all__ = ["Frozen", "Summary", "save_summary", "load_summary", "summary_path", "summary_differences"]
 
 
 def _finite(value: Any, where: str) -> None:
@@ -93,3 +95,58 @@ def load_summary(cls: type[S]) -> S | None:
     """The latest summary of ``cls.chapter``, or ``None`` when the chapter has not run."""
     path = summary_path(_chapter(cls))
     return cls.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def _leaves(value: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaves(v, f"{where}[{i}]")
+    else:
+        yield where, value
+
+
+def summary_differences(before: Path | str, after: Path | str, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Every leaf of the summaries in folder ``before`` that is missing or differs in folder ``after``
+    (``<chapter>.json`` files, compared value for value, floats to the last digit); leaves whose path
+    contains one of ``ignore`` (e.g. ``"wall_time"``) are skipped. Fields only ``after`` has are new
+    data, not differences. Empty when every number is unchanged."""
+    out = []
+    for path in sorted(Path(before).glob("*.json")):
+        other = Path(after) / path.name
+        if not other.is_file():
+            out.append(f"{path.name}: missing")
+            continue
+        new = dict(_leaves(json.loads(other.read_text())))
+        for where, value in _leaves(json.loads(path.read_text())):
+            if any(part in where for part in ignore):
+                continue
+            if where not in new:
+                out.append(f"{path.name}: {where} missing (was {value!r})")
+            elif new[where] != value:
+                out.append(f"{path.name}: {where} {value!r} -> {new[where]!r}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m compressible.summaries compare BEFORE AFTER [--ignore KEY ...]``: exit 1 when a number changed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m compressible.summaries")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmp_ = sub.add_parser("compare", help="compare two folders of summaries leaf by leaf")
+    cmp_.add_argument("before")
+    cmp_.add_argument("after")
+    cmp_.add_argument("--ignore", nargs="*", default=[], help="skip leaves whose path contains one of these")
+    args = parser.parse_args(argv)
+    diffs = summary_differences(args.before, args.after, tuple(args.ignore))
+    for line in diffs:
+        print(line)
+    print(f"{len(diffs)} difference(s)")
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
