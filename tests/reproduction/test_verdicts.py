@@ -3,13 +3,7 @@
 import pytest
 
 from compressible.reproduction.verdicts import (
-    AT_CHANCE,
-    CONTRADICTED,
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    REPRODUCED,
-    TREND,
-    UNTRAINED,
+    Verdict,
     VERDICTS,
     Criteria,
     Difference,
@@ -24,18 +18,18 @@ from compressible.reproduction.verdicts import (
 
 
 def test_exact_statements_hold_at_any_scale_or_fail():
-    assert verdict(Exact(True, "σ = ρ")) == Judgement(REPRODUCED, "σ = ρ: holds (a mathematical statement, any scale)")
-    assert verdict(Exact(False, "σ = ρ")).verdict == NOT_REPRODUCED
+    assert verdict(Exact(True, "σ = ρ")) == Judgement(Verdict.REPRODUCED, "σ = ρ: holds (a mathematical statement, any scale)")
+    assert verdict(Exact(False, "σ = ρ")).verdict == Verdict.NOT_REPRODUCED
 
 
 @pytest.mark.parametrize(
     "holds, direction, full_scale, expected",
     [
-        (True, True, True, REPRODUCED),
-        (True, True, False, TREND),
-        (False, True, True, TREND),
-        (False, True, False, TREND),
-        (False, False, True, NOT_REPRODUCED),
+        (True, True, True, Verdict.REPRODUCED),
+        (True, True, False, Verdict.TREND),
+        (False, True, True, Verdict.TREND),
+        (False, True, False, Verdict.TREND),
+        (False, False, True, Verdict.NOT_REPRODUCED),
     ],
 )
 def test_criteria_reproduce_only_at_full_scale(holds, direction, full_scale, expected):
@@ -46,18 +40,18 @@ def test_criteria_reproduce_only_at_full_scale(holds, direction, full_scale, exp
 @pytest.mark.parametrize(
     "value, bound, full_scale, expected",
     [
-        (3.5, "exact", True, REPRODUCED),  # reaches the claimed 3x at the paper's scale
-        (3.5, "exact", False, TREND),  # ... at a reduced scale only the trend
-        (1.4, "exact", True, TREND),  # faster, but by less than claimed
-        (1.0, "exact", True, NOT_REPRODUCED),  # exactly as fast is not faster
-        (0.7, "exact", True, NOT_REPRODUCED),
-        (3.5, "lower", True, REPRODUCED),  # a lower bound above the claim proves it
-        (1.4, "lower", False, TREND),  # a lower bound above 1 shows "faster"
-        (0.9, "lower", False, INCONCLUSIVE),  # App. D.1 at ci: >= 0.9x cannot show "faster"
-        (1.0, "lower", True, INCONCLUSIVE),
-        (0.8, "upper", True, NOT_REPRODUCED),  # at most 0.8x: certainly not faster
-        (1.0, "upper", True, NOT_REPRODUCED),
-        (5.0, "upper", True, INCONCLUSIVE),  # at most 5x: may still be <= 1
+        (3.5, "exact", True, Verdict.REPRODUCED),  # reaches the claimed 3x at the paper's scale
+        (3.5, "exact", False, Verdict.TREND),  # ... at a reduced scale only the trend
+        (1.4, "exact", True, Verdict.TREND),  # faster, but by less than claimed
+        (1.0, "exact", True, Verdict.NOT_REPRODUCED),  # exactly as fast is not faster
+        (0.7, "exact", True, Verdict.NOT_REPRODUCED),
+        (3.5, "lower", True, Verdict.REPRODUCED),  # a lower bound above the claim proves it
+        (1.4, "lower", False, Verdict.TREND),  # a lower bound above 1 shows "faster"
+        (0.9, "lower", False, Verdict.INCONCLUSIVE),  # App. D.1 at ci: >= 0.9x cannot show "faster"
+        (1.0, "lower", True, Verdict.INCONCLUSIVE),
+        (0.8, "upper", True, Verdict.NOT_REPRODUCED),  # at most 0.8x: certainly not faster
+        (1.0, "upper", True, Verdict.NOT_REPRODUCED),
+        (5.0, "upper", True, Verdict.INCONCLUSIVE),  # at most 5x: may still be <= 1
     ],
 )
 def test_ratio_respects_bounds(value, bound, full_scale, expected):
@@ -66,7 +60,7 @@ def test_ratio_respects_bounds(value, bound, full_scale, expected):
 
 def test_lower_bound_below_one_says_why():
     judged = verdict(Ratio(0.9, claimed=3.0, bound="lower"))
-    assert judged == Judgement(INCONCLUSIVE, "≥ 0.9× is only a lower bound, and one ≤ 1 cannot show 'faster'")
+    assert judged == Judgement(Verdict.INCONCLUSIVE, "≥ 0.9× is only a lower bound, and one ≤ 1 cannot show 'faster'")
 
 
 def test_ratio_rejects_bad_input():
@@ -81,13 +75,13 @@ def test_ratio_rejects_bad_input():
 @pytest.mark.parametrize(
     "mean, low, high, direction, full_scale, expected",
     [
-        (0.10, 0.02, 0.18, 1, True, REPRODUCED),  # interval above 0 in the paper's direction
-        (0.10, 0.02, 0.18, 1, False, TREND),  # ... on a reduced backbone / budget
-        (0.05, -0.03, 0.13, 1, True, INCONCLUSIVE),  # spans 0
-        (0.00, 0.00, 0.00, 1, True, INCONCLUSIVE),  # touching 0 is not above it
-        (-0.10, -0.18, -0.02, 1, True, CONTRADICTED),  # below 0
-        (-0.10, -0.18, -0.02, -1, False, TREND),  # the paper claims a decrease: below 0 supports it
-        (0.10, 0.02, 0.18, -1, True, CONTRADICTED),
+        (0.10, 0.02, 0.18, 1, True, Verdict.REPRODUCED),  # interval above 0 in the paper's direction
+        (0.10, 0.02, 0.18, 1, False, Verdict.TREND),  # ... on a reduced backbone / budget
+        (0.05, -0.03, 0.13, 1, True, Verdict.INCONCLUSIVE),  # spans 0
+        (0.00, 0.00, 0.00, 1, True, Verdict.INCONCLUSIVE),  # touching 0 is not above it
+        (-0.10, -0.18, -0.02, 1, True, Verdict.CONTRADICTED),  # below 0
+        (-0.10, -0.18, -0.02, -1, False, Verdict.TREND),  # the paper claims a decrease: below 0 supports it
+        (0.10, 0.02, 0.18, -1, True, Verdict.CONTRADICTED),
     ],
 )
 def test_paired_difference_reads_its_interval(mean, low, high, direction, full_scale, expected):
@@ -96,12 +90,12 @@ def test_paired_difference_reads_its_interval(mean, low, high, direction, full_s
 
 def test_runs_at_chance_decide_nothing_whatever_the_interval():
     judged = verdict(Difference(0.3, 0.2, 0.4, seeds=5, at_chance=True, full_scale=True))
-    assert judged.verdict == AT_CHANCE and "chance" in judged.reason
+    assert judged.verdict == Verdict.AT_CHANCE and "chance" in judged.reason
 
 
 def test_single_seed_without_interval_is_inconclusive():
     judged = verdict(Difference(0.3, None, None, seeds=1))
-    assert judged == Judgement(INCONCLUSIVE, "mean difference +0.3 from 1 seed(s), no interval")
+    assert judged == Judgement(Verdict.INCONCLUSIVE, "mean difference +0.3 from 1 seed(s), no interval")
 
 
 def test_difference_rejects_bad_input():
@@ -121,7 +115,7 @@ def test_difference_rejects_bad_input():
 
 def test_runs_that_did_not_train_decide_nothing():
     j = verdict(Untrained("Deep LoRA at r = 64 (2 of 2 seeds)"))
-    assert j.verdict == UNTRAINED == "did not train"
+    assert j.verdict == Verdict.UNTRAINED == "did not train"
     assert j.reason.startswith("Deep LoRA at r = 64 (2 of 2 seeds): training loss stayed near the constant predictor's")
     with pytest.raises(ValueError, match="Untrained needs the runs that did not train"):
         Untrained("")
@@ -134,13 +128,13 @@ def test_a_claim_for_every_part_is_as_strong_as_its_weakest_part():
         "n = 256": verdict(Difference(0.03, 0.01, 0.05, seeds=5)),
     }
     judged = weakest(parts)
-    assert judged.verdict == INCONCLUSIVE
+    assert judged.verdict == Verdict.INCONCLUSIVE
     assert judged.reason.startswith("n = 16: 95 % interval") and "n = 64: 95 % interval [-0.01, +0.05] over 5 seeds spans 0" in judged.reason
     parts["n = 256"] = verdict(Difference(-0.03, -0.05, -0.01, seeds=5))
-    assert weakest(parts).verdict == CONTRADICTED
-    assert weakest({"a": Judgement(AT_CHANCE, "x"), "b": Judgement(TREND, "y")}).verdict == AT_CHANCE
-    assert weakest({"a": Judgement(AT_CHANCE, "x"), "b": verdict(Untrained("Deep LoRA at r = 64"))}).verdict == UNTRAINED
-    assert weakest({"a": Judgement(UNTRAINED, "x"), "b": Judgement(CONTRADICTED, "y")}).verdict == CONTRADICTED
+    assert weakest(parts).verdict == Verdict.CONTRADICTED
+    assert weakest({"a": Judgement(Verdict.AT_CHANCE, "x"), "b": Judgement(Verdict.TREND, "y")}).verdict == Verdict.AT_CHANCE
+    assert weakest({"a": Judgement(Verdict.AT_CHANCE, "x"), "b": verdict(Untrained("Deep LoRA at r = 64"))}).verdict == Verdict.UNTRAINED
+    assert weakest({"a": Judgement(Verdict.UNTRAINED, "x"), "b": Judgement(Verdict.CONTRADICTED, "y")}).verdict == Verdict.CONTRADICTED
     with pytest.raises(ValueError, match="weakest\\(\\) of no judgements"):
         weakest({})
     with pytest.raises(ValueError, match="part 'a' has verdict 'not run at this scale'"):
@@ -163,8 +157,8 @@ def test_t_interval_matches_the_textbook_formula():
 
 
 def test_paired_differences_of_seeds_become_a_verdict():
-    assert verdict(Difference.from_differences([0.05, 0.07, 0.06, 0.08, 0.04])).verdict == TREND
+    assert verdict(Difference.from_differences([0.05, 0.07, 0.06, 0.08, 0.04])).verdict == Verdict.TREND
     spans = Difference.from_differences([0.10, -0.08, 0.05, -0.02, 0.01], full_scale=True)
-    assert spans.seeds == 5 and spans.low < 0 < spans.high and verdict(spans).verdict == INCONCLUSIVE
-    assert verdict(Difference.from_differences([-0.05, -0.07, -0.06], full_scale=True)).verdict == CONTRADICTED
-    assert verdict(Difference.from_differences([0.3])).verdict == INCONCLUSIVE
+    assert spans.seeds == 5 and spans.low < 0 < spans.high and verdict(spans).verdict == Verdict.INCONCLUSIVE
+    assert verdict(Difference.from_differences([-0.05, -0.07, -0.06], full_scale=True)).verdict == Verdict.CONTRADICTED
+    assert verdict(Difference.from_differences([0.3])).verdict == Verdict.INCONCLUSIVE

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from ..experiments.compression import CompressionSummary
 from ..experiments.completion import CompletionSummary
 from ..experiments.deep_lora_subspaces import DeepLoraSubspacesSummary
-from ..experiments.fewshot_glue import METHOD_LABELS, FewshotGlueSummary, PairedScores, untrained_list
+from ..experiments.fewshot_glue import METHOD_LABELS, FewshotGlueSummary
+from ..experiments.paired import PairedScores
 from ..experiments.glue_stats import DEEP, LORA
 from ..experiments.generation import GenerationSummary
 from ..experiments.invariant_subspaces import InvariantSubspacesSummary
@@ -26,7 +27,7 @@ from ..experiments.nonlinear import NonlinearSummary
 from ..scales import check_scale
 from ..summaries import Summary, load_summary
 from ..reference import paper_value
-from .verdicts import NOT_RUN, Criteria, Difference, Evidence, Exact, Ratio, Untrained, verdict, weakest
+from .verdicts import Criteria, Difference, Evidence, Exact, Ratio, Untrained, Verdict, untrained_runs, verdict, weakest
 
 __all__ = ["Unmeasured", "Claim", "CLAIMS", "judge", "scorecard", "chapter_verdicts"]
 
@@ -170,6 +171,10 @@ def _table1(s: FewshotGlueSummary) -> tuple[str, Parts]:
     return ours, _paired(t.average, "the per-seed Table 1 average", at_chance=not learned, full_scale=_paper(s))
 
 
+def _seeds(by: dict[int, PairedScores]) -> dict[int, int]:
+    return {key: scores.seeds for key, scores in by.items()}
+
+
 def _failed_seeds(untrained: dict[str, dict[int, list[int]]], key: int, methods=(LORA, DEEP)) -> set[int]:
     return {seed for m in methods for seed in untrained.get(m, {}).get(key, [])}
 
@@ -183,7 +188,7 @@ def _fig6(s: FewshotGlueSummary) -> tuple[str, Parts]:
         failed = _failed_seeds(f.untrained, n)
         kept = _differences(f.by_n[n], failed)
         if failed and not kept:
-            parts[f"n = {n}"] = Untrained(untrained_list(f.untrained, f.by_n, "n", [n], (LORA, DEEP)))
+            parts[f"n = {n}"] = Untrained(untrained_runs(f.untrained, _seeds(f.by_n), "n", [n], (LORA, DEEP)))
             notes.append(f"n = {n}: did not train")
             continue
         if failed:
@@ -217,7 +222,7 @@ def _fig6_full(s: FewshotGlueSummary) -> tuple[str, Parts]:
         failed = _failed_seeds(f.untrained, n, (LORA, full))
         kept = _differences(scores, failed)
         if not kept:
-            parts[f"n = {n}"] = Untrained(untrained_list(f.untrained, f.full_by_n, "n", [n], (LORA, full)))
+            parts[f"n = {n}"] = Untrained(untrained_runs(f.untrained, _seeds(f.full_by_n), "n", [n], (LORA, full)))
             notes.append(f"n = {n}: did not train")
             continue
         notes.append(f"n = {n}: {sum(kept) / len(kept):+.3f} over {len(kept)} seed(s)")
@@ -241,7 +246,7 @@ def _fig8(s: FewshotGlueSummary) -> tuple[str, Parts]:
     small, large = (f.by_rank[r].differences for r in ends)
     seeds = sorted(seed for seed in set(small) & set(large) - failed if small[seed] is not None and large[seed] is not None)
     if failed and not seeds:
-        which = untrained_list(f.untrained, f.by_rank, "r", ends, (LORA, DEEP))
+        which = untrained_runs(f.untrained, _seeds(f.by_rank), "r", ends, (LORA, DEEP))
         return f"runs at r = {ends[0]} or {ends[1]} did not train ({which})" + _scaled_note(f), Untrained(which)
     drops = _need([large[seed] - small[seed] for seed in seeds] or None, "a seed run at both the smallest and largest r")
     if failed:  # the means over all seeds hold untrained runs: report the paired drops of the kept seeds
@@ -327,7 +332,7 @@ def judge(claim: Claim, summary: Summary) -> tuple[str, str, str]:
     try:
         ours, evidence = claim.read(summary)
     except Unmeasured as missing:
-        return "—", NOT_RUN, str(missing)
+        return "—", Verdict.NOT_RUN, str(missing)
     if isinstance(evidence, dict):
         judged = weakest({part: verdict(e) for part, e in evidence.items()})
     else:
@@ -358,7 +363,7 @@ def scorecard(scale: str, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
             stale = (f"the stored {chapter} summary does not fit {claim.summary.__name__} "
                      f"({error.error_count()} error(s)): rerun the chapter")
         if summary is None or summary.scale != scale:
-            ours, verdict_, why, measured = "—", NOT_RUN, stale or f"the {chapter} chapter did not run at this scale", "—"
+            ours, verdict_, why, measured = "—", Verdict.NOT_RUN, stale or f"the {chapter} chapter did not run at this scale", "—"
         else:
             measured = summary.scale
             ours, verdict_, why = judge(claim, summary)

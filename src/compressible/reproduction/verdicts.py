@@ -31,22 +31,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Literal, NamedTuple, Union
 
 from ..finetune.metrics import t_interval, wilcoxon_pvalue
 
 
 __all__ = [
+    "Verdict",
     "VERDICTS",
-    "REPRODUCED",
-    "TREND",
-    "INCONCLUSIVE",
-    "AT_CHANCE",
-    "UNTRAINED",
-    "NOT_REPRODUCED",
-    "CONTRADICTED",
-    "NOT_RUN",
     "Judgement",
     "Exact",
     "Criteria",
@@ -54,29 +48,42 @@ __all__ = [
     "Difference",
     "Untrained",
     "Evidence",
-    "t_interval",
+    "untrained_runs",
     "verdict",
     "weakest",
 ]
 
-VERDICTS = (
-    "reproduced",
-    "trend reproduced",
-    "inconclusive",
-    "at chance",
-    "did not train",
-    "not reproduced",
-    "contradicted",
-    "not run at this scale",
-)
-"""Every verdict, strongest first (the module docstring defines each)."""
-REPRODUCED, TREND, INCONCLUSIVE, AT_CHANCE, UNTRAINED, NOT_REPRODUCED, CONTRADICTED, NOT_RUN = VERDICTS
+class Verdict(StrEnum):
+    """Every verdict, strongest first (the module docstring defines each); a member equals its words."""
+
+    REPRODUCED = "reproduced"
+    TREND = "trend reproduced"
+    INCONCLUSIVE = "inconclusive"
+    AT_CHANCE = "at chance"
+    UNTRAINED = "did not train"
+    NOT_REPRODUCED = "not reproduced"
+    CONTRADICTED = "contradicted"
+    NOT_RUN = "not run at this scale"
+
+
+VERDICTS = tuple(Verdict)
+"""Every verdict, strongest first."""
+
+
+def untrained_runs(untrained: Mapping[str, Mapping[int, Sequence[int]]], seeds: Mapping[int, int], name: str,
+                   keys: Sequence[int] | None = None, methods: Sequence[str] | None = None) -> str:
+    """What an :class:`Untrained` record names: ``"<method> at <name> = <key> (k of <seeds> seeds); ..."`` for
+    the runs of ``untrained`` (method -> setting -> seeds that did not train) out of ``seeds[key]`` seeds; only
+    ``keys`` and ``methods`` when given (default: all, methods sorted). Empty when every run trained."""
+    methods = sorted(untrained) if methods is None else methods
+    return "; ".join(f"{m} at {name} = {k} ({len(untrained[m][k])} of {seeds[k]} seeds)" for m in methods
+                     for k in sorted(untrained.get(m, {})) if keys is None or k in keys)
 
 
 class Judgement(NamedTuple):
     """A verdict (one of :data:`VERDICTS`) and the reason, in words a reader can check."""
 
-    verdict: str
+    verdict: Verdict
     reason: str
 
 
@@ -184,8 +191,8 @@ Evidence = Union[Exact, Criteria, Ratio, Difference, Untrained]
 
 def _scaled(full_scale: bool, what: str) -> Judgement:
     if full_scale:
-        return Judgement(REPRODUCED, what)
-    return Judgement(TREND, f"{what}, at a reduced scale")
+        return Judgement(Verdict.REPRODUCED, what)
+    return Judgement(Verdict.TREND, f"{what}, at a reduced scale")
 
 
 def _ratio(e: Ratio) -> Judgement:
@@ -195,27 +202,27 @@ def _ratio(e: Ratio) -> Judgement:
     if true_can_exceed and e.value > 1:
         if e.value >= e.claimed:
             return _scaled(e.full_scale, f"{shown} reaches {claimed}")
-        return Judgement(TREND, f"{shown}: faster, by less than {claimed}")
+        return Judgement(Verdict.TREND, f"{shown}: faster, by less than {claimed}")
     if e.bound == "lower":
-        return Judgement(INCONCLUSIVE, f"{shown} is only a lower bound, and one ≤ 1 cannot show 'faster'")
+        return Judgement(Verdict.INCONCLUSIVE, f"{shown} is only a lower bound, and one ≤ 1 cannot show 'faster'")
     if e.bound == "upper" and e.value > 1:
-        return Judgement(INCONCLUSIVE, f"{shown} is only an upper bound: the true ratio may be ≤ 1")
-    return Judgement(NOT_REPRODUCED, f"{shown}: not faster")
+        return Judgement(Verdict.INCONCLUSIVE, f"{shown} is only an upper bound: the true ratio may be ≤ 1")
+    return Judgement(Verdict.NOT_REPRODUCED, f"{shown}: not faster")
 
 
 def _difference(e: Difference) -> Judgement:
     if e.at_chance:
-        return Judgement(AT_CHANCE, "both methods stayed at chance: their difference is noise")
+        return Judgement(Verdict.AT_CHANCE, "both methods stayed at chance: their difference is noise")
     if e.low is None:
-        return Judgement(INCONCLUSIVE, f"mean difference {e.mean:+.3g} from {e.seeds} seed(s), no interval")
+        return Judgement(Verdict.INCONCLUSIVE, f"mean difference {e.mean:+.3g} from {e.seeds} seed(s), no interval")
     lo, hi = sorted((e.direction * e.low, e.direction * e.high))
     interval = f"95 % interval [{e.low:+.3g}, {e.high:+.3g}] over {e.seeds} seeds" + (
         f" (Wilcoxon p = {e.p_value:.2g})" if e.p_value is not None else "")
     if lo > 0:
         return _scaled(e.full_scale, f"{interval} on the paper's side of 0")
     if hi < 0:
-        return Judgement(CONTRADICTED, f"{interval} on the other side of 0")
-    return Judgement(INCONCLUSIVE, f"{interval} spans 0")
+        return Judgement(Verdict.CONTRADICTED, f"{interval} on the other side of 0")
+    return Judgement(Verdict.INCONCLUSIVE, f"{interval} spans 0")
 
 
 def verdict(evidence: Evidence) -> Judgement:
@@ -226,27 +233,27 @@ def verdict(evidence: Evidence) -> Judgement:
     """
     if isinstance(evidence, Exact):
         if evidence.holds:
-            return Judgement(REPRODUCED, f"{evidence.what}: holds (a mathematical statement, any scale)")
-        return Judgement(NOT_REPRODUCED, f"{evidence.what}: fails")
+            return Judgement(Verdict.REPRODUCED, f"{evidence.what}: holds (a mathematical statement, any scale)")
+        return Judgement(Verdict.NOT_REPRODUCED, f"{evidence.what}: fails")
     if isinstance(evidence, Criteria):
         if evidence.holds:
             return _scaled(evidence.full_scale, f"{evidence.what}: holds")
         if evidence.direction:
-            return Judgement(TREND, f"{evidence.what}: only the direction holds")
-        return Judgement(NOT_REPRODUCED, f"{evidence.what}: fails")
+            return Judgement(Verdict.TREND, f"{evidence.what}: only the direction holds")
+        return Judgement(Verdict.NOT_REPRODUCED, f"{evidence.what}: fails")
     if isinstance(evidence, Ratio):
         return _ratio(evidence)
     if isinstance(evidence, Difference):
         return _difference(evidence)
     if isinstance(evidence, Untrained):
-        return Judgement(UNTRAINED, f"{evidence.what}: training loss stayed near the constant predictor's, so there "
+        return Judgement(Verdict.UNTRAINED, f"{evidence.what}: training loss stayed near the constant predictor's, so there "
                                     "is nothing to compare")
     raise TypeError(
         f"verdict() needs an Exact, Criteria, Ratio, Difference or Untrained record, got {type(evidence).__name__}"
     )
 
 
-_STRENGTH = (REPRODUCED, TREND, INCONCLUSIVE, AT_CHANCE, UNTRAINED, NOT_REPRODUCED, CONTRADICTED)
+_STRENGTH = (Verdict.REPRODUCED, Verdict.TREND, Verdict.INCONCLUSIVE, Verdict.AT_CHANCE, Verdict.UNTRAINED, Verdict.NOT_REPRODUCED, Verdict.CONTRADICTED)
 
 
 def weakest(judgements: dict[str, Judgement]) -> Judgement:
@@ -263,6 +270,6 @@ def weakest(judgements: dict[str, Judgement]) -> Judgement:
         raise ValueError("weakest() of no judgements")
     for label, judgement in judgements.items():
         if judgement.verdict not in _STRENGTH:
-            raise ValueError(f"part {label!r} has verdict {judgement.verdict!r}; valid: {list(_STRENGTH)}")
+            raise ValueError(f"part {label!r} has verdict {str(judgement.verdict)!r}; valid: {[str(v) for v in _STRENGTH]}")
     worst = max((j.verdict for j in judgements.values()), key=_STRENGTH.index)
     return Judgement(worst, "; ".join(f"{label}: {j.reason}" for label, j in judgements.items()))
