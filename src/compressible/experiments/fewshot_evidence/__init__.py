@@ -1,0 +1,13 @@
+"""Settling the few-shot claim (paper Fig. 6, issue #26): every method tuned at every ``n``, then enough seeds.
+
+The chapter's contract (:mod:`compressible.experiments.contract`): :data:`PLANS`, :func:`plan`, :func:`run`
+(the tuning grid, the rates it chooses, Fig. 6 at them), :func:`summarise` (pure) and the figures and
+tables in :mod:`.figures` and :mod:`.tables`.
+"""
+
+from .plan import CHAPTER, METHODS, PLANS, EvidencePlan, fig6, grid, plan
+from .run import EvidenceRuns, choose, run
+from .summary import Answer, Comparison, EvidenceSummary, Training, summarise
+
+__all__ = ["CHAPTER", "METHODS", "PLANS", "EvidencePlan", "plan", "grid", "fig6", "EvidenceRuns", "choose", "run",
+           "Answer", "Training", "Comparison", "EvidenceSummary", "summarise"]

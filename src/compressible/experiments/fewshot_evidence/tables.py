@@ -1,0 +1,58 @@
+"""The chapter's tables, from its summary."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..glue_runs import METHOD_LABELS
+from ..style import PAPER_LABEL
+from .summary import EvidenceSummary
+
+__all__ = ["rates_table", "comparison_table", "missing_table"]
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def rates_table(summary: EvidenceSummary) -> pd.DataFrame:
+    """The chosen rate of every method at every ``n`` with its held-out score (``—``: the grid is not complete)."""
+    rows = []
+    for n in summary.n:
+        for method, label in METHOD_LABELS.items():
+            if method not in ("lora", "compressed", "full"):
+                continue
+            point = next((g for g in summary.grid if g.method == method and g.n == n and g.chosen), None)
+            rows.append({
+                "n": n, "method": label,
+                "learning rate": "—" if point is None else f"{point.lr:g}",
+                "γ": "" if point is None or point.gamma is None else f"{point.gamma:g}",
+                "held-out Pearson": "—" if point is None else f"{_fmt(point.holdout_mean)} ± {_fmt(point.holdout_std)}",
+                "grid runs held": sum(g.runs for g in summary.grid if g.method == method and g.n == n),
+            })
+    return pd.DataFrame(rows)
+
+
+def comparison_table(summary: EvidenceSummary) -> pd.DataFrame:
+    """Each Deep LoRA variant against LoRA at every ``n``: the paired gain with its 95 % interval, the answer,
+    the authors' logged gain, and the power these seeds had against it."""
+    rows = []
+    for c in summary.comparisons:
+        s = c.scores
+        rows.append({
+            "n": c.n, "method": METHOD_LABELS[c.method],
+            "seeds (both trained / planned)": f"{0 if s is None else s.seeds} / {c.seeds_planned}",
+            "gain (Pearson)": "—" if s is None else _fmt(s.gain),
+            "95 % interval": "—" if s is None or s.low is None else f"[{s.low:+.3f}, {s.high:+.3f}]",
+            "answer": str(c.answer),
+            f"gain, {PAPER_LABEL}": f"{c.paper_gain:+.3f}",
+            "power against it": "—" if c.power is None else f"{c.power:.0%}",
+            "seeds for 80 %": "—" if c.seeds_for_power is None else str(c.seeds_for_power),
+        })
+    return pd.DataFrame(rows)
+
+
+def missing_table(summary: EvidenceSummary) -> pd.DataFrame:
+    """The planned runs not held yet, per part, method and ``n``."""
+    return pd.DataFrame([{"runs": what, "missing": k} for what, k in summary.missing.items()],
+                        columns=["runs", "missing"])

@@ -1,0 +1,125 @@
+"""The evidence plan of the few-shot claim: its checks, the rate choice, the decisions, and partial ledgers."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compressible.experiments import fewshot_evidence as fe
+from compressible.experiments.fewshot_evidence.run import EvidenceRuns, choose
+from compressible.experiments.fewshot_evidence.summary import Answer, Training, summarise
+from compressible.store import ResultStore, config_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_plans_give_every_method_the_same_grid_a_decade_wide_and_disjoint_seeds():
+    for p in fe.PLANS.values():
+        sizes = {len(p.points(m)) for m in fe.METHODS}
+        assert len(sizes) == 1
+        assert not set(p.tuning_seeds) & set(p.seeds)
+    ci = fe.plan("ci")
+    assert ci.steps == 500 and ci.n == (16, 64, 256) and len(ci.seeds) >= 10
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lora": (1e-4, 2e-4, 4e-4, 8e-4)}, r"span a factor >= 10 in every rate; \{'lora': 8.0\} do not"),
+    ({"full": (1e-4, 1e-3)}, r"grids of \{'lora': 4, 'compressed': 4, 'full': 2\} points"),
+    ({"seeds": (1, 2, 3)}, r"share \[1\]"),
+    ({"compressed": ((1e-3, 1e-2), (1e-3, 2e-2), (1e-2, 1e-2), (1e-2, 2e-2))}, r"'compressed gamma': 2.0"),
+])
+def test_a_plan_that_would_not_compare_fairly_is_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(fe.plan("ci"), **change)
+
+
+def test_a_plan_without_held_out_examples_cannot_tune():
+    p = fe.plan("ci")
+    with pytest.raises(ValueError, match="holdout >= 1"):
+        dataclasses.replace(p, methods=dataclasses.replace(p.methods, holdout=0))
+
+
+def test_the_ledgers_500_step_stsb_runs_are_the_ci_plans_grid_or_fig6_runs():
+    """Every 500-step STS-B run in the committed ledger is one the ci evidence plan lists (its keys are
+    the plan's), so a ledger grown by an older script still counts."""
+    p = fe.plan("ci")
+    keys = {config_key(e.config) for e in fe.grid(p)}
+    for method in fe.METHODS:  # Fig. 6 at every grid point: whatever the grid chooses
+        for n in p.n:
+            keys |= {config_key(p.config(method, n, rate)) for rate in p.points(method)}
+    files = sorted((ROOT / "ledger" / "RunConfig").glob("*/seed-*.json"))
+    evidence = [f.parent.name for f in files
+                if (c := json.loads(f.read_text())["_config"])["steps"] == 500 and c["task"] == "stsb"]
+    assert evidence and set(evidence) <= keys
+
+
+def _grid_frame(p, scores: dict) -> pd.DataFrame:
+    rows = []
+    for (method, n, rate), values in scores.items():
+        for seed, h in zip(p.tuning_seeds, values):
+            rows.append({"part": "tuning", "method": method, "n": n, "lr": rate[0], "gamma": rate[1], "seed": seed,
+                         "holdout": h, "value": h, "trained": True, "wall_time": 1.0, "cpu_time": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_choose_takes_the_best_held_out_mean_and_waits_for_a_complete_grid():
+    p = fe.plan("smoke")  # one tuning seed, two points per method
+    lora, comp = p.points("lora"), p.points("compressed")
+    frame = _grid_frame(p, {("lora", 16, lora[0]): [0.2], ("lora", 16, lora[1]): [0.5],
+                            ("compressed", 16, comp[0]): [np.nan], ("compressed", 16, comp[1]): [-0.1],
+                            ("lora", 32, lora[0]): [0.3]})  # n = 32: LoRA's grid incomplete
+    assert choose(p, frame) == {"lora": {16: lora[1]}, "compressed": {16: comp[1]}}
+
+
+def _runs(p, fig6: dict) -> EvidenceRuns:
+    rows = []
+    for (method, n), values in fig6.items():
+        for seed, (v, trained) in zip(p.seeds, values):
+            rows.append({"part": "fig6", "method": method, "n": n, "lr": 1e-4, "gamma": None, "seed": seed,
+                         "holdout": np.nan, "value": v, "trained": trained, "wall_time": 2.0, "cpu_time": 1.0})
+    return EvidenceRuns("smoke", p, pd.DataFrame(rows), {})
+
+
+def test_the_answers_follow_the_paired_interval_and_leave_out_untrained_seeds():
+    p = dataclasses.replace(fe.plan("smoke"), seeds=(1, 2, 3, 4))
+    s = summarise(_runs(p, {
+        ("lora", 16): [(0.1, True), (0.2, True), (0.3, True), (0.4, True)],
+        ("compressed", 16): [(0.3, True), (0.41, True), (0.49, True), (0.0, False)],  # +0.2 on the 3 trained seeds
+        ("full", 16): [(0.0, True), (0.1, True), (0.2, True), (0.31, True)],         # about -0.1 everywhere
+        ("lora", 32): [(0.1, True), (0.2, True), (0.3, True), (0.4, True)],
+        ("compressed", 32): [(0.0, False)] * 4,
+    }))
+    by = {(c.method, c.n): c for c in s.comparisons}
+    assert by["compressed", 16].answer == Answer.BETTER and by["compressed", 16].untrained_seeds == [4]
+    assert by["compressed", 16].scores.seeds == 3 and by["compressed", 16].scores.gain == pytest.approx(0.2, abs=1e-12)
+    assert by["full", 16].answer == Answer.WORSE
+    assert by["compressed", 32].answer == Answer.UNTRAINED and by["full", 32].answer == Answer.NOT_RUN
+    assert s.compressed_training == {16: Training.PARTLY, 32: Training.UNTRAINED}
+    assert s.runs_per_core_hour == {m: 3600.0 for m in ("compressed", "full", "lora")}
+
+
+def test_the_power_against_the_authors_gain_uses_the_measured_spread():
+    from compressible.experiments.glue_stats import paired_power, paired_seeds
+
+    p = dataclasses.replace(fe.plan("smoke"), n=(16,), seeds=(1, 2, 3))
+    s = summarise(_runs(p, {("lora", 16): [(0.1, True), (0.2, True), (0.3, True)],
+                            ("full", 16): [(0.2, True), (0.25, True), (0.45, True)]}))
+    c = next(c for c in s.comparisons if c.method == "full")
+    assert c.paper_gain == 0.069
+    assert c.power == paired_power(3, 0.069, c.scores.gain_std)
+    assert c.seeds_for_power == paired_seeds(0.069, c.scores.gain_std)
+
+
+def test_a_store_that_may_not_compute_lists_the_missing_runs_instead_of_failing(tmp_path):
+    store = ResultStore(tmp_path, ledger=None, compute_missing=False)
+    runs = fe.run("smoke", store)
+    p = fe.plan("smoke")
+    grid_runs = sum(len(e.seeds) for e in fe.grid(p))
+    assert runs.runs.empty and runs.rates == {}
+    assert len(runs.missing) == grid_runs + len(fe.METHODS) * len(p.n) * len(p.seeds)
+    s = summarise(runs)
+    assert s.runs_held == 0 and s.runs_planned == len(runs.missing)
+    assert all(c.answer == Answer.NOT_RUN for c in s.comparisons)
