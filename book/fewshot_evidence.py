@@ -150,3 +150,15 @@ display(Markdown("\n".join(lines)))
 display(tables.missing_table(summary).style.hide(axis="index").set_caption("Planned runs not in the ledger yet"))
 cost = ", ".join(f"{METHOD_LABELS[m]} {v:.0f}" for m, v in summary.runs_per_core_hour.items())
 display(Markdown(f"Runs per core-hour measured on the held runs (processor time, one torch thread each): {cost or '—'}."))
+
+# %% [markdown]
+# ## Where these runs come from
+#
+# Every run of the plan, per part and method: how many the plan has, how many are stored (read from
+# the repository's committed ledger, or computed by this build), which are missing, and where and when
+# they were computed.
+
+# %%
+from compressible.ledger import coverage_table
+
+display(coverage_table("fewshot_evidence", scale))

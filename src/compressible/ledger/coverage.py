@@ -19,7 +19,8 @@ from ..store import ResultStore, config_key
 
 __all__ = ["PlannedRun", "STORED_CHAPTERS", "planned_runs", "coverage", "coverage_table", "computed_on"]
 
-STORED_CHAPTERS = ("compression", "completion", "deep_lora_subspaces", "fewshot_tuning", "fewshot_glue", "generation")
+STORED_CHAPTERS = ("compression", "completion", "deep_lora_subspaces", "fewshot_tuning", "fewshot_glue", "fewshot_evidence",
+                   "generation")
 """The chapters whose runs go through the result store (and so into the ledger), in book order.
 The other chapters (invariant subspaces, nonlinear) compute their few seconds of numbers in every build."""
 
@@ -56,6 +57,23 @@ def _glue(chapter: str, scale: str, store: ResultStore | None) -> list[PlannedRu
     parts = _GLUE_PARTS.get(chapter)
     return [PlannedRun(chapter, e.part, e.label, e.config, seed)
             for e in experiments if parts is None or e.part in parts for seed in e.seeds]
+
+
+def _evidence(scale: str, store: ResultStore | None) -> list[PlannedRun]:
+    """The evidence plan's grid, then Fig. 6 at the rates the grid in ``store`` chose (a method and ``n``
+    whose grid is not complete yet: at its first grid point, so that the count is right before the choice;
+    without a store, every Fig. 6 run so)."""
+    from ..experiments import fewshot_evidence as fe
+    from ..experiments.fewshot_evidence.run import load_frame
+
+    p = fe.plan(scale)
+    grid = fe.grid(p)
+    rates = {m: {n: p.points(m)[0] for n in p.n} for m in fe.METHODS}
+    if store is not None:
+        for method, chosen in fe.choose(p, load_frame(grid, store)).items():
+            rates[method].update(chosen)
+    experiments = grid + fe.fig6(p, rates)
+    return [PlannedRun("fewshot_evidence", e.part, e.label, e.config, seed) for e in experiments for seed in e.seeds]
 
 
 def _generation(scale: str) -> list[PlannedRun]:
@@ -99,6 +117,8 @@ def planned_runs(chapter: str, scale: str, store: ResultStore | str | None = Non
         store = ResultStore(store)
     if chapter in ("deep_lora_subspaces", "fewshot_tuning", "fewshot_glue"):
         return _glue(chapter, scale, store)
+    if chapter == "fewshot_evidence":
+        return _evidence(scale, store)
     return {"generation": _generation, "completion": _completion, "compression": _compression}[chapter](scale)
 
 
