@@ -80,7 +80,8 @@ def _runs(p, fig6: dict) -> EvidenceRuns:
         for seed, (v, trained) in zip(p.seeds, values):
             rows.append({"part": "fig6", "method": method, "n": n, "lr": 1e-4, "gamma": None, "seed": seed,
                          "holdout": np.nan, "value": v, "trained": trained, "wall_time": 2.0, "cpu_time": 1.0})
-    return EvidenceRuns("smoke", p, pd.DataFrame(rows), {})
+    columns = ["part", "method", "n", "lr", "gamma", "seed", "holdout", "value", "trained", "wall_time", "cpu_time"]
+    return EvidenceRuns("smoke", p, pd.DataFrame(rows, columns=columns), {})
 
 
 def test_the_answers_follow_the_paired_interval_and_leave_out_untrained_seeds():
@@ -123,3 +124,23 @@ def test_a_store_that_may_not_compute_lists_the_missing_runs_instead_of_failing(
     s = summarise(runs)
     assert s.runs_held == 0 and s.runs_planned == len(runs.missing)
     assert all(c.answer == Answer.NOT_RUN for c in s.comparisons)
+
+
+def test_the_scorecard_judges_fig6_from_the_evidence_at_every_n_and_leaves_missing_n_open():
+    from compressible.reproduction.scorecard import CLAIMS, judge
+    from compressible.reproduction.verdicts import Verdict
+
+    p = dataclasses.replace(fe.plan("smoke"), seeds=(1, 2, 3, 4))
+    lora = [(0.3, True), (0.4, True), (0.5, True), (0.6, True)]
+    better = [(0.5, True), (0.61, True), (0.69, True), (0.8, True)]  # +0.2 +- 0.01
+    claim = next(c for c in CLAIMS if c.key == "fig6tuned")
+    whole = summarise(_runs(p, {("lora", 16): lora, ("compressed", 16): better, ("lora", 32): lora, ("compressed", 32): better}))
+    ours, verdict_, why = judge(claim, whole)
+    assert verdict_ == Verdict.TREND and "n = 16: +0.200 over 4 seed(s)" in ours
+    half = summarise(_runs(p, {("lora", 16): lora, ("compressed", 16): better}))
+    assert judge(claim, half)[1] == Verdict.INCONCLUSIVE
+    nothing = summarise(_runs(p, {}))
+    assert judge(claim, nothing)[1] == Verdict.NOT_RUN
+    untrained = summarise(_runs(p, {("lora", 16): lora, ("compressed", 16): [(0.0, False)] * 4,
+                                    ("lora", 32): lora, ("compressed", 32): better}))
+    assert judge(claim, untrained)[1] == Verdict.UNTRAINED

@@ -2,6 +2,7 @@
 
 import pytest
 
+from compressible.finetune.metrics import t_interval
 from compressible.reproduction.verdicts import (
     Verdict,
     VERDICTS,
@@ -11,7 +12,6 @@ from compressible.reproduction.verdicts import (
     Judgement,
     Ratio,
     Untrained,
-    t_interval,
     verdict,
     weakest,
 )
@@ -109,7 +109,7 @@ def test_difference_rejects_bad_input():
         Difference(float("inf"), None, None, seeds=1)
     with pytest.raises(ValueError, match="seeds must be a whole number >= 1, got 0"):
         Difference(0.1, None, None, seeds=0)
-    with pytest.raises(TypeError, match="needs an Exact, Criteria, Ratio, Difference or Untrained record, got dict"):
+    with pytest.raises(TypeError, match="needs an Exact, Criteria, Ratio, Difference, Untrained or Missing record, got dict"):
         verdict({"mean": 0.1})
 
 
@@ -162,3 +162,13 @@ def test_paired_differences_of_seeds_become_a_verdict():
     assert spans.seeds == 5 and spans.low < 0 < spans.high and verdict(spans).verdict == Verdict.INCONCLUSIVE
     assert verdict(Difference.from_differences([-0.05, -0.07, -0.06], full_scale=True)).verdict == Verdict.CONTRADICTED
     assert verdict(Difference.from_differences([0.3])).verdict == Verdict.INCONCLUSIVE
+
+
+def test_a_missing_part_leaves_a_claim_over_every_part_undecided():
+    from compressible.reproduction.verdicts import Missing
+
+    assert verdict(Missing("the runs at n = 256")) == Judgement(Verdict.INCONCLUSIVE, "the runs at n = 256: not computed yet")
+    parts = {"n = 16": verdict(Difference(0.05, 0.01, 0.09, seeds=10)), "n = 256": verdict(Missing("the runs at n = 256"))}
+    assert weakest(parts).verdict == Verdict.INCONCLUSIVE
+    with pytest.raises(ValueError, match="Missing needs the runs that are missing in what"):
+        Missing("")

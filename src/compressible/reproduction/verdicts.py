@@ -9,7 +9,8 @@ claim to one *evidence record* and asks :func:`verdict` for the judgement. The r
   lower or upper bound of the true ratio (a run that hit its iteration cap);
 - :class:`Difference`: a mean paired difference over seeds with its 95 % confidence interval, in
   the paper's direction, and whether both methods sit at chance;
-- :class:`Untrained`: runs that the comparison needs did not train.
+- :class:`Untrained`: runs that the comparison needs did not train;
+- :class:`Missing`: runs that a part of the claim needs are not computed yet (inconclusive).
 
 Verdicts (:data:`VERDICTS`, strongest first):
 
@@ -47,6 +48,7 @@ __all__ = [
     "Ratio",
     "Difference",
     "Untrained",
+    "Missing",
     "Evidence",
     "untrained_runs",
     "verdict",
@@ -168,7 +170,7 @@ class Difference:
 
     @classmethod
     def from_differences(cls, differences: Sequence[float], **kwargs) -> "Difference":
-        """The record of per-seed paired ``differences`` (their mean and :func:`t_interval`);
+        """The record of per-seed paired ``differences`` (their mean and :func:`~compressible.finetune.metrics.t_interval`);
         ``kwargs`` are ``direction``, ``at_chance`` and ``full_scale``."""
         mean, low, high = t_interval(differences)
         p = wilcoxon_pvalue(differences)
@@ -186,7 +188,19 @@ class Untrained:
             raise ValueError("Untrained needs the runs that did not train in what")
 
 
-Evidence = Union[Exact, Criteria, Ratio, Difference, Untrained]
+@dataclass(frozen=True)
+class Missing:
+    """Runs a part of a claim needs are not computed yet; ``what`` names them (e.g. "n = 256"). A claim that must
+    hold for every part cannot be decided while a part is missing."""
+
+    what: str
+
+    def __post_init__(self):
+        if not self.what:
+            raise ValueError("Missing needs the runs that are missing in what")
+
+
+Evidence = Union[Exact, Criteria, Ratio, Difference, Untrained, Missing]
 
 
 def _scaled(full_scale: bool, what: str) -> Judgement:
@@ -248,8 +262,10 @@ def verdict(evidence: Evidence) -> Judgement:
     if isinstance(evidence, Untrained):
         return Judgement(Verdict.UNTRAINED, f"{evidence.what}: training loss stayed near the constant predictor's, so there "
                                     "is nothing to compare")
+    if isinstance(evidence, Missing):
+        return Judgement(Verdict.INCONCLUSIVE, f"{evidence.what}: not computed yet")
     raise TypeError(
-        f"verdict() needs an Exact, Criteria, Ratio, Difference or Untrained record, got {type(evidence).__name__}"
+        f"verdict() needs an Exact, Criteria, Ratio, Difference, Untrained or Missing record, got {type(evidence).__name__}"
     )
 
 

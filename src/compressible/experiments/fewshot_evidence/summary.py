@@ -16,7 +16,7 @@ import pandas as pd
 
 from ...reference import paper_value
 from ...summaries import Frozen, Summary
-from ..glue_stats import finite, paired_power, paired_seeds
+from ..glue_stats import above_chance, distance_from_chance, finite, paired_power, paired_seeds
 from ..paired import PairedScores, paired_scores
 from .plan import CHAPTER, METHODS
 from .run import EvidenceRuns
@@ -91,6 +91,9 @@ class Comparison(Frozen):
     scores: PairedScores | None
     """Over the seeds where both were stored and trained (``None``: no such seed)."""
     answer: Answer
+    at_chance: bool
+    """Neither method's mean over ``scores``' seeds is :data:`~compressible.experiments.glue_stats.CHANCE_MARGIN`
+    points above chance (Pearson 0): their difference would compare noise."""
     paper_gain: float
     """The authors' logged mean paired gain at this ``n`` (full-width Deep LoRA against LoRA, bert-base, 20 seeds)."""
     power: float | None
@@ -184,8 +187,10 @@ def _comparison(f6: pd.DataFrame, method: str, n: int, seeds_planned: int) -> Co
         except ValueError:  # more than the helper's cap: report none
             seeds_for = None
     answer = Answer.UNTRAINED if both and not kept else _answer(scores)
+    at_chance = scores is not None and not above_chance(
+        distance_from_chance([x for x in (scores.lora, scores.deep) if x is not None]))
     return Comparison(method=method, n=n, seeds_planned=seeds_planned, untrained_seeds=untrained, scores=scores,
-                      answer=answer, paper_gain=finite(paper) if np.isfinite(paper) else 0.0,
+                      answer=answer, at_chance=at_chance, paper_gain=finite(paper) if np.isfinite(paper) else 0.0,
                       power=power, seeds_for_power=seeds_for)
 
 
