@@ -43,7 +43,8 @@ class Execution:
     workers: int | None = None
     """Local worker processes (``None``: the plan's choice)."""
     executor: str = "local"
-    """``"local"`` (this process, or ``workers`` processes) or ``"ray"`` (:func:`compressible.executors.execute`)."""
+    """``"local"`` (this process), ``"processes"`` (``workers`` local processes) or ``"ray"``
+    (:func:`compressible.executors.execute`)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Further keyword arguments of :func:`compressible.executors.execute` (``address``, ``gpus_per_run``,
     ``cpus_per_run``, ``max_retries``)."""
@@ -53,8 +54,8 @@ class Execution:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"Execution.{name} must be None or an int >= 1, got {value!r}")
-        if self.executor not in ("local", "ray"):
-            raise ValueError(f"Execution.executor must be 'local' or 'ray', got {self.executor!r}")
+        if self.executor not in ("local", "processes", "ray"):
+            raise ValueError(f"Execution.executor must be 'local', 'processes' or 'ray', got {self.executor!r}")
         if self.options and self.executor != "ray":
             raise ValueError(f"Execution.options {sorted(self.options)} are Ray's: give executor='ray'")
 
