@@ -6,7 +6,7 @@ targets, bf16 autocast where the CPU has it), one torch thread (as each worker o
 the real STS-B training batches of the ci plan: the whole n = 16 sample at seeds 0-2 and the first
 batches of the n = 256 sample at seed 0. ``split_by_length=False`` (one batch padded to its longest
 pair) against ``split_by_length=True`` at several values of the per-pass overhead of
-:func:`compressible.finetune.glue.length_groups`. Blocks of steps of each setting are interleaved, so
+:func:`compressible.finetune.batches.length_groups`. Blocks of steps of each setting are interleaved, so
 that load from other processes hits all alike; the ratios of the medians to the padded step are printed.
 
 Run with the mirrors of a ``../shared`` folder beside the project (as ``make`` sets them)::
@@ -26,8 +26,9 @@ from unittest import mock
 
 import torch
 
-from compressible.experiments.glue_runs import FEWSHOT_METHODS
-from compressible.finetune import classify, glue
+from compressible.experiments.glue_methods import FEWSHOT_METHODS
+from compressible.finetune.batches import LENGTH_GROUP_OVERHEAD, split_batch
+from compressible.finetune.classify import training
 from compressible.finetune.classify import RunConfig, Runner
 
 from _output import write_result  # benchmarks/_output.py (the script's folder is on sys.path)
@@ -58,8 +59,8 @@ def main() -> None:
 
     def steps(setting) -> float:
         state = states[setting]
-        split = (lambda b: glue.split_batch(b, setting)) if setting is not None else glue.split_batch
-        with mock.patch.object(classify, "split_batch", split):
+        split = (lambda b: split_batch(b, setting)) if setting is not None else split_batch
+        with mock.patch.object(training, "split_batch", split):
             tic = time.perf_counter()
             for batch in all_batches:
                 runner.step(state, dict(batch), 1)
@@ -84,20 +85,20 @@ def main() -> None:
         if setting is None:
             name, passes, tokens = "one padded batch", 1.0, padded / len(all_batches)
         else:
-            parts = [glue.split_batch(b, setting) for b in all_batches]
+            parts = [split_batch(b, setting) for b in all_batches]
             name = f"split, overhead {setting}"
             passes = sum(len(p) for p in parts) / len(parts)
             tokens = sum(sub["attention_mask"].numel() for p in parts for _, sub in p) / len(parts)
         print(f"  {name:<28} {1e3 * medians[setting]:9.0f} ms {medians[None] / medians[setting]:8.2f}x "
               f"{passes:12.1f} {tokens:12.0f}")
-    print(f"  the package's default overhead: {glue.LENGTH_GROUP_OVERHEAD} tokens per pass")
+    print(f"  the package's default overhead: {LENGTH_GROUP_OVERHEAD} tokens per pass")
 
     write_result(f"length_groups_{torch.device(args.device).type}", {
         "args": vars(args), "batches": list(batches), "real_token_share": real / padded,
         "median_seconds": {str(s): m for s, m in medians.items()},
         "block_seconds": {str(s): v for s, v in seconds.items()},
         "speedup": {str(s): medians[None] / m for s, m in medians.items()},
-        "default_overhead": glue.LENGTH_GROUP_OVERHEAD,
+        "default_overhead": LENGTH_GROUP_OVERHEAD,
     })
 
 

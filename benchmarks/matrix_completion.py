@@ -13,7 +13,7 @@ In ONE process (absolute times on a shared machine are noisy; ratios within one 
    equal step counts are compared (the JSON says which comparison was made);
 4. the per-step time of the compressed model for each residual mode (dense / observed / sampled).
 
-Steps 1-3 are :func:`compressible.experiments.completion.race_to_same_error` (the deep matrix
+Steps 1-3 are :func:`compressible.matrix.scaling.race_to_same_error` (the deep matrix
 completion chapter runs it at several ``d`` for its speed-up-against-``d`` figure); this script
 adds step 4 and the report.
 
@@ -37,8 +37,9 @@ from pathlib import Path
 
 import torch
 
-from compressible.experiments.completion import SameErrorConfig, race_to_same_error, scaling_point
-from compressible.matrix.completion import Stepper, TrainConfig, step_time, torch_threads
+from compressible.experiments.completion.stats import scaling_point
+from compressible.matrix.completion import Stepper, TrainConfig, torch_threads
+from compressible.matrix.scaling import SameErrorConfig, race_to_same_error, step_time
 
 log = logging.getLogger("benchmarks.matrix_completion")
 

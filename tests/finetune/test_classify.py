@@ -197,7 +197,7 @@ def test_frozen_weights_cast_once_give_the_autocast_step_exactly(runner):
 def test_a_step_split_by_length_is_the_padded_step(runner, adapter):
     """``split_by_length`` computes a step in sub-batches of similar length: with dropout off, its loss and
     adapter gradients equal those of the one padded batch to float32 rounding, and the batch did split."""
-    from compressible.finetune.glue import split_batch
+    from compressible.finetune.batches import split_batch
 
     out = {}
     for split in (False, True):

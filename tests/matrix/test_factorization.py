@@ -1,21 +1,23 @@
-"""Tests of compressible.matrix.factorization: Theorem 2.1 to machine precision, exact gradients, init."""
+"""Tests of compressible.matrix.factorization and .invariant: Theorem 2.1 to machine precision, exact gradients, init."""
 
 import numpy as np
 import pytest
 import torch
 
 from compressible.matrix.factorization import (
-    InvariantSubspaceConfig,
     end_to_end,
     factor_gradients,
     gradient_descent,
     half_mse,
     haar_orthogonal,
+    scaled_orthogonal_init,
+    truncated_gaussian_target,
+)
+from compressible.matrix.invariant import (
+    InvariantSubspaceConfig,
     invariant_subspace_report,
     rho_recursion,
     run_invariant_subspaces,
-    scaled_orthogonal_init,
-    truncated_gaussian_target,
 )
 
 

@@ -10,7 +10,8 @@ The backbones (``t5-base``, the paper's; ``smollm2``, the ``ci`` model; the tiny
 ``tiny-llama`` / ``tiny-t5``) are described and loaded by :mod:`compressible.finetune.backbones`.
 
 A run is ``(GenerationConfig, seed)``; the chapter's plan, the runs through the result store and
-the tables are in :mod:`compressible.experiments.generation`.
+the tables are in :mod:`compressible.experiments.generation`; :class:`compressible.finetune.runner.Runner`
+computes runs with cached backbones and data.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..deeplora.config import INITS
 from .backbones import BACKBONES, Backbone
 from .e2e import batch_schedule, few_shot_indices, generation_prompts, pad_sequences, training_batch
 from ..store import KEY_OPTIONAL
-from .classify import AUTOCAST, _forked_rng, autocast_dtype, autocast_region
+from .precision import AUTOCAST, autocast_dtype, autocast_region, forked_rng as _forked_rng
 from .glue import derived_seed
 from .metrics import generation_metrics
 from .optim import ADAPTER_LR, adapter_optimizer
@@ -140,8 +141,8 @@ class GenerationConfig:
 
     autocast: str = field(default="off", metadata={KEY_OPTIONAL: True})
     """bf16 autocast of the training steps' forward (and so backward), one of
-    :data:`~compressible.finetune.classify.AUTOCAST` (``"auto"``: where the device computes bf16 natively,
-    :func:`~compressible.finetune.classify.autocast_dtype`); adapters, their gradients and Adam's state stay
+    :data:`~compressible.finetune.precision.AUTOCAST` (``"auto"``: where the device computes bf16 natively,
+    :func:`~compressible.finetune.precision.autocast_dtype`); adapters, their gradients and Adam's state stay
     float32, and decoding runs in float32. ``"off"``: float32 throughout (the paper's)."""
 
     def __post_init__(self) -> None:

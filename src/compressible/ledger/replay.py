@@ -36,8 +36,9 @@ class Replayer:
 
 
 @functools.lru_cache(maxsize=4)
-def _glue_runner(device: str, threads: int | None):
-    from ..finetune.classify import Runner
+def _runner(device: str, threads: int | None):
+    """The one :class:`~compressible.finetune.runner.Runner` (GLUE and generation runs) of ``device``, with its caches."""
+    from ..finetune.runner import Runner
 
     return Runner(device=device, progress=False, threads=threads)
 
@@ -46,42 +47,18 @@ def _float32(config: Any, float32: bool) -> Any:
     return dataclasses.replace(config, autocast="off") if float32 and getattr(config, "autocast", "off") != "off" else config
 
 
-def _glue_first(config, seed, steps, float32, device="cpu", threads=None):
-    return _glue_runner(device, threads).replay(_float32(config, float32), seed, steps)
+def _first(config, seed, steps, float32, device="cpu", threads=None):
+    return _runner(device, threads).replay(_float32(config, float32), seed, steps)
 
 
-def _glue_whole(config, seed, float32, device="cpu", threads=None):
-    return _glue_runner(device, threads).run(_float32(config, float32), seed)
-
-
-@functools.lru_cache(maxsize=2)
-def _generation_experiment(device: str):
-    from ..experiments.generation import GenerationExperiment
-    from ..store import ResultStore
-
-    return GenerationExperiment(ResultStore("memory://compressible-replay", ledger=None), device=device, progress=False)
-
-
-def _generation_first(config, seed, steps, float32, device="cpu", threads=None):
-    from ..finetune.generate import replay_generation
-
-    e = _generation_experiment(device)
-    return replay_generation(config, seed, e.backbone(config.backbone), e.data(config), steps, device=device,
-                             autocast="off" if float32 else None)
-
-
-def _generation_whole(config, seed, float32, device="cpu", threads=None):
-    from ..finetune.generate import run_generation
-
-    e = _generation_experiment(device)
-    config = _float32(config, float32)
-    return run_generation(config, seed, e.backbone(config.backbone), e.data(config), device=device)
+def _whole(config, seed, float32, device="cpu", threads=None):
+    return _runner(device, threads).run(_float32(config, float32), seed)
 
 
 def _completion_whole(config, seed, float32, device="cpu", threads=None):
-    from ..experiments.completion import _run_part
+    from ..experiments.completion.run import run_part
 
-    return _run_part(config, seed)
+    return run_part(config, seed)
 
 
 def _compression_whole(config, seed, float32, device="cpu", threads=None):
@@ -91,8 +68,8 @@ def _compression_whole(config, seed, float32, device="cpu", threads=None):
 
 
 REPLAYERS: dict[str, Replayer] = {
-    "RunConfig": Replayer(_glue_first, _glue_whole, ("sample_idx", "lr")),
-    "GenerationConfig": Replayer(_generation_first, _generation_whole, ("train_indices",)),
+    "RunConfig": Replayer(_first, _whole, ("sample_idx", "lr")),
+    "GenerationConfig": Replayer(_first, _whole, ("train_indices",)),
     "WidthSweepConfig": Replayer(None, _completion_whole, ()),
     "CompressionRaceConfig": Replayer(None, _completion_whole, ()),
     "RandomVsCompressedConfig": Replayer(None, _completion_whole, ()),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import statistics
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -50,8 +49,6 @@ __all__ = [
     "torch_threads",
     "track_compression",
     "rescale_lr",
-    "matmul_rate",
-    "step_time",
 ]
 
 log = logging.getLogger(__name__)
@@ -403,7 +400,6 @@ def _track(original, compressed, problem, config, directions) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-
 def rescale_lr(lr: float, d: int, d_ref: int) -> float:
     """The step for size ``d`` that matches step ``lr`` at size ``d_ref``: ``lr (d / d_ref)^(4/3)``.
 
@@ -414,32 +410,3 @@ def rescale_lr(lr: float, d: int, d_ref: int) -> float:
     check_int("d", d)
     check_int("d_ref", d_ref)
     return float(lr) * (d / d_ref) ** (4.0 / 3.0)
-
-
-def matmul_rate(d: int, dtype: torch.dtype, repeats: int = 7) -> float:
-    """This machine's FLOP/s for one ``(d, d) @ (d, d)`` product (``2 d^3`` flops; median of ``repeats``
-    after one warm-up), at the current torch thread count."""
-    check_int("d", d)
-    check_int("repeats", repeats)
-    a, b = torch.randn(d, d, dtype=dtype), torch.randn(d, d, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - tic)
-    return 2 * d**3 / statistics.median(times)
-
-
-def step_time(factorization: Factorization, problem: CompletionProblem, config: TrainConfig, steps: int = 30) -> float:
-    """Median seconds of one gradient-descent step (gradient + update) over ``steps`` steps, at the
-    current torch thread count (``config.threads`` is not applied here)."""
-    check_int("steps", steps)
-    stepper = Stepper(factorization, problem, config)
-    times = []
-    for _ in range(steps):
-        tic = time.perf_counter()
-        _, grads = stepper.gradients()
-        stepper.apply(grads, None)
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
