@@ -11,8 +11,9 @@ eager, so the two runs differ by rounding only). Per setting the script reports
 - the compile cost: the time of the first ``--warmup`` compiled steps minus as many eager steps;
 - the speed-up: the median eager step over the median compiled step, in blocks of steps interleaved
   between the two (load from other processes hits both alike);
-- the numbers: the largest absolute difference of the training loss over the steps both ran, to set
-  beside the ledger's verification tolerances (:data:`compressible.ledger.verify.TOLERANCES`).
+- the numbers: the largest absolute difference of the training loss over the first ``--warmup`` steps,
+  which both runs take from the same generator state on the same batches, to set beside the ledger's
+  verification tolerances (:data:`compressible.ledger.verify.TOLERANCES`).
 
 The ledger adopts compiled steps only if the speed-up is at least 1.3x and the losses stay within
 those tolerances (issue #26). Run with the mirrors of a ``../shared`` folder beside the project::
@@ -32,7 +33,7 @@ import time
 import torch
 import torch._inductor.config as inductor_config
 
-from compressible.experiments.glue_runs import ATTENTION_POOLER_TARGETS, FEWSHOT_METHODS
+from compressible.experiments.glue_methods import ATTENTION_POOLER_TARGETS, FEWSHOT_METHODS
 from compressible.finetune.classify import RunConfig, Runner
 
 from _output import write_result  # benchmarks/_output.py (the script's folder is on sys.path)
@@ -59,9 +60,13 @@ def measure(runner: Runner, method: str, n: int, warmup: int, blocks: int, block
     compiled.model = torch.compile(compiled.model, dynamic=True)
     eager.model.train()
     compiled.model.train()
+    # the numbers: the first `warmup` steps of both from the same generator state (dropout draws from it),
+    # on the same batches; the compiled steps include the compilation
+    torch.manual_seed(0)
     tic = time.perf_counter()
     _block(runner, compiled, warmup, 1)
     compiled_warmup = time.perf_counter() - tic
+    torch.manual_seed(0)
     eager_warmup = _block(runner, eager, warmup, 1) * warmup
     seconds = {"eager": [], "compiled": []}
     step = warmup + 1
@@ -69,10 +74,10 @@ def measure(runner: Runner, method: str, n: int, warmup: int, blocks: int, block
         seconds["eager"].append(_block(runner, eager, block_steps, step))
         seconds["compiled"].append(_block(runner, compiled, block_steps, step))
         step += block_steps
-    losses = list(zip(eager.losses, compiled.losses))
+    losses = list(zip(eager.losses[:warmup], compiled.losses[:warmup]))
     median = {k: statistics.median(v) for k, v in seconds.items()}
     return {
-        "method": method, "n": n, "steps": len(losses),
+        "method": method, "n": n, "compared_steps": len(losses),
         "compile_seconds": compiled_warmup - eager_warmup,
         "median_step_seconds": median, "block_seconds": seconds,
         "speedup": median["eager"] / median["compiled"],

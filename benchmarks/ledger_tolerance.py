@@ -47,7 +47,7 @@ def main() -> None:
             curves.append({"group": group, "key": run.key, "seed": run.seed, "difference": diff})
             print(f"{group:60s} {run.key[:8]} seed {run.seed}: {diff:.2e}", flush=True)
     twins = []
-    for run in (r for runs in ledger_runs(ledger, chapters=("fewshot_tuning",)).values() for r in runs
+    for run in (r for runs in ledger_runs(ledger, chapters=("fewshot_glue",)).values() for r in runs
                 if r.part == "precision"):
         original = dataclasses.replace(run.config, autocast="auto")
         if not ledger.has(original, run.seed):

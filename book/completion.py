@@ -42,34 +42,77 @@ scale = "ci"
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
+from myst_nb import glue
 
-from compressible.ledger import coverage_table
 from compressible.experiments import completion as experiment
+from compressible.experiments.completion import figures, tables
+from compressible.ledger import coverage_table
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
 plan = experiment.plan(scale)
-runs = experiment.run(scale)
-summary = experiment.summarise(runs, plan, scale)
+runs = experiment.run(plan)
+summary = experiment.summarise(runs)
 save_summary(summary)
+
+# %% tags=["remove-cell"]
+# The numbers and words the Markdown below shows (MyST-NB glue).
 c2, c3 = plan.fig1
 race, d1, scaling = plan.race, plan.d1, plan.scaling
-display(Markdown(f"**Scale:** {scale_label(scale)} — {plan.notes}."))
+f1, f5, s1, sc = summary.fig1, summary.fig5, summary.d1, summary.scaling
+
+
+def number(key, value):
+    """Glue a number for the Markdown below (NaN where the summary has none, so that formats still apply)."""
+    glue(key, float("nan") if value is None else value, display=False)
+
+
+def words(key, text):
+    """Glue Markdown words for the Markdown below."""
+    glue(key, Markdown(text), display=False)
+
+
+words("scale", scale_label(scale))
+words("scale_notes", plan.notes)
+for key, value in {
+    "fig1_d": c3.d, "fig1_rank": c3.true_rank, "fig1_p": c3.observed_fraction, "fig1_eps": c3.epsilon,
+    "fig1_lr2": c2.lr, "fig1_lr3": c3.lr, "fig1_max_steps": c3.max_steps, "fig1_tol": c3.tol, "fig1_trials": c3.trials,
+    "race_d": race.d, "race_rank": race.true_rank, "race_p": race.observed_fraction, "race_depth": race.depth,
+    "race_eps": race.epsilon, "race_lr": race.lr,
+    "scaling_rank": scaling.race.true_rank, "scaling_p": scaling.race.observed_fraction,
+    "scaling_depth": scaling.race.depth, "scaling_eps": scaling.race.epsilon, "scaling_lr": scaling.race.lr,
+    "scaling_d_ref": scaling.race.d, "scaling_gamma": scaling.race.gamma, "scaling_tol": scaling.race.tol_original,
+    "scaling_max_steps": scaling.race.max_steps, "scaling_threads": sc.threads,
+    "scaling_slope_original": sc.slope_step_original, "scaling_slope_compressed": sc.slope_step_compressed,
+    "flops_min": min(p.flops_fraction for p in sc.points), "flops_max": max(p.flops_fraction for p in sc.points),
+    "err_widest_2": f1.error_widest.get(2), "err_widest_3": f1.error_widest.get(3),
+    "steps_narrowest": f1.steps_narrowest, "steps_widest": f1.steps_widest,
+    "width_narrowest": f1.narrowest_width, "width_widest": f1.widest_width,
+    "fig5_d": f5.d, "error_original": f5.error_original,
+}.items():
+    number(key, value)
+words("fig1_dtype", c3.dtype)
+words("race_gammas", " and ".join(f"{g:g}" for g in race.gammas))
+words("race_dtype", race.dtype)
+words("scaling_sizes", ", ".join(map(str, scaling.sizes)))
+words("scaling_dtype", sc.dtype)
 
 # %% [markdown]
+# **Scale:** {glue:md}`scale` — {glue:md}`scale_notes`.
+#
 # ## Depth, width and generalisation (Fig. 1)
 #
 # Narrow factorisations of width $w$ (an $\varepsilon$-scaled orthogonal slice per factor; width
 # $d$ is the full-width model) trained to a train loss below the tolerance, several independent
 # problems at once (the trials run as one batched tensor program).
+#
+# Setting: $d$ = {glue:}`fig1_d`, $r^*$ = {glue:}`fig1_rank`, $p$ = {glue:}`fig1_p`,
+# $\varepsilon$ = {glue:text}`fig1_eps:g`, $\eta$ = {glue:text}`fig1_lr2:.3g` ($L = 2$) and
+# {glue:text}`fig1_lr3:.3g` ($L = 3$), at most {glue:}`fig1_max_steps` steps, tolerance
+# {glue:text}`fig1_tol:g`, {glue:}`fig1_trials` trials, {glue:md}`fig1_dtype`.
 
 # %%
-display(Markdown(
-    f"Setting: $d = {c3.d}$, $r^* = {c3.true_rank}$, $p = {c3.observed_fraction}$, $\\varepsilon = {c3.epsilon:g}$, "
-    f"$\\eta = {c2.lr:.3g}$ ($L = 2$) and ${c3.lr:.3g}$ ($L = 3$), at most {c3.max_steps} steps, "
-    f"tolerance {c3.tol:g}, {c3.trials} trials, {c3.dtype}."
-))
-experiment.plot_width_sweep(runs.sweep, plan, scale)
+figures.plot_width_sweep(runs)
 plt.show()
 
 # %% [markdown]
@@ -79,16 +122,15 @@ plt.show()
 # below its tolerance; the compressed models are built from the same initialisation (their time
 # includes that construction). Wall time is the time spent stepping, on the CPU that computed the
 # run (the table at the end of the chapter names it).
+#
+# Setting: $d$ = {glue:}`race_d`, $r^* = r$ = {glue:}`race_rank`, $p$ = {glue:}`race_p`,
+# $L$ = {glue:}`race_depth`, $\varepsilon$ = {glue:text}`race_eps:g`, $\eta$ = {glue:text}`race_lr:.4g`,
+# $\gamma$ = {glue:md}`race_gammas`, {glue:md}`race_dtype`.
 
 # %%
-display(Markdown(
-    f"Setting: $d = {race.d}$, $r^* = r = {race.true_rank}$, $p = {race.observed_fraction}$, $L = {race.depth}$, "
-    f"$\\varepsilon = {race.epsilon:g}$, $\\eta = {race.lr:.4g}$, $\\gamma \\in \\{{{', '.join(f'{g:g}' for g in race.gammas)}\\}}$, "
-    f"{race.dtype}."
-))
-experiment.plot_race(runs.race, scale)
+figures.plot_race(runs)
 plt.show()
-display(experiment.race_table(summary).style.hide(axis="index").set_caption(
+display(tables.race_table(summary).style.hide(axis="index").set_caption(
     "Fig. 5 runs: time/step to come within 1 % of the original's final recovery error"))
 
 # %% [markdown]
@@ -101,9 +143,9 @@ display(experiment.race_table(summary).style.hide(axis="index").set_caption(
 # time are then lower bounds, and so is the ratio in the summary table.
 
 # %%
-experiment.plot_random_vs_compressed(summary, d1)
+figures.plot_random_vs_compressed(summary)
 plt.show()
-display(experiment.d1_table(summary).style.hide(axis="index").set_caption(
+display(tables.d1_table(summary).style.hide(axis="index").set_caption(
     "App. D.1 per rank estimate (means over trials)"))
 
 # %% [markdown]
@@ -122,55 +164,84 @@ display(experiment.d1_table(summary).style.hide(axis="index").set_caption(
 # the matmul rate is measured before and after the original's training. When the plan computes the
 # chapter's parts in two processes (ci scale), another part runs beside this one on the other core
 # for part of the time, so both sides of a ratio may share the machine with it.
+#
+# Setting: $d$ in {glue:md}`scaling_sizes`, $r^* = r$ = {glue:}`scaling_rank`, $p$ = {glue:}`scaling_p`,
+# $L$ = {glue:}`scaling_depth`, $\varepsilon$ = {glue:text}`scaling_eps:g`,
+# $\eta$ = {glue:text}`scaling_lr:.4g` $\cdot\,(d / d_0)^{4/3}$ with $d_0$ = {glue:}`scaling_d_ref`,
+# $\gamma$ = {glue:text}`scaling_gamma:g`, original to train loss < {glue:text}`scaling_tol:g` (at most
+# {glue:}`scaling_max_steps` steps), {glue:md}`scaling_dtype`, **{glue:}`scaling_threads` torch thread(s)**.
 
 # %%
-sc = summary.scaling
-sr = scaling.race
-display(Markdown(
-    f"Setting: $d \\in \\{{{', '.join(map(str, scaling.sizes))}\\}}$, $r^* = r = {sr.true_rank}$, "
-    f"$p = {sr.observed_fraction}$, $L = {sr.depth}$, $\\varepsilon = {sr.epsilon:g}$, "
-    f"$\\eta = {sr.lr:.4g}\\,(d / {sr.d})^{{4/3}}$, $\\gamma = {sr.gamma:g}$, original to train loss "
-    f"< {sr.tol_original:g} (at most {sr.max_steps} steps), {sc.dtype}, **{sc.threads} torch thread(s)**."
-))
-experiment.plot_scaling(summary)
+figures.plot_scaling(summary)
 plt.show()
-display(experiment.scaling_table(summary).style.hide(axis="index").set_caption(
+display(tables.scaling_table(summary).style.hide(axis="index").set_caption(
     "Speed-up against d: wall time to the same recovery error, per-step cost and the original's FLOP/s"))
-display(Markdown(
-    f"Fitted log-log slopes against $d$: seconds per step of the original **{sc.slope_step_original:.2f}** "
-    f"(expected ≈ 3), of the compressed model **{sc.slope_step_compressed:.2f}** (expected ≈ 2), speed-up "
-    f"**{sc.slope_speedup:.2f}** (expected ≈ 1)" if sc.slope_speedup is not None else
-    f"Fitted log-log slopes against $d$: seconds per step of the original **{sc.slope_step_original:.2f}**, "
-    f"of the compressed model **{sc.slope_step_compressed:.2f}**; too few sizes reached the same error for a "
-    f"speed-up slope"
-))
-fractions = [p.flops_fraction for p in sc.points]
-display(Markdown(
-    f"The original's training ran at {min(fractions):.0%}–{max(fractions):.0%} of the computing machine's $d \\times d$ "
-    f"matmul rate measured at the same $d$ (bottom-right panel): near 100 % its steps cost what their $O(d^3)$ "
-    f"arithmetic costs, and nothing handicapped it; far below, something else slowed it (small kernels, a busy "
-    f"machine). At small $d$ a step of the compressed model is mostly fixed per-call overhead (Python, kernel "
-    f"launches), so its cost grows more slowly than $d^2$ and the speed-up faster than $d$, until the arithmetic "
-    f"takes over; at larger $d$ (the paper scale runs up to $d = 2000$) the slopes should approach 3, 2 and 1."
-))
 
-# %%
-display(experiment.comparison_table(summary).style.hide(axis="index").set_caption(
-    f"Sec. 3: paper vs this build ({scale_label(scale)})"))
-fig5 = summary.fig5
-original, compressed = fig5.row("original"), fig5.compressed
-display(Markdown(
-    f"At $d = {fig5.d}$ on the CPU that computed the run, the compressed model with $\\gamma = {fig5.gamma:g}$ reached the "
-    f"original's final recovery error ({fig5.error_original:.2e}) after {compressed.step_to_target:.0f} iterations "
-    f"and {compressed.time_to_target:.2f} s, against {original.step_to_target:.0f} iterations and "
-    f"{original.time_to_target:.2f} s for the original: **{fig5.speedup:.1f}×** (paper: ≈5× on a GPU at $d = 1000$). "
-    f"With $\\gamma = 0$ the final recovery error was {fig5.error_gamma0:.2e}."
-    if fig5.speedup is not None else
-    f"At $d = {fig5.d}$ the compressed model with $\\gamma > 0$ did not come within 1 % of the original's final "
-    f"recovery error ({fig5.error_original:.2e}) in the step budget."
-))
+# %% tags=["remove-cell"]
+# The speed-up's slope needs two sizes where the compression reached the same error.
+if sc.slope_speedup is not None:
+    words("scaling_slope_speedup", f"speed-up **{sc.slope_speedup:.2f}** (expected ≈ 1)")
+else:
+    words("scaling_slope_speedup", "no speed-up slope: too few sizes reached the same error")
 
 # %% [markdown]
+# Fitted log-log slopes against $d$: seconds per step of the original
+# **{glue:text}`scaling_slope_original:.2f`** (expected ≈ 3), of the compressed model
+# **{glue:text}`scaling_slope_compressed:.2f`** (expected ≈ 2); {glue:md}`scaling_slope_speedup`.
+#
+# The original's training ran at {glue:text}`flops_min:.0%`–{glue:text}`flops_max:.0%` of the computing
+# machine's $d \times d$ matmul rate measured at the same $d$ (bottom-right panel): near 100 % its steps
+# cost what their $O(d^3)$ arithmetic costs, and nothing handicapped it; far below, something else slowed
+# it (small kernels, a busy machine). At small $d$ a step of the compressed model is mostly fixed
+# per-call overhead (Python, kernel launches), so its cost grows more slowly than $d^2$ and the speed-up
+# faster than $d$, until the arithmetic takes over; at larger $d$ (the paper scale runs up to
+# $d = 2000$) the slopes should approach 3, 2 and 1.
+
+# %% tags=["remove-cell"]
+# The cells of the comparison below that depend on what happened (a speed-up reached or not, a
+# ratio that is only a lower bound), and the paragraph after it (glued Markdown renders no $math$).
+original, compressed = f5.row("original"), f5.compressed
+if f5.speedup is not None:
+    words("fig5_ours", f"{f5.speedup:.1f}× at d={f5.d}")
+    words("fig5_finding",
+          f"At d = {f5.d} on the CPU that computed the run, the compressed model with γ = {f5.gamma:g} "
+          f"reached the original's final recovery error ({f5.error_original:.2e}) after "
+          f"{compressed.step_to_target:.0f} iterations and {compressed.time_to_target:.2f} s, against "
+          f"{original.step_to_target:.0f} iterations and {original.time_to_target:.2f} s for the original: "
+          f"**{f5.speedup:.1f}×** (paper: ≈5× on a GPU at d = 1000)."
+          + (f" With γ = 0 the final recovery error was {f5.error_gamma0:.2e}." if f5.error_gamma0 is not None else ""))
+else:
+    words("fig5_ours", f"not reached: γ>0 never came within 1 % of the original's error (d={f5.d})")
+    words("fig5_finding",
+          f"At d = {f5.d} the compressed model with γ > 0 did not come within 1 % of the original's final "
+          f"recovery error ({f5.error_original:.2e}) in the step budget.")
+words("gamma0_ours", "not run" if f5.error_gamma0 is None else f"{f5.error_gamma0:.2e}")
+bound = "≥ " if s1.ratio_is_lower_bound else ""
+d1_ours = (f"{bound}{s1.speedup:.1f}× (geometric mean over r̂, d={s1.d}); iterations {bound}{s1.steps_ratio:.1f}×"
+           if s1.speedup is not None and s1.steps_ratio is not None else f"not measured (d={s1.d})")
+if s1.ratio_is_lower_bound:
+    d1_ours += (f"; random converged in {s1.converged_random:.0%} of runs within {s1.max_steps} steps, "
+                f"compressed in {s1.converged_compressed:.0%}")
+words("d1_ours", d1_ours)
+ends = [p for p in sc.points if p.speedup is not None]
+words("scaling_ours", f"{ends[0].speedup:.1f}× at d={ends[0].d} to {ends[-1].speedup:.1f}× at d={ends[-1].d}"
+      if ends else "no size reached the same error")
+number("scaling_slope", sc.slope_speedup)
+
+# %% [markdown]
+# **Sec. 3: the paper and this build.**
+#
+# | claim | paper (authors' logs) | ours ({glue:md}`scale`) |
+# |---|---|---|
+# | Fig. 1: at the widest width, depth 2 overfits, depth 3 recovers | L=2 error ≫ L=3 error | median recovery error L=2: {glue:text}`err_widest_2:.2e`, L=3: {glue:text}`err_widest_3:.2e` (d={glue:}`fig1_d`) |
+# | Fig. 1: wider converges in fewer iterations (L=3) | decreasing in width | {glue:text}`steps_narrowest:.0f` steps at w={glue:}`width_narrowest`, {glue:text}`steps_widest:.0f` at w={glue:}`width_widest` |
+# | Fig. 5: compressed γ>0 vs original, wall time to the same recovery error | ≈5× faster (GPU) | {glue:md}`fig5_ours` |
+# | Fig. 5: γ=0 drifts from the original | worse recovery | final recovery error {glue:md}`gamma0_ours` vs original {glue:text}`error_original:.2e` |
+# | App. D.1: compressed vs random narrow, wall time | ≈3× faster | {glue:md}`d1_ours` |
+# | Speed-up against d (not measured in the paper): O(d³) vs O(d² r) per step | ≈5× at d=1000 (GPU) | {glue:md}`scaling_ours`; slopes vs d: speed-up {glue:text}`scaling_slope:.2f`, s/step original {glue:text}`scaling_slope_original:.2f`, compressed {glue:text}`scaling_slope_compressed:.2f` |
+#
+# {glue:md}`fig5_finding`
+#
 # **Reading the numbers.** The speed-up of the compressed model grows with $d$: the original costs
 # $O(L d^3)$ per iteration, the compressed one $O(d^2 r)$ for the dense masked residual (or
 # $O(|\Omega| r)$ at observed entries only) plus $O(L r^3)$; the section above measures the growth.

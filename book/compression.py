@@ -49,7 +49,8 @@ scale = "ci"
 
 # %%
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import Markdown
+from myst_nb import glue
 
 from compressible.ledger import coverage_table
 from compressible.experiments import compression as experiment
@@ -58,16 +59,27 @@ from compressible.summaries import save_summary
 
 plan = experiment.plan(scale)
 config = plan.config
-track = experiment.run(scale)
-summary = experiment.summarise(track, config, scale)
+results = experiment.run(scale)
+summary = experiment.summarise(results)
 save_summary(summary)
-display(Markdown(
-    f"**Setting ({scale_label(scale)}):** $d = {config.d}$, $r^* = r = {config.true_rank}$, every entry "
-    f"observed, $L = {config.depth}$, $\\varepsilon = {config.epsilon:g}$, $\\eta = {config.lr:.4g}$ "
-    f"(mean loss), $\\gamma = 0$, {config.steps} steps, {config.dtype} (Prop. 2.2 is about distances of order "
-    f"$\\varepsilon^L$, far below float32 rounding). Paper: $d = 1000$, $r = 10$, $\\eta = 10^3$. "
-    f"This scale: {plan.notes}"
-))
+
+# %% tags=["remove-cell"]
+glue("scale_label", scale_label(scale), display=False)
+glue("d", config.d, display=False)
+glue("true_rank", config.true_rank, display=False)
+glue("depth", config.depth, display=False)
+glue("epsilon", config.epsilon, display=False)
+glue("lr", config.lr, display=False)
+glue("steps", config.steps, display=False)
+glue("dtype", config.dtype, display=False)
+glue("notes", Markdown(plan.notes), display=False)
+
+# %% [markdown]
+# **Setting ({glue:text}`scale_label`):** $d$ = {glue:}`d`, $r^* = r$ = {glue:}`true_rank`, every entry
+# observed, $L$ = {glue:}`depth`, $\varepsilon$ = {glue:text}`epsilon:g`, $\eta$ = {glue:text}`lr:.4g` (mean loss),
+# $\gamma = 0$, {glue:}`steps` steps, {glue:text}`dtype` (Prop. 2.2 is about distances of order
+# $\varepsilon^L$, far below float32 rounding). Paper: $d = 1000$, $r = 10$, $\eta = 10^3$. This scale:
+# {glue:md}`notes:myst`
 
 # %% [markdown]
 # ## The two trajectories coincide
@@ -77,7 +89,7 @@ display(Markdown(
 # The compressed model follows the original step for step.
 
 # %%
-experiment.plot_trajectories(track, scale)
+experiment.plot_trajectories(results)
 plt.show()
 
 # %% [markdown]
@@ -88,7 +100,7 @@ plt.show()
 # $O(L d^3)$ for the original.
 
 # %%
-experiment.plot_loss_vs_time(track, scale)
+experiment.plot_loss_vs_time(results)
 plt.show()
 
 # %% [markdown]
@@ -100,22 +112,37 @@ plt.show()
 # $\sqrt m \prod_l \rho_l(t) \le \sqrt m\, \varepsilon^L$ (dotted).
 
 # %%
-experiment.plot_prop22(track, summary, config.epsilon)
+experiment.plot_prop22(results, summary)
 plt.show()
 
 # %%
-display(experiment.comparison_table(summary).style.hide(axis="index").set_caption(
-    f"Fig. 4 and Prop. 2.2: paper vs this build ({scale_label(scale)})"))
-display(Markdown(
-    f"At $d = {summary.d}$ the compressed model trains {summary.params_compressed:,} parameters instead of "
-    f"{summary.params_original:,}. Its trajectory never left the original's by more than "
-    f"{summary.prop22_max_distance:.2e} in Frobenius norm, {summary.prop22_max_ratio:.1e} of the Prop. 2.2 bound "
-    f"({summary.prop22_bound:.2e}); both reached a train loss of {summary.final_loss_original:.2e} (original) and "
-    f"{summary.final_loss_compressed:.2e} (compressed) after {int(track.step.iloc[-1])} steps, and the compressed "
-    f"model got to the original's final loss "
-    + (f"{summary.speedup_fig4:.1f}× faster in wall time on the CPU that computed the run (named at the end of the chapter)." if summary.speedup_fig4 is not None
-       else "— not within the step budget.")
-))
+experiment.comparison_table(summary).style.hide(axis="index").set_caption(
+    f"Fig. 4 and Prop. 2.2: paper vs this build ({scale_label(scale)})")
+
+# %% tags=["remove-cell"]
+glue("params_compressed", summary.params_compressed, display=False)
+glue("params_original", summary.params_original, display=False)
+glue("prop22_max_distance", summary.prop22_max_distance, display=False)
+glue("prop22_max_ratio", summary.prop22_max_ratio, display=False)
+glue("prop22_bound", summary.prop22_bound, display=False)
+glue("final_loss_original", summary.final_loss_original, display=False)
+glue("final_loss_compressed", summary.final_loss_compressed, display=False)
+glue("last_step", summary.last_step, display=False)
+# the sentences that follow summarise's decisions: did Prop. 2.2 hold, did the compression reach the loss
+glue("prop22_verdict", Markdown(
+    "within the bound, as Proposition 2.2 says" if summary.prop22_holds
+    else "**beyond the bound: Proposition 2.2 did not hold in this run**"), display=False)
+glue("speedup", Markdown(
+    f"{summary.speedup_fig4:.1f}× faster in wall time on the CPU that computed the run (named at the end of the "
+    "chapter)" if summary.speedup_fig4 is not None else "— not within the step budget"), display=False)
+
+# %% [markdown]
+# At $d$ = {glue:}`d` the compressed model trains {glue:text}`params_compressed:,` parameters instead of
+# {glue:text}`params_original:,`. Its trajectory never left the original's by more than
+# {glue:text}`prop22_max_distance:.2e` in Frobenius norm, {glue:text}`prop22_max_ratio:.1e` of the Prop. 2.2 bound
+# ({glue:text}`prop22_bound:.2e`): {glue:md}`prop22_verdict:myst`. Both reached a train loss of
+# {glue:text}`final_loss_original:.2e` (original) and {glue:text}`final_loss_compressed:.2e` (compressed) after
+# {glue:}`last_step` steps, and the compressed model got to the original's final loss {glue:md}`speedup:myst`.
 
 # %% [markdown]
 # **Reading the numbers.** The bound of Proposition 2.2 is loose: what separates the two models is

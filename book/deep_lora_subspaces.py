@@ -52,8 +52,8 @@
 # adapters train**: the classification head and the pooler are drawn at random (per seed; the
 # authors' Flax checkpoint had no pooler weights) and stay frozen, and so does the rest of the
 # backbone. At `ci` scale this chapter keeps the checkpoint's pooler, trains the head for every
-# variant alike, and compressed Deep LoRA uses $\gamma = 0.1$: the cell below prints these departures
-# (their calibration runs are recorded in `compressible.experiments.glue_runs.GLUE_METHODS`; the
+# variant alike, and compressed Deep LoRA uses $\gamma = 0.1$: the settings below list these departures
+# (their calibration runs are recorded in `compressible.experiments.glue_methods.GLUE_METHODS`; the
 # Few-shot GLUE chapters run the authors' protocol instead). STS-B is a regression: one output and an MSE loss; the
 # metric is the Pearson correlation on the validation split.
 
@@ -65,17 +65,64 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
+from myst_nb import glue
 
-from compressible.ledger import coverage_table
 from compressible.experiments import deep_lora_subspaces as dls
-from compressible.finetune.glue import data_card
+from compressible.experiments.deep_lora_subspaces import figures, tables
+from compressible.experiments.deep_lora_subspaces.summary import LEARNED, Targets
+from compressible.finetune.backbones import TINY_BERT
+from compressible.ledger import coverage_table
+from compressible.reference import paper_value
+from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
 p = dls.plan(scale)
-label = dls.build_label(scale)  # on every figure and table
-display(Markdown(dls.settings_text(p, scale, device)))
-dls.settings_table(p).style.hide(axis="index")
+label = tables.build_label(scale)  # on every figure and table
+results = dls.run(scale, device=device)  # computes what the result store lacks, loads every run
+summary = dls.summarise(results)
+
+# %% tags=["remove-cell"]
+# the words of this page that depend on the numbers: each paragraph below pastes them with MyST-NB's glue
+f, d, r, data = summary.fig2, summary.d2, summary.runs, summary.data
+
+
+def number(value, spec: str) -> str:
+    """A measured number, or n/a when it is undefined (e.g. a Pearson of constant predictions)."""
+    return "n/a" if value is None else format(value, spec)
+
+
+def md(key: str, text: str) -> None:
+    glue(key, Markdown(text), display=False)
+
+
+BACKBONES = {
+    "bert-base-cased": "bert-base-cased (the paper's backbone)",
+    "all-MiniLM-L6-v2": "all-MiniLM-L6-v2, a 6-layer sentence-embedding BERT (hidden 384), not bert-base-cased",
+    TINY_BERT: "a tiny random BERT (2 layers, hidden 32) that measures nothing",
+}
+TARGETS = {
+    Targets.ATTENTION_MLP: "q, k, v, attention output, intermediate and output of every block (the paper's 72 "
+                           "matrices for bert-base-cased)",
+    Targets.ATTENTION: "q, k, v and attention output of every block only -- **not** the paper's intermediate and "
+                       "output (MLP) weights",
+    Targets.OTHER: "see the pattern",
+}
+parts = ([("Fig. 2 and App. D.2", p.fig2.targets, summary.targets["fig2"])] if p.fig2.targets == p.d2.targets
+         else [("Fig. 2", p.fig2.targets, summary.targets["fig2"]), ("App. D.2", p.d2.targets, summary.targets["d2"])])
+glue("settings_scale", scale_label(scale), display=False)
+md("settings_backbone", f"`{p.backbone}`: {BACKBONES.get(p.backbone, p.backbone)}")
+md("settings_device", f"`{device}`")
+md("settings_targets", "; ".join(f"{part} `{pattern}`: {TARGETS[kind]}" for part, pattern, kind in parts))
+md("settings_departures", "How this scale departs from the paper: " + "; ".join(p.notes) + "." if p.notes
+   else "This is the paper's protocol.")
+
+# %% [markdown]
+# **Settings ({glue:text}`settings_scale`).** Backbone {glue:md}`settings_backbone:myst`. Device: {glue:md}`settings_device:myst`.
+# Adapted modules: {glue:md}`settings_targets:myst`. {glue:md}`settings_departures:myst`
+
+# %%
+tables.settings_table(p).style.hide(axis="index")
 
 # %% [markdown]
 # ## Data: STS-B
@@ -86,11 +133,24 @@ dls.settings_table(p).style.hide(axis="index")
 # anything else; Fig. 2 trains on the whole remaining training split, App. D.2 on 16 examples drawn
 # with replacement at seed 0 (the same 16 for the three variants).
 
+# %% tags=["remove-cell"]
+source = results.card["source"]  # where run() read the data
+md("data_source", f"`{data.hub_id}`, config `{data.task}`, read from "
+   + (f"a local mirror at `{source}`" if data.local_mirror else f"the hub (`{source}`)"))
+md("data_inputs", " + ".join(data.text_fields))
+glue("data_outputs", data.num_labels, display=False)
+md("data_kind", "regression (MSE loss)" if data.regression else "classification")
+md("data_splits", f"training split `{data.train_split}`, evaluation split `{data.eval_split}`")
+md("data_caveats", "Mirror caveats: " + " ".join(data.caveats) if data.caveats
+   else "Mirror caveats: none -- every split has the official number of rows.")
+
+# %% [markdown]
+# **Data card.** {glue:md}`data_source:myst`. Inputs: {glue:md}`data_inputs:myst` (a sentence pair);
+# {glue:}`data_outputs` output, {glue:md}`data_kind:myst`; {glue:md}`data_splits:myst`. {glue:md}`data_caveats:myst`
+
 # %%
-card = data_card("stsb")
-display(Markdown(dls.data_card_text(card)))
-pd.DataFrame({"split": list(card["splits"]), "rows in this copy": list(card["splits"].values()),
-              "official rows": [card["official_sizes"].get(s) for s in card["splits"]]}).style.hide(axis="index")
+pd.DataFrame({"split": list(data.splits), "rows in this copy": list(data.splits.values()),
+              "official rows": [data.official_sizes.get(s) for s in data.splits]}).style.hide(axis="index")
 
 # %% [markdown]
 # ## Running the experiments
@@ -99,10 +159,31 @@ pd.DataFrame({"split": list(card["splits"]), "rows in this copy": list(card["spl
 # store (each run is stored atomically, so a rebuild recomputes nothing that finished) and loads
 # them; `deep_lora_subspaces.summarise` computes every statistic below.
 
+# %% tags=["remove-cell"]
+glue("runs_count", r.count, display=False)
+glue("runs_total", r.wall_time_total, display=False)
+glue("runs_fig2", r.wall_time["fig2"], display=False)
+md("runs_d2", ", ".join(f"{m} {r.wall_time[m]:.0f} s" for m in dls.D2_METHODS))
+glue("runs_kept", r.train_kept, display=False)
+glue("runs_train_rows", data.splits[data.train_split], display=False)
+glue("runs_dropped", r.eval_dropped, display=False)
+glue("runs_eval_rows", data.splits[data.eval_split], display=False)
+glue("runs_fig2_eval", r.fig2_eval_examples, display=False)
+glue("runs_d2_eval", r.d2_eval_examples, display=False)
+md("runs_subset", " -- a fixed subset, the same for every run, not the whole split" if r.eval_subset else "")
+glue("runs_adapted", r.adapted_modules, display=False)
+glue("runs_params_full", r.trainable_params["fig2"], display=False)
+md("runs_params_d2", ", ".join(f"{r.trainable_params[m]:,} ({m})" for m in dls.D2_METHODS))
+
+# %% [markdown]
+# The {glue:}`runs_count` runs took {glue:text}`runs_total:.0f` s in total when they were computed
+# (Fig. 2: {glue:text}`runs_fig2:.0f` s; App. D.2: {glue:md}`runs_d2:myst`). Length filter (128 tokens):
+# {glue:text}`runs_kept:,` of {glue:text}`runs_train_rows:,` training pairs kept, {glue:}`runs_dropped` of
+# {glue:text}`runs_eval_rows:,` validation pairs dropped. Evaluation on {glue:text}`runs_fig2_eval:,` validation
+# pairs (Fig. 2) and {glue:text}`runs_d2_eval:,` (App. D.2){glue:md}`runs_subset:myst`. {glue:}`runs_adapted` adapted
+# weight matrices; trainable parameters: {glue:text}`runs_params_full:,` (full width), {glue:md}`runs_params_d2:myst`.
+
 # %%
-results = dls.run(scale, device=device)
-summary = dls.summarise(results)
-display(Markdown(dls.runs_text(results, card)))
 results.runs[["part", "method", "adapter", "n_train", "steps", "seed", "metric", "value", "trainable_params",
               "wall_time"]].round(4).style.hide(axis="index")
 
@@ -117,15 +198,65 @@ results.runs[["part", "method", "adapter", "n_train", "steps", "seed", "metric",
 # Right: the training loss of every step's batch (dropout on), and its running mean.
 
 # %%
-dls.plot_fig2(results, summary)
+figures.plot_fig2(results, summary)
 plt.show()
 
-# %%
-display(Markdown(dls.fig2_text(summary)))
-display(dls.fig2_table(summary).style.hide(axis="index").set_caption(f"Fig. 2: paper vs this build ({label})"))
-display(Markdown(dls.fig2_caveat(summary, results.epsilon)))
+# %% tags=["remove-cell"]
+glue("label", label, display=False)
+glue("fig2_early_step", f.alignment_early_step, display=False)
+glue("fig2_steps", f.steps, display=False)
+glue("fig2_adapted", summary.adapted_modules, display=False)
+glue("fig2_median_early", f.median_alignment_at_10pct_steps, display=False)
+glue("fig2_min_early", f.min_alignment_at_10pct_steps, display=False)
+glue("fig2_frac_early", f.frac_alignment_above_0_9_at_10pct_steps, display=False)
+md("fig2_step1", "" if f.median_alignment_step1 is None
+   else f"; after a single step it is already {f.median_alignment_step1:.3f}")
+md("fig2_step0", "" if f.median_alignment_step0 is None
+   else f", against {f.median_alignment_step0:.3f} for the arbitrary step-0 basis")
+glue("fig2_top_over_eps3", f.median_top_sv_over_eps3, display=False)
+glue("fig2_significant", f.median_significant_singular_values, display=False)
+glue("fig2_top_k", f.top_singular_values, display=False)
+glue("fig2_ratio_9_1", f.median_sv_ratio_9_to_1, display=False)
+md("fig2_by_kind", ", ".join(f"{k} {v:.3g}" for k, v in f.median_top_sv_over_eps3_by_kind.items()))
+glue("fig2_loss_first", f.initial_train_loss, display=False)
+glue("fig2_loss_last", f.final_train_loss, display=False)
+glue("fig2_window", f.loss_window, display=False)
+md("fig2_pearson", number(f.final_pearson, ".4f"))
+glue("fig2_eval", f.eval_examples, display=False)
+md("fig2_kinds", ", ".join(f.median_top_sv_over_eps3_by_kind))
+# the caveat is said only when the updates have not left their initial scale (a decision of summarise)
+md("fig2_caveat", "" if not f.updates_still_at_init_scale else (
+    f"**Caveat: at {label} the updates have barely left their initialisation.** After {f.steps} steps the "
+    f"largest singular value of $\\Delta W$ is only {f.median_top_sv_over_eps3:.3g} × $\\varepsilon^3$ "
+    f"(median over matrices); the training loss averaged {f.initial_train_loss:.2f} over the first {f.loss_window} "
+    f"steps and {f.final_train_loss:.2f} over the last {f.loss_window}, and the validation Pearson is "
+    f"{number(f.final_pearson, '.3f')}: the model does not rank STS-B pairs yet. Starting from "
+    f"$\\varepsilon = {f.epsilon:g}$, a depth-3 factorisation first spends many steps growing out of the small "
+    f"initialisation (its gradients carry a factor $\\varepsilon^2$), and the paper's run is "
+    f"{paper_value('figure2_invariant_subspaces', 'protocol', 'steps')} steps long. What this run does show is the "
+    f"start of Theorem 2.1's picture: the growth goes into a few directions, the rest of the spectrum stays near "
+    f"$\\varepsilon^3$, and those few directions are fixed within the first steps. Whether they stay fixed while "
+    f"the model actually learns is only tested at `paper` scale."))
 
 # %% [markdown]
+# **What our run shows ({glue:text}`label`).** After {glue:}`fig2_early_step` of {glue:}`fig2_steps` steps the
+# median alignment over the {glue:}`fig2_adapted` matrices is {glue:text}`fig2_median_early:.3f` (smallest
+# {glue:text}`fig2_min_early:.3f`; {glue:text}`fig2_frac_early:.0%` of the matrices above
+# 0.9){glue:md}`fig2_step1:myst`{glue:md}`fig2_step0:myst`. The largest singular value of the final updates is a median
+# {glue:text}`fig2_top_over_eps3:.3g` times the initial level $\varepsilon^3$; a median of
+# {glue:text}`fig2_significant:.0f` of the top {glue:}`fig2_top_k` singular values grew by at least 10% of what the
+# largest one grew, and the median ratio $\sigma_{9} / \sigma_1$ is {glue:text}`fig2_ratio_9_1:.3g`. By kind, the
+# median $\sigma_1 / \varepsilon^3$ is {glue:md}`fig2_by_kind:myst`. The training loss goes from
+# {glue:text}`fig2_loss_first:.2f` (mean of the first {glue:}`fig2_window` steps) to {glue:text}`fig2_loss_last:.2f`
+# (last {glue:}`fig2_window` steps); the final validation Pearson is {glue:md}`fig2_pearson:myst` on
+# {glue:text}`fig2_eval:,` validation pairs. Adapted matrices: {glue:}`fig2_adapted` ({glue:md}`fig2_kinds:myst`).
+
+# %%
+display(tables.fig2_table(summary).style.hide(axis="index").set_caption(f"Fig. 2: paper vs this build ({label})"))
+
+# %% [markdown]
+# {glue:md}`fig2_caveat:myst`
+#
 # The paper's 0.8875 comes from 2000 steps on the whole training set with bert-base-cased; a
 # shorter run on another backbone is not expected to reach it, and the comparison is only meaningful
 # at `paper` scale. The qualitative claims -- few significant singular values and subspaces that
@@ -141,16 +272,52 @@ display(Markdown(dls.fig2_caveat(summary, results.epsilon)))
 # Pearson is at least the original's Pearson at that same step minus 0.05.
 
 # %%
-dls.plot_d2(results, summary)
+figures.plot_d2(results, summary)
 plt.show()
 
 # %%
-display(dls.d2_table(results).style.hide(axis="index").set_caption(
+display(tables.d2_table(summary).style.hide(axis="index").set_caption(
     f"App. D.2: validation Pearson by step -- paper vs this build ({label})"))
-display(dls.d2_within_table(summary).style.hide(axis="index").set_caption(
+display(tables.d2_within_table(summary).style.hide(axis="index").set_caption(
     "How fast the narrow variants catch up with the original"))
-display(Markdown(dls.d2_text(summary, p)))
-display(Markdown(dls.d2_caveat(summary)))
+
+# %% tags=["remove-cell"]
+glue("d2_steps", d.steps, display=False)
+md("d2_pearson", ", ".join(f"{number(d.pearson_final[m], '.3f')} ({m})" for m in dls.D2_METHODS))
+glue("d2_eval", d.eval_examples, display=False)
+md("d2_subset", " (a fixed subset: App. D.2 evaluates every few steps)" if d.eval_subset else "")
+glue("d2_window", d.loss_window, display=False)
+md("d2_losses", ", ".join(f"{d.final_train_loss[m]:.3g} ({m})" for m in dls.D2_METHODS))
+md("d2_within", " ".join(
+    f"The {m} variant is first within 0.05 of the original at step {d.first_step_within_0_05_of_original[m]}."
+    if d.first_step_within_0_05_of_original[m] is not None
+    else f"The {m} variant is never within 0.05 of the original in our {d.steps} steps."
+    for m in ("compressed", "random")))
+glue("d2_paper_compressed", d.paper_first_step_within_0_05_of_original["compressed"], display=False)
+glue("d2_paper_random", d.paper_first_step_within_0_05_of_original["random"], display=False)
+md("d2_beyond", "" if not d.paper_steps_beyond_ours else (
+    f" Our run stops at step {d.steps}, so the paper's steps {', '.join(map(str, d.paper_steps_beyond_ours))} have no "
+    "counterpart here."))
+# the caveat is said only when the original has not learned (summarise's comparison_informative)
+md("d2_caveat", "" if d.comparison_informative else (
+    f"**Caveat: at {label} this comparison is not informative.** The original full-width adapter's best "
+    f"validation Pearson in our run is {number(d.original_best_pearson, '.3f')} (below {LEARNED}): "
+    f"within {d.steps} steps it does not rank validation pairs yet (its training loss went from "
+    f"{d.initial_train_loss['original']:.2f} to {d.final_train_loss['original']:.2f}), so any variant is trivially "
+    f"\"within 0.05 of the original\". The training-loss panel is the informative one here: mean loss over the last "
+    f"{d.loss_window} steps " + ", ".join(f"{d.final_train_loss[m]:.3g} ({m})" for m in dls.D2_METHODS)
+    + f", from a common start of {d.initial_train_loss['compressed']:.2f}; the first step with a loss below 90% of "
+    "the first step's: " + ", ".join(f"{'never' if d.first_step_loss_below_90pct[m] is None else d.first_step_loss_below_90pct[m]} "
+                                     f"({m})" for m in dls.D2_METHODS) + "."))
+
+# %% [markdown]
+# **What our run shows ({glue:text}`label`).** After {glue:}`d2_steps` steps the validation Pearson is
+# {glue:md}`d2_pearson:myst`, on {glue:text}`d2_eval:,` validation pairs{glue:md}`d2_subset:myst`. Mean training loss over
+# the last {glue:}`d2_window` steps: {glue:md}`d2_losses:myst`. {glue:md}`d2_within:myst` In the authors' logs
+# (bert-base-cased, 200 steps) the compressed variant is within 0.05 from step {glue:}`d2_paper_compressed` and
+# the random one only from step {glue:}`d2_paper_random`.{glue:md}`d2_beyond:myst`
+#
+# {glue:md}`d2_caveat:myst`
 
 # %% [markdown]
 # **Why the compressed adapter can keep up.** The compressed `left` and `right` span the directions
@@ -163,7 +330,7 @@ display(Markdown(dls.d2_caveat(summary)))
 # **Where the construction can fail.** Here the first batch is the whole sample, so the first
 # gradient sees every example. With more examples than one batch holds, the outer factors come from
 # one batch of 16 and then move at $\gamma$ times the inner rate, on batches that differ from step to
-# step. The chapter {doc}`Few-shot GLUE: fair rates, bf16 and runs that trained <fewshot_tuning>` runs
+# step. The chapter {doc}`Few-shot GLUE <fewshot_glue>` runs
 # the Fig. 6 compressed runs at $n = 256$ again, each time changing one thing (where the outer factors
 # come from, $\gamma$, the inner rate, the number of steps), follows what the frozen head sees along
 # every run, and says which change makes a stalled run train or keeps it from collapsing.
@@ -171,14 +338,15 @@ display(Markdown(dls.d2_caveat(summary)))
 # ## Summary for the scorecard
 #
 # `deep_lora_subspaces.summarise` returns a typed `DeepLoraSubspacesSummary` (every field is
-# documented in `compressible.experiments.deep_lora_subspaces`), written to
+# documented in `compressible.experiments.deep_lora_subspaces.summary`), written to
 # `summaries/deep_lora_subspaces.json`: `fig2` holds the Fig. 2 run's alignment (median per
 # checkpoint, and at the first checkpoint at or after 10% of training), its spectra statistics
 # (how many of the top singular values grew, $\sigma_1 / \varepsilon^3$ overall and by kind) and its
 # losses; `d2` holds App. D.2 at seed 0 per variant (Pearson at the paper's evaluation steps, final
 # losses, the first step within 0.05 of the original -- meaningful only when
 # `comparison_informative`, i.e. the original's best Pearson reached 0.3 -- and the first step whose
-# training loss is below 90% of step 1's).
+# training loss is below 90% of step 1's); `runs` and `data` hold what the runs recorded (wall times,
+# the length filter, evaluation sizes, trainable parameters) and STS-B's data card as `run` read it.
 
 # %%
 path = save_summary(summary)

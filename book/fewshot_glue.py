@@ -9,7 +9,7 @@
 #     language: python
 #     name: python3
 #   compressible:
-#     figures: {smoke: 5, ci: 4, paper: 5}
+#     figures: {smoke: 7, ci: 6, paper: 7}
 # ---
 
 # %% [markdown]
@@ -47,6 +47,8 @@
 # *uncompressed* depth-3 adapters at $10^{-4}$, and their Fig. 8 runs a narrow width-$r$ adapter with
 # random orthogonal init. Fig. 6 therefore also shows *Deep LoRA (full width)*. The rates come from
 # the previous chapter: the paper's at `paper` scale, chosen on held-out training examples otherwise.
+# After the figures, the checks behind them: did every run train, what bf16 autocast changes, and why
+# compressed runs stall where they do.
 #
 # The columns labelled "paper (authors' logs)" are recomputed from the authors' committed run logs
 # (`compressible.reference`); ours are labelled with the scale and the backbone that produced them.
@@ -59,33 +61,59 @@ scale = "ci"
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
+from myst_nb import glue
 
-from compressible.ledger import coverage_table
 from compressible.experiments import fewshot_glue as fg
+from compressible.experiments.fewshot_glue import figures, tables
+from compressible.experiments.fewshot_glue.diagnosis import Cause, DiagnosisOutcome
+from compressible.experiments.fewshot_glue.probes import COLLAPSED
+from compressible.experiments.glue_stats import CHANCE_MARGIN, DEEP, LORA
+from compressible.ledger import coverage_table
+from compressible.reference import paper_value
 from compressible.reproduction.scorecard import chapter_verdicts
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
 p = fg.plan(scale)
-paper = fg.paper_protocol()
-display(Markdown(fg.settings_text(p, scale)))
+paper = tables.paper_protocol()
+display(Markdown(
+    f"**Backbone ({scale_label(scale)}):** `{p.backbone}`. {p.methods.backbone_note} "
+    f"**How this scale departs from the paper:** {'; '.join(p.notes) or 'none: this is the paper protocol'}. "
+    f"Paper: Table 1 {paper['table1']['seeds']} seeds × {paper['table1']['steps']} steps "
+    f"(SST-2 {paper['table1']['steps_sst2']}); Fig. 6 {paper['fig6']['seeds']} seeds × {paper['fig6']['steps']} steps; "
+    f"Fig. 8 {paper['fig8']['seeds']} seeds × {paper['fig8']['steps']} steps. Ours: the table below."))
+
+
+def untrained(runs, name: str) -> str:
+    """``"Deep LoRA at n = 64 (1 of 5 seeds); ..."`` of a summary's ``untrained_runs(...)`` (``name``: ``n`` or ``r``)."""
+    return "; ".join(f"{u.method} at {name} = {u.key} ({len(u.seeds)} of {u.of} seeds)" for u in runs)
+
 
 # %% [markdown]
 # ## Running the sweep
 #
-# `fewshot_glue.run` computes every (configuration, seed) that the result store does not hold yet
-# and loads the rest (the previous chapter computed them). Fig. 7 reuses the Fig. 6 runs at
-# $n = 256$, seed 0. `fewshot_glue.summarise` computes every statistic below. Every run, with the
-# rates it used:
+# `fewshot_glue.run` reads the tuning grid of the previous chapter (computing what the result store
+# lacks), takes the rates it chose, then computes every (configuration, seed) of this chapter that
+# the store does not hold yet and loads the rest. Fig. 7 reuses the Fig. 6 runs at $n = 256$,
+# seed 0. `fewshot_glue.summarise` computes every statistic below. Every run, with the rates it used:
 
 # %%
-results = fg.run(scale, device=device)
+results = fg.run(p, device=device, scale=scale)
 summary = fg.summarise(results)
-display(Markdown(fg.runs_text(results)))
-fg.settings_table(results).style.hide(axis="index")
+totals = summary.totals
+glue("runs_rows", totals.rows, display=False)
+glue("runs_configs", totals.configs, display=False)
+glue("runs_minutes", totals.minutes, display=False)
+glue("runs_trainable", Markdown(", ".join(f"{t.method} r = {t.rank}: {t.params:,}" for t in totals.trainable)),
+     display=False)
+tables.settings_table(results).style.hide(axis="index")
 
 # %% [markdown]
+# {glue:}`runs_rows` (experiment, seed) rows from {glue:}`runs_configs` distinct configurations;
+# training and evaluation took {glue:text}`runs_minutes:.1f` min summed over runs when they were
+# computed. Trainable parameters per run: {glue:md}`runs_trainable`.
+#
 # ## Data
 #
 # One card per task the chapter uses, from `compressible.finetune.glue.data_card`, with the size of the
@@ -93,8 +121,20 @@ fg.settings_table(results).style.hide(axis="index")
 # stored with the runs). When the offline mirror is used, its caveats are listed with the card.
 
 # %%
-display(fg.data_cards_table(results).style.hide(axis="index").set_caption(f"GLUE data cards ({scale_label(scale)})"))
-display(Markdown(fg.mirror_note(results)))
+display(tables.data_cards_table(results).style.hide(axis="index").set_caption(f"GLUE data cards ({scale_label(scale)})"))
+caveats = [f"- **{task}** ({card['source']}): {c}" for task, card in results.cards.items() for c in card["caveats"]]
+if summary.mirror:
+    note = ("**Mirror caveats.** " + ("\n" + "\n".join(caveats) if caveats else
+                                      "none for the tasks used here: their splits are complete, official copies.")
+            + "\n\nAcross the whole mirror: QQP's `validation` split holds 1000 pairs held out from the official "
+              "*train* split, so **QQP numbers on this mirror are not comparable** to the paper's; QNLI and MNLI "
+              "`train` are random subsets of the official splits (which only changes the pool a few-shot sample is "
+              "drawn from). ")
+else:
+    note = "GLUE is read from the hub (`nyu-mll/glue`): no mirror caveats."
+if p.methods.eval_limit:
+    note += f" At this scale the evaluation uses a fixed subset of {p.methods.eval_limit} validation examples per task."
+display(Markdown(note))
 
 # %% [markdown]
 # ## Table 1: GLUE with $n = 1024$ examples
@@ -107,11 +147,40 @@ display(Markdown(fg.mirror_note(results)))
 # of a constant predictor: 0 for Matthews and Pearson, the majority-class share for accuracy.
 
 # %%
-display(fg.table1_display(summary, p))
-display(Markdown(fg.table1_text(summary, p)))
+t1 = summary.table1
+if t1 is None:
+    display(Markdown(f"**{p.table1_note}.** The scorecard marks Table 1 as not run at this scale; "
+                     "`make book SCALE=paper` (on a GPU) runs it."))
+else:
+    display(tables.table1_table(summary).style.hide(axis="index").set_caption(
+        f"Table 1, n = {t1.n} (paper: n = {paper['table1']['train_samples']}, bert-base-cased, "
+        f"{paper['table1']['seeds']} seeds; ours: {scale_label(scale)}, {p.backbone}, {t1.seeds} seed(s))"))
+    pv = {m: paper_value("table1_glue_1024", m, "average") for m in ("vanilla", "deep")}
+    best, worst = t1.by_task.get(t1.best_task), t1.by_task.get(t1.worst_task)
+    distance = ", ".join(f"{task} {t1.by_task[task].distance_from_chance or float('nan'):+.1f}" for task in t1.tasks)
+    near = t1.tasks_near_chance
+    chance = (f"**On {len(near)} of {len(t1.tasks)} tasks ({', '.join(near)}) neither method is {CHANCE_MARGIN:.0f} points "
+              f"above chance**: after {p.table1.steps} steps" + (" with a frozen random head" if not p.methods.train_head else "")
+              + " the classifiers still predict (almost) a constant, so the differences there are noise, not evidence "
+              "for or against Deep LoRA." if near else
+              f"Both methods are at least {CHANCE_MARGIN:.0f} points above chance on every task.")
+    display(Markdown(
+        f"Paper, all 8 tasks: LoRA {pv['vanilla']:.2f}, Deep LoRA {pv['deep']:.2f} (+{pv['deep'] - pv['vanilla']:.2f}). "
+        f"Ours ({scale_label(scale)}, {len(t1.tasks)} tasks, {t1.seeds} seed(s)): LoRA {t1.lora_average:.2f}, "
+        f"Deep LoRA {t1.deep_average:.2f}, a gain of {t1.average_gain:+.2f} points "
+        f"(paper on the same tasks: {t1.paper_average_gain_same_tasks:+.2f}). Deep LoRA is ahead on average on "
+        f"{t1.tasks_deep_ahead} of {len(t1.tasks)} tasks"
+        + ("" if best is None else f"; the largest gain is on {t1.best_task} ({best.gain:+.2f}), the smallest on "
+                                   f"{t1.worst_task} ({worst.gain:+.2f})")
+        + f". At this scale each run takes {p.table1.steps} steps of batch 16, i.e. "
+        f"{p.table1.steps * 16 / p.table1.n:.2f} passes over the n = {p.table1.n} examples (paper: "
+        f"{paper['table1']['steps'] * 16 / paper['table1']['train_samples']:.1f}). "
+        + ("† QQP on the mirror is evaluated on held-out *train* pairs: not comparable to the paper. "
+           if "qqp" in t1.tasks and summary.mirror else "")
+        + f"Distance of the better method from chance (points): {distance}. {chance}"))
 
 # %%
-fg.plot_table1(results, summary)
+figures.plot_table1(results, summary)
 plt.show()
 
 # %% [markdown]
@@ -128,15 +197,33 @@ plt.show()
 # seeds the smallest possible is 0.0625).
 
 # %%
-fg.plot_fig6(results, summary)
+figures.plot_fig6(results, summary)
 plt.show()
 f6 = summary.fig6
-display(fg.fig6_table(summary).style.hide(axis="index").set_caption(
+display(tables.fig6_table(summary).style.hide(axis="index").set_caption(
     f"Fig. 6, STS-B Pearson (paper: {paper['fig6']['seeds']} seeds, {paper['fig6']['steps']} steps; "
     f"ours: {f6.seeds} seed(s), {p.fig6.steps} steps, {scale_label(scale)})"))
-display(Markdown(fg.fig6_text(summary)))
+paper6 = {m: paper_value("figure6_stsb_fewshot", m) for m in ("vanilla", "deep")}
+glue("fig6_claim", Markdown(f"\"{paper_value('figure6_stsb_fewshot', 'paper_claim')}\""), display=False)
+glue("fig6_gains", Markdown(", ".join(
+    f"n = {n}: {s.gain if s.gain is not None else float('nan'):+.3f} (ahead on {s.deep_wins} of {s.seeds} seeds"
+    + (f"; paper {paper6['deep'][str(n)]['mean'] - paper6['vanilla'][str(n)]['mean']:+.3f}" if str(n) in paper6["deep"] else "")
+    + ")" for n, s in f6.by_n.items())), display=False)
+warnings = []
+if f6.untrained:
+    warnings.append("**Runs that did not train** (training loss not well below the constant predictor's): "
+                    + untrained(f6.untrained_runs(), "n") + ". Their Pearson says nothing about how the method generalises "
+                    "there, and the scorecard compares only the seeds where both methods trained.")
+if f6.at_chance:
+    warnings.append(f"**The best mean Pearson here is {f6.best_mean or float('nan'):.3f}, within "
+                    f"{CHANCE_MARGIN / 100:.2f} of a constant predictor**: with these few steps neither method has "
+                    "learned STS-B yet, so the comparison is noise.")
+glue("fig6_warnings", Markdown(" ".join(warnings) or "Every run trained, and the methods left chance."), display=False)
 
 # %% [markdown]
+# Mean paired gain of Deep LoRA in Pearson: {glue:md}`fig6_gains`. The paper's claim:
+# {glue:md}`fig6_claim`. {glue:md}`fig6_warnings`
+#
 # ## Fig. 7: numerical rank of every update
 #
 # For the STS-B runs with $n = 256$, seed 0, the rank of each adapted $\Delta W$ after training,
@@ -147,11 +234,32 @@ display(Markdown(fg.fig6_text(summary)))
 # gives this figure as a histogram only (no table), so its claim is quoted beside ours.
 
 # %%
-fg.plot_fig7(results, summary)
+figures.plot_fig7(results, summary)
 plt.show()
 f7 = summary.fig7
-display(fg.fig7_table(summary).style.hide(axis="index").set_caption(f"Fig. 7 ({f7.n_updates} adapted weights per method)"))
-display(Markdown(fg.fig7_text(summary)))
+display(tables.fig7_table(summary).style.hide(axis="index").set_caption(f"Fig. 7 ({f7.n_updates} adapted weights per method)"))
+glue("fig7_updates", f7.n_updates, display=False)
+glue("fig7_lora_median", f7.lora_median_rank, display=False)
+glue("fig7_lora_full", 100 * f7.lora_fraction_full_rank, display=False)
+glue("fig7_cap", f7.rank_cap, display=False)
+glue("fig7_deep_median", f7.deep_median_rank, display=False)
+glue("fig7_deep_zero", 100 * f7.deep_fraction_rank0, display=False)
+glue("fig7_deep_norm", f7.deep_max_norm, display=False)
+glue("fig7_lora_norm", f7.lora_max_norm, display=False)
+glue("fig7_verdict", Markdown(
+    "so here, as in the paper, most adapted weights are left numerically untouched (rank 0)." if f7.deep_mostly_rank0 else
+    f"but here only {100 * f7.deep_fraction_rank0:.0f}% of the updates stay at rank 0, not the majority the paper reports."),
+    display=False)
+
+# %% [markdown]
+# Of the {glue:}`fig7_updates` updates, LoRA's have median rank {glue:text}`fig7_lora_median:.0f` and
+# {glue:text}`fig7_lora_full:.0f`% reach the full width r = {glue:}`fig7_cap`; Deep LoRA's have median
+# rank {glue:text}`fig7_deep_median:.0f`, and {glue:text}`fig7_deep_zero:.0f`% stay below the $10^{-3}$
+# threshold (rank 0). The largest Deep LoRA update has $\|\Delta W\|_2$ = {glue:text}`fig7_deep_norm:.2e`,
+# the largest LoRA one {glue:text}`fig7_lora_norm:.2e`. LoRA's rank is full by construction as soon as
+# $B \ne 0$ ($A$ is a dense Gaussian), whatever the task needs; Deep LoRA's depth-3 product starts at
+# about $\varepsilon^3 = 10^{-9}$ and grows only in the directions the loss keeps pushing,
+# {glue:md}`fig7_verdict`
 
 # %% [markdown]
 # ## Fig. 8: robustness to the rank $r$
@@ -173,10 +281,42 @@ display(Markdown(fg.fig7_text(summary)))
 # it ran, the figure and the table below show it.
 
 # %%
-fg.plot_fig8(results, summary)
+figures.plot_fig8(results, summary)
 plt.show()
-display(fg.fig8_display(summary, p))
-display(Markdown(fg.fig8_text(summary)))
+f8 = summary.fig8
+if f8 is None:
+    display(Markdown(f"**{p.fig8_note}.** The scorecard marks Fig. 8 as not run at this scale; "
+                     "`make book SCALE=paper` (on a GPU) runs it."))
+else:
+    display(tables.fig8_table(summary).style.hide(axis="index").set_caption(
+        f"Fig. 8, STS-B Pearson at n = {p.fig8.n} (paper: means over {paper['fig8']['seeds']} seeds)"))
+    paper8 = {m: paper_value("figure8_rank_sweep_stsb16", m) for m in ("vanilla", "deep")}
+    lo, hi = str(f8.ranks[0]), str(f8.ranks[-1])
+    change = {m: "n/a" if v is None else f"{-v:+.3f}" for m, v in
+              (("lora", f8.lora_drop_smallest_to_largest_r), ("deep", f8.deep_drop_smallest_to_largest_r))}
+    text = (f"From r = {lo} to r = {hi}, LoRA's mean Pearson changes by {change['lora']} and Deep LoRA's by {change['deep']}"
+            + (f" (paper: LoRA {paper8['vanilla'][hi] - paper8['vanilla'][lo]:+.3f}, Deep LoRA "
+               f"{paper8['deep'][hi] - paper8['deep'][lo]:+.3f})" if lo in paper8["deep"] and hi in paper8["deep"] else "")
+            + f". The paper's claim: \"{paper_value('figure8_rank_sweep_stsb16', 'paper_claim')}\". Note the paper's Fig. 8 "
+            f"Deep LoRA is the narrow *uncompressed* width-r adapter at lr 1e-4 "
+            f"(\"{paper_value('figure8_rank_sweep_stsb16', 'protocol', 'deep_variant')}\"); ours is the compressed one. ")
+    if f8.scaled_by_rank:
+        means = ", ".join(f"r = {r}: {'n/a' if s.deep is None else f'{s.deep:.3f}'}" for r, s in f8.scaled_by_rank.items())
+        drop = f8.scaled_drop_smallest_to_largest_r
+        text += (f"**{fg.SCALED}** (the inner rate chosen at r = {f8.rate_rank} times {f8.rate_rank}/r, fixed beforehand): "
+                 f"mean Pearson {means}; from r = {min(f8.scaled_by_rank)} to {max(f8.scaled_by_rank)} it changes by "
+                 f"{'n/a' if drop is None else f'{-drop:+.3f}'}. ")
+    failed = f8.untrained_runs(methods=[m for m in sorted(f8.untrained) if m != fg.SCALED])
+    if failed:
+        text += ("**Runs that did not train** (training loss not well below the constant predictor's; LoRA and Deep LoRA "
+                 "at the same learning rate at every rank, as in the paper): " + untrained(failed, "r")
+                 + ". Their Pearson says nothing about how the method generalises there, and the scorecard compares "
+                 "only the seeds where both methods trained. ")
+    if f8.at_chance:
+        text += (f"**The best mean Pearson here is {f8.best_mean or float('nan'):.3f}, within {CHANCE_MARGIN / 100:.2f} "
+                 "of a constant predictor**: with these few steps neither method has learned STS-B yet, so the "
+                 "comparison is noise.")
+    display(Markdown(text))
 
 # %% [markdown]
 # ### What a run that did not train looks like
@@ -186,16 +326,217 @@ display(Markdown(fg.fig8_text(summary)))
 # head sees on the run's first batch of 16 examples: the *spread* of its input over the examples
 # (mean over features of their standard deviation) and the share of the pooler's tanh units beyond
 # $\pm 0.99$, where tanh passes under 2 % of its gradient. These probes run with dropout off and draw
-# no random numbers, so they change nothing in the runs.
+# no random numbers, so they change nothing in the runs. A run is *collapsed* when the spread ends below
+# a tenth of its start: every example then looks alike to the frozen head, which can only predict one value.
 
 # %%
-fg.plot_fig8_probes(results, summary)
+figures.plot_fig8_probes(results, summary)
 plt.show()
-display(fg.fig8_probe_table(summary).style.hide(axis="index").set_caption(
+display(tables.fig8_probe_table(summary).style.hide(axis="index").set_caption(
     f"Fig. 8 runs: the head's input at the end against its start, per seed ({scale_label(scale)})"))
-display(Markdown(fg.fig8_probe_text(summary)))
+found = None if f8 is None else f8.probe_findings
+
+
+def named(runs) -> str:
+    return ", ".join(f"{x.method} r = {x.rank} seed {x.seed}" for x in runs) or "none"
+
+
+if f8 is not None and found is None:
+    display(Markdown("These runs were stored without probes of the head's input, so what stopped a run is not shown here."))
+elif found is not None:
+    lines = [f"Of the {found.trained} runs that trained, {found.trained_collapsed} ended collapsed."]
+    if not found.untrained:
+        lines.append("Every run trained, so there is no stall to explain here.")
+    else:
+        lines.append(f"Of the {len(found.untrained)} runs that did not train, {len(found.collapsed)} ended collapsed "
+                     f"({named(found.collapsed)}); {len(found.saturated)} ended with over half of the pooler's units "
+                     f"saturated ({named(found.saturated)}), where tanh passes under 2 % of its gradient, so little is "
+                     "left to undo the collapse.")
+    if found.collapse_marks_stall:
+        lines.append("So each run that did not train ended mapping every example to nearly one point in front of the "
+                     "frozen random pooler and head, with a training loss near that of predicting the label mean, while "
+                     "no run that trained did: these runs stalled in training, and their validation Pearson says nothing "
+                     "about how the method generalises.")
+    display(Markdown(" ".join(lines)))
 
 # %% [markdown]
+# ## Did every run train?
+#
+# Before any comparison counts, every run has to have trained: a run whose training loss stays near that
+# of a constant predictor (the sample's mean label, for STS-B's MSE) has learned nothing, and comparing
+# it is comparing noise. The check flags every run whose final loss (mean of its last 10 steps) is not
+# below half of it; per experiment, how many runs passed. The curves are the Fig. 6 runs at the
+# largest $n$, where one batch of 16 no longer holds the whole sample: a method whose loss stays near
+# its start there is a bug or a wrong rate until shown otherwise.
+
+# %%
+check = summary.training
+if not check.untrained:
+    display(Markdown(f"All {len(check.runs)} runs trained: each one's final training loss (mean of its last 10 steps) "
+                     f"is below {check.fraction:g}× the loss of predicting its sample's mean label."))
+else:
+    shown = ", ".join(check.untrained[:12]) + (" ..." if len(check.untrained) > 12 else "")
+    display(Markdown(f"**{len(check.untrained)} of {len(check.runs)} runs did not train** (final loss not below "
+                     f"{check.fraction:g}× the constant predictor's): {shown}. Their scores are reported but say "
+                     "nothing about the method."))
+display(tables.training_table(check).style.hide(axis="index").set_caption(
+    f"Training check ({scale_label(scale)}): final loss against the constant predictor's"))
+
+# %%
+figures.plot_training_curves(results.curves, f"Training loss, STS-B, n = {max(p.fig6.n)} ({scale_label(scale)}, {p.backbone})")
+plt.show()
+
+# %% [markdown]
+# ## When compressed Deep LoRA does not train: a diagnosis
+#
+# At $n = 16$ the first batch *is* the whole sample, so the gradient the compressed initialisation
+# builds its outer factors from sees every example, and a grid run at $n = 16$ cannot see a rate
+# that fails only when batches differ. At larger $n$ the outer factors come from one batch of 16
+# and then move at $\gamma$ times the inner rate. A compressed run whose loss stalls there while
+# LoRA's falls has one of a few causes: outer factors built from **one batch's subspace**, outer
+# factors that move **too slowly** to leave it or **too fast** for batches that differ from step to step
+# (a $\gamma$ too small or too large), an inner rate that makes the depth-3 product overshoot, or a run
+# that is slow rather than stuck: a product that starts at $\varepsilon^3$ can sit on a plateau for a
+# while before it leaves. The runs below take Fig. 6's compressed runs at the larger $n$ and change one
+# thing each, at the same seeds, sample, batch order and rates: the outer factors built from the
+# gradient of the **whole sample** (one batch of all $n$ examples, instead of the first 16), the outer
+# factors at **another $\gamma$**, a **10× smaller inner rate** and the same run trained **longer**, where
+# the plan has them. The `paper` plan has all four ($\gamma = 1$, 1500 steps); the `ci` plan has the
+# one that changes the outer factors' rate alone: App. D.2's $\gamma = 10^{-2}$ (when the tuning chose
+# another $\gamma$). A change that makes the stalled seeds train names the cause; one that does not
+# rules it out as the whole cause.
+#
+# Every run also probes what the frozen head sees (as in Fig. 8 above): the spread of its input over
+# the run's first batch, at step 0 and every tenth of the run; below a tenth of its start the run has
+# **collapsed**. The column "rank-one updates" counts the adapted weights whose update has a second
+# singular value under 1 % of its first: what a run learned, not only how far its loss fell.
+
+# %%
+CAUSE = {
+    Cause.FIRST_BATCH: "the subspace the first batch gives the outer factors",
+    Cause.OUTER_TOO_FAST: "outer factors that move too fast (γ too large)",
+    Cause.OUTER_TOO_SLOW: "outer factors that move too slowly to leave their first subspace",
+    Cause.INNER_RATE: "an inner rate too large for batches that differ from step to step",
+    Cause.PLATEAU: "a plateau that outlasts Fig. 6's steps (a slow run rather than a stuck one)",
+}
+
+
+def ratios(values) -> str:
+    return " / ".join(f"{v:.3f}" for v in values)
+
+
+def collapse_text(d) -> str:
+    c = d.collapse
+    if c is None:
+        return ""
+    k = len(c.ratios)
+    text = (f"{'Every stalled run' if k > 1 else 'The stalled run'} *collapsed*: by step {c.step} the spread of the "
+            f"head's input over the first batch fell below {COLLAPSED:g} of its start, and it ended at {ratios(c.ratios)} of it"
+            + (f" (LoRA's, same seed{'s' if len(c.lora_ratios) > 1 else ''}: {ratios(c.lora_ratios)})" if c.lora_ratios else "")
+            + ". Every example then reaches the frozen head as nearly the same input, so the run can only predict one "
+              "value, the label mean"
+            + (f"; {'none' if c.max_saturated == 0 else f'at most {c.max_saturated:.0%}'} of the pooler's tanh units ended "
+               "saturated, so the pooler did not block the gradient" if c.pooler_clear else "") + ".")
+    if not c.kept:
+        return text + " No change kept these seeds from collapsing."
+    parts = "; ".join(f"*{label}* (head input at the end {ratios(c.kept_ratios[label])} of its start; final loss "
+                      + " / ".join(f"{v:.2f}" for v in c.kept_losses[label]) + ")" for label in c.kept)
+    lowered = (f"; {'each of these changes lowers' if len(c.kept) > 1 else 'it lowers'} the outer factors' Adam rate "
+               f"(γ times the inner rate) from {c.outer_rate_from:g} to {c.outer_rate_to:g}" if c.outer_rate_to is not None else "")
+    cause = ("outer factors that move too fast" if c.causes == [Cause.OUTER_TOO_FAST] and len(c.kept) > 1
+             else " or ".join(CAUSE[x] for x in c.causes))
+    verdict = {1: "it did not pass", 2: "neither passed"}.get(len(c.kept), "none of them passed")
+    seeds = f"seed{'s' if k > 1 else ''} {', '.join(map(str, d.stalled))}"
+    return (f"{text} {parts} kept {seeds} from collapsing and ended with a lower training loss than Fig. 6's run "
+            f"({' / '.join(f'{v:.2f}' for v in c.baseline_losses)}){lowered}, though within {c.kept_steps} steps "
+            f"{verdict} the training check. So the collapse comes from {cause}, not from a broken method.")
+
+
+def rank_one_text(d) -> str:
+    r = d.rank_one
+    if r is None:
+        return "These runs stored no update spectra, so what the stalled adapters learned is not shown here."
+    if not r.label_mean:
+        lora = "" if r.lora_share is None else f" (LoRA's: {r.lora_share:.0%})"
+        return f"{r.deep_share:.0%} of the stalled runs' updates are rank one{lora}: the spectra do not single out one cause here."
+    lora = "" if r.lora_share is None else f", against {r.lora_share:.0%} of LoRA's"
+    return (f"What the stalled runs did learn: {r.deep_share:.0%} of their weight updates are rank one (second singular "
+            f"value under 1 % of the first){lora}, and their training loss went from {r.first_loss:.2f} over the first "
+            f"10 steps to {r.last_loss:.2f} over the last 10, against {r.baseline:.2f} for predicting the label mean: in "
+            "their steps they fitted the label mean, one direction per weight, and little else.")
+
+
+d = summary.diagnosis
+if d is None:
+    display(Markdown("No diagnosis runs at this scale."))
+else:
+    k, stalled = len(d.seeds), ", ".join(map(str, d.stalled))
+    head = (f"At n = {d.n} (seed{'s' if k > 1 else ''} {', '.join(map(str, d.seeds))}), LoRA trained on "
+            f"{d.trained(LORA)} of {k} and compressed Deep LoRA at the chosen rates on {d.trained(DEEP)}; "
+            + "; ".join(f"**{label}**: {d.trained(label)} of {k} trained" for label in d.variants) + ". ")
+    tail = " ".join(x for x in (collapse_text(d), rank_one_text(d)) if x)
+    if d.outcome == DiagnosisOutcome.NO_STALL:
+        conclusion = ("The compressed runs trained at these seeds, so this build has no stall to diagnose; the variants "
+                      "show only how much the changes matter when training works.")
+    elif d.outcome == DiagnosisOutcome.NO_VARIANT:
+        conclusion = (f"No change was run at seed(s) {stalled} (the plan's only variant would have repeated the Fig. 6 "
+                      f"runs at the chosen rates). {rank_one_text(d)}")
+    elif d.outcome == DiagnosisOutcome.NOT_FIXED:
+        conclusion = (f"No change made the stalled seed(s) {stalled} pass the training check within its steps ("
+                      + ("the change tests one cause: " if len(d.variants) == 1 else "the changes, each testing one cause: ")
+                      + "; ".join(f"*{label}*: {CAUSE[d.causes[label]]}" for label in d.variants) + "). " + tail)
+    else:
+        ruled_out = [CAUSE[d.causes[label]] for label in d.variants if label not in d.fixes]
+        conclusion = (f"Every stalled seed ({stalled}) trained with " + " and with ".join(f"*{f}*" for f in d.fixes)
+                      + ": the stall comes from " + " or ".join(CAUSE[d.causes[f]] for f in d.fixes)
+                      + ", not from a broken method" + (f"; {' and '.join(ruled_out)} did not make it train" if ruled_out else "")
+                      + f" (on {k} seed{'s' if k > 1 else ''}: a diagnosis, not an estimate). " + tail)
+    display(Markdown(head + conclusion))
+    display(tables.diagnosis_table(d).style.hide(axis="index").set_caption(
+        f"Diagnosis at n = {d.n} ({scale_label(scale)}): final training loss (last 10 steps) / constant predictor's"))
+
+# %% [markdown]
+# A validation Pearson of "n/a" means the run's predictions on the validation pairs were all the
+# same: a constant predictor has no correlation, which is what a loss sitting on the dotted line
+# below means. Right: the spread of the head's input along the same runs; below the dotted line a run
+# has collapsed.
+
+# %%
+if d is not None:
+    figures.plot_training_curves(results.diagnosis, f"Training loss, STS-B, n = {d.n}: Fig. 6 runs and one change each "
+                                 f"({scale_label(scale)})")
+    plt.show()
+
+# %% [markdown]
+# ## bf16 autocast against float32
+#
+# The ci scale runs the frozen backbone's forward and backward under bf16 autocast (adapters, head,
+# loss and Adam's state stay float32), which halves the cost of a step on a CPU with native bf16. A
+# few runs are repeated in float32: the same runs (same sample, batch order, random head and pooler,
+# adapters) beside their bf16 twins. A difference smaller than the seed-to-seed spread cannot move a
+# verdict that rests on paired differences over seeds.
+
+# %%
+pr = summary.precision
+if pr is None:
+    display(Markdown("At this scale every run computes in float32: there is nothing to compare."))
+elif pr.autocast == "off":
+    display(Markdown("bf16 autocast was not available on this machine: both columns ran in float32."))
+else:
+    verdict = ("within the seed-to-seed noise" if pr.within_noise else
+               "**by more than the seed-to-seed noise**: treat bf16 numbers with care")
+    ratio = "" if pr.step_ratio is None else f" Training seconds per step, float32 / bf16, in these runs: {pr.step_ratio:.2f}×."
+    display(Markdown(f"{pr.method} at n = {pr.n}, seeds {', '.join(map(str, pr.seeds))}: bf16 autocast changed the final "
+                     f"Pearson by at most {pr.max_abs_difference:.3f} (mean {pr.mean_difference:+.3f}), against a "
+                     f"seed-to-seed std of {pr.seed_std:.3f}: {verdict}.{ratio}"))
+if pr is not None:
+    display(tables.precision_table(pr).style.hide(axis="index").set_caption(
+        f"Final validation Pearson, float32 vs bf16 autocast ({scale_label(scale)})"))
+
+# %% [markdown]
+# The step-time ratio above comes from these runs' own timings; `benchmarks/autocast.py` measures it
+# on a fixed batch with interleaved repetitions.
+#
 # ## Every paired difference
 #
 # Deep LoRA − LoRA for every seed of every experiment above (Table 1 in points ×100, Figs. 6 and 8
@@ -203,17 +544,18 @@ display(Markdown(fg.fig8_probe_text(summary)))
 # started from the same random head, so each entry is a like-for-like comparison.
 
 # %%
-fg.per_seed_table(summary).style.hide(axis="index").set_caption(
+tables.per_seed_table(summary).style.hide(axis="index").set_caption(
     f"Deep LoRA − LoRA per seed ({scale_label(scale)}, {p.backbone})")
 
 # %% [markdown]
 # ## Summary for the scorecard
 #
 # `fewshot_glue.summarise` returns a typed `FewshotGlueSummary` (every field is documented in
-# `compressible.experiments.fewshot_glue`), written to `summaries/fewshot_glue.json`: Table 1 per
+# `compressible.experiments.fewshot_glue.summary`), written to `summaries/fewshot_glue.json`: Table 1 per
 # task and on average (points ×100, with the chance level and the chance rule's verdict), Figs. 6 and
 # 8 keyed by $n$ and $r$ (Pearson; every gain is the mean over seeds of the paired difference
-# Deep LoRA − LoRA, with every seed's difference), and the Fig. 7 rank histogram and statistics.
+# Deep LoRA − LoRA, with every seed's difference), the Fig. 7 rank histogram and statistics, and the
+# checks above, each conclusion as a field.
 
 # %%
 path = save_summary(summary)
@@ -221,9 +563,65 @@ display(Markdown(f"Wrote `{path.name}`."))
 
 # %% [markdown]
 # ## What was found
+#
+# The scorecard's verdicts (`compressible.reproduction.scorecard.chapter_verdicts`) beside the numbers.
 
 # %%
-display(Markdown(fg.finding_text(summary, p, chapter_verdicts(summary))))
+verdicts = chapter_verdicts(summary)
+
+
+def gain(s) -> str:
+    if s.gain is None:
+        return "n/a"
+    ci = "" if s.low is None else f", 95 % CI [{s.low:+.3f}, {s.high:+.3f}]"
+    pv = "" if s.wilcoxon_p is None else f", Wilcoxon p = {s.wilcoxon_p:.2g}"
+    return f"{s.gain:+.3f} ({s.deep_wins}/{s.seeds} seeds ahead{ci}{pv})"
+
+
+def failed_at(n: int, seeds: int) -> str:
+    failed = [f"{u.method}: {len(u.seeds)} of {seeds} runs did not train" for u in f6.untrained_runs(keys=[n])]
+    return f" [{'; '.join(failed)}]" if failed else ""
+
+
+lines = [f"**Finding ({scale_label(scale)}, `{summary.backbone}`, {p.fig6.steps} steps).** Compressed Deep LoRA minus "
+         "LoRA on STS-B, in Pearson: " + "; ".join(f"n = {n}: {gain(s)}" + failed_at(n, s.seeds) for n, s in f6.by_n.items())
+         + (f". Fig. 6 verdict: **{verdicts['fig6'][0]}**." if "fig6" in verdicts else ".")]
+for n, s in f6.full_by_n.items():
+    lines.append(f"The full-width uncompressed depth-3 adapter (what the authors' logged runs used) at n = {n}: Pearson "
+                 f"{s.deep:.3f} against LoRA's {s.lora:.3f} on the same seeds, a difference of {gain(s)}; the compressed "
+                 f"adapter's mean there is {f6.by_n[n].deep:.3f}."
+                 + (" **The compressed method generalises worse than the full-width one here**, a result about the method "
+                    "as compressed, not about depth." if f6.full_beats_compressed.get(n) else ""))
+if "fig6full" in verdicts and f6.full_by_n:
+    lines[-1] += f" Verdict on the full-width adapter against LoRA: **{verdicts['fig6full'][0]}**."
+if "fig8" in verdicts and f8 is not None:
+    lines.append(f"Fig. 8 (r = {', '.join(map(str, f8.ranks))}, {f8.seeds} seed(s)): **{verdicts['fig8'][0]}** "
+                 f"({verdicts['fig8'][1]}).")
+    if f8.scaled_by_rank:
+        if f8.scaled_rescued:
+            seeds = sorted({f8.scaled_by_rank[r].seeds for r in f8.scaled_rescued})
+            lines.append(f"With its inner rate scaled as {f8.rate_rank}/r, compressed Deep LoRA trained at r = "
+                         f"{', '.join(map(str, f8.scaled_rescued))} (every run: {' or '.join(map(str, seeds))} seed(s) per "
+                         f"rank), where at one rate it did not: there the rate chosen at r = {f8.rate_rank} was too large "
+                         "for the rank" + (" (one seed: a diagnosis, not an estimate)." if seeds == [1] else "."))
+        if f8.scaled_untrained:
+            lines.append(f"At r = {', '.join(map(str, f8.scaled_untrained))} runs at the scaled rate did not train either ("
+                         + untrained(f8.untrained_runs(methods=[fg.SCALED], scaled=True), "r")
+                         + "): the rate does not explain those.")
+        if not f8.scaled_rescued and not f8.scaled_untrained:
+            lines.append(f"With its inner rate scaled as {f8.rate_rank}/r, compressed Deep LoRA trained wherever it did at "
+                         "one rate.")
+if check.untrained:
+    lines.append(f"{len(check.untrained)} of {len(check.runs)} runs did not train (see the training check); their "
+                 "comparisons carry no evidence.")
+if d is not None:
+    lines.append(f"Why compressed runs stall at n = {d.n} (the diagnosis above): {conclusion}")
+tuned = summary.tuning
+lines.append("What would change the answer: the paper's backbone, steps and seeds (`paper` scale, on a GPU), "
+             + (f"and rates tuned at other n (ours were chosen at n = {', '.join(map(str, tuned.n))} only, on "
+                f"{tuned.seeds} seeds); " if tuned is not None else "")
+             + "an interval that spans 0 says the difference is smaller than these seeds can resolve, not that it is 0.")
+display(Markdown("\n\n".join(lines)))
 
 # %% [markdown]
 # ## Where these runs come from

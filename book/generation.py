@@ -60,15 +60,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
-from compressible.ledger import coverage_table
 from compressible.experiments import generation as gen
-from compressible.finetune.metrics import meteor_available
+from compressible.experiments.generation import figures, tables
+from compressible.ledger import coverage_table
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
 p = gen.plan(scale)
 cfg = p.configs[gen.DEEP_LABEL]
+start = time.perf_counter()
+results = gen.run(p)
+wall = time.perf_counter() - start
+summary = gen.summarise(results)
+save_summary(summary)
+frame = gen.metrics_frame(results.runs)
+
 settings = pd.DataFrame(
     {
         label: {
@@ -87,7 +95,61 @@ settings = pd.DataFrame(
         for label, c in p.configs.items()
     }
 )
-display(Markdown(f"**Settings ({scale_label(scale)}).** {p.notes}."))
+
+# %% tags=["remove-cell"]
+# The numbers and words the Markdown below shows (MyST-NB glue).
+first = results.runs[gen.DEEP_LABEL][0]
+n_refs = np.array([len(r) for r in results.eval_set.references])
+
+
+def words(key, text):
+    """Glue Markdown words for the Markdown below."""
+    glue(key, Markdown(text), display=False)
+
+
+words("scale", scale_label(scale))
+words("scale_notes", p.notes)
+words("backbone_source", f"`{first['backbone_source']}`")
+words("eval_split", cfg.eval_split)
+words("model", summary.model)
+for key, value in {
+    "adapted_modules": first["adapted_modules"],
+    "params_vanilla": results.runs[gen.VANILLA_LABEL][0]["trainable_parameters"],
+    "params_deep": first["trainable_parameters"],
+    "eval_mrs": summary.eval_mrs, "refs_min": int(n_refs.min()), "refs_max": int(n_refs.max()),
+    "refs_mean": float(n_refs.mean()), "computed": results.computed, "runs": len(frame), "wall": wall,
+    "train_seconds": float(frame["train_seconds"].sum()), "eval_seconds": float(frame["eval_seconds"].sum()),
+    "loss_window": summary.loss_window, "steps": summary.steps, "seeds": summary.seeds,
+}.items():
+    glue(key, value, display=False)
+for method, key in ((gen.VANILLA_LABEL, "vanilla"), (gen.DEEP_LABEL, "deep")):
+    glue(f"first_loss_{key}", summary.first_loss[method], display=False)
+    glue(f"last_loss_{key}", summary.last_loss[method], display=False)
+for metric, scores in summary.paired.items():
+    glue(f"gain_{metric}", scores.gain, display=False)
+    glue(f"wins_{metric}", scores.deep_wins, display=False)
+    glue(f"vanilla_{metric}", summary.vanilla[metric], display=False)
+    glue(f"deep_{metric}", summary.deep[metric], display=False)
+# whether the stored runs carry METEOR (nltk's METEOR needs the WordNet corpus where they were computed)
+words("meteor", "computed with nltk's multi-reference METEOR" if "meteor" in summary.paired else
+      "**omitted**: nltk's METEOR needs the WordNet corpus, which was not installed where these runs were "
+      "computed (it cannot be downloaded during the build)")
+words("meteor_paired", (f", METEOR {summary.paired['meteor'].gain:+.2f} (Deep LoRA ahead on "
+                        f"{summary.paired['meteor'].deep_wins} of {summary.paired['meteor'].seeds} seeds)")
+      if "meteor" in summary.paired else "; METEOR not computed")
+READING = {
+    "smoke": "The smoke model is random and tiny: its scores are meaningless and only show that the pipeline runs.",
+    "ci": "These are ci-scale numbers on a different, 4-bit-quantised decoder-only model with far fewer steps "
+          "than App. C, and the paper reports no numbers to compare them with; they show that the method runs "
+          "end to end on a real generation task, not that either method wins on T5-base.",
+    "paper": "These are the App. C protocol's numbers; the paper reports none to compare them with.",
+}
+words("reading", READING[scale])
+
+# %% [markdown]
+# **Settings ({glue:md}`scale`).** {glue:md}`scale_notes`.
+
+# %%
 settings.reset_index(names="setting").style.hide(axis="index")
 
 # %% [markdown]
@@ -97,42 +159,26 @@ settings.reset_index(names="setting").style.hide(axis="index")
 # trains them with Adam ($\beta = (0.9, 0.999)$, $\epsilon = 10^{-6}$, constant rate, no weight
 # decay) and decodes one sentence per evaluated MR. Runs go through the result store, so a rebuild
 # recomputes nothing that has finished.
-
-# %%
-start = time.perf_counter()
-results = gen.run(scale)
-wall = time.perf_counter() - start
-summary = gen.summarise(results)
-frame = gen.metrics_frame(results.runs)
-n_refs = np.array([len(r) for r in results.eval_set.references])
-first = results.runs[gen.DEEP_LABEL][0]
-display(Markdown(
-    f"Backbone: `{first['backbone_source']}`; {first['adapted_modules']} adapted weight matrices; "
-    f"trainable parameters: {results.runs[gen.VANILLA_LABEL][0]['trainable_parameters']:,} (vanilla LoRA) and "
-    f"{first['trainable_parameters']:,} (Deep LoRA). Evaluation: {summary.eval_mrs} unique "
-    f"{cfg.eval_split} MRs with {n_refs.min()}–{n_refs.max()} references each "
-    f"(mean {n_refs.mean():.1f}). This cell computed {results.computed} of the {len(frame)} runs "
-    f"(the others came from the result store) in {wall:.0f} s. Summed over all {len(frame)} runs, as "
-    f"measured when each was computed: training {frame['train_seconds'].sum():.0f} s, decoding and "
-    f"scoring {frame['eval_seconds'].sum():.0f} s."
-))
+#
+# Backbone: {glue:md}`backbone_source`; {glue:}`adapted_modules` adapted weight matrices; trainable
+# parameters: {glue:text}`params_vanilla:,` (vanilla LoRA) and {glue:text}`params_deep:,` (Deep LoRA).
+# Evaluation: {glue:}`eval_mrs` unique {glue:md}`eval_split` MRs with {glue:}`refs_min`–{glue:}`refs_max`
+# references each (mean {glue:text}`refs_mean:.1f`). This build computed {glue:}`computed` of the
+# {glue:}`runs` runs (the others came from the result store) in {glue:text}`wall:.0f` s. Summed over
+# all {glue:}`runs` runs, as measured when each was computed: training {glue:text}`train_seconds:.0f` s,
+# decoding and scoring {glue:text}`eval_seconds:.0f` s.
 
 # %% [markdown]
 # ## Scores
 #
 # BLEU is sacrebleu's corpus BLEU with all references of each MR. ROUGE-1/2/L are F1 scores of
 # `rouge-score` with stemming; for each MR we take the **best** score over its references, then
-# average over MRs. Means ± standard deviations over seeds.
+# average over MRs. Means ± standard deviations over seeds. METEOR: {glue:md}`meteor`.
 
 # %%
-table = gen.summary_table(frame).T.rename(index=gen.METRIC_NAMES)
+table = tables.summary_table(frame).T.rename(index=tables.METRIC_NAMES)
 table.columns = [f"{c} ({scale_label(scale)})" for c in table.columns]
 table.insert(0, "paper (authors' logs)", "not published")
-display(Markdown(
-    "METEOR: " + ("computed with nltk's multi-reference METEOR." if meteor_available() else
-                  "**omitted** -- nltk's METEOR needs the WordNet corpus, which is not installed here "
-                  "and cannot be downloaded during the build.")
-))
 table.reset_index(names="metric").style.hide(axis="index")
 
 # %% [markdown]
@@ -143,15 +189,17 @@ table.reset_index(names="metric").style.hide(axis="index")
 # drawn.
 
 # %%
-gen.plot_paired(summary)
+figures.plot_paired(summary)
 plt.show()
-display(Markdown(
-    "Mean paired difference: " + ", ".join(
-        f"{gen.METRIC_NAMES[m]} {d.mean:+.2f} (Deep LoRA ahead on {d.deep_wins} of {d.seeds} seeds)"
-        for m, d in summary.paired.items()
-    ) + "."
-))
-gen.paired_frame(frame).rename(columns=gen.METRIC_NAMES).round(2).style.hide(axis="index").format(precision=2)
+
+# %% [markdown]
+# Mean paired difference: BLEU {glue:text}`gain_bleu:+.2f` (Deep LoRA ahead on {glue:}`wins_bleu` of
+# {glue:}`seeds` seeds), ROUGE-1 {glue:text}`gain_rouge1:+.2f` ({glue:}`wins_rouge1` of {glue:}`seeds`),
+# ROUGE-2 {glue:text}`gain_rouge2:+.2f` ({glue:}`wins_rouge2` of {glue:}`seeds`), ROUGE-L
+# {glue:text}`gain_rougeL:+.2f` ({glue:}`wins_rougeL` of {glue:}`seeds`){glue:md}`meteor_paired`.
+
+# %%
+tables.paired_table(summary).round(2).style.hide(axis="index").format(precision=2)
 
 # %% [markdown]
 # ## Training loss
@@ -162,36 +210,31 @@ gen.paired_frame(frame).rename(columns=gen.METRIC_NAMES).round(2).style.hide(axi
 # vanilla LoRA's update $BA$ with $A \sim \mathcal N(0, 1)$ is of order one as soon as $B$ leaves zero.
 
 # %%
-gen.plot_losses(results)
+figures.plot_losses(results)
 plt.show()
-display(Markdown(f"Mean loss over the first and the last {summary.loss_window} steps (all seeds): " + "; ".join(
-    f"{label}: {summary.first_loss[label]:.2f} → {summary.last_loss[label]:.2f}" for label in summary.first_loss
-) + "."))
 
 # %% [markdown]
+# Mean loss over the first and the last {glue:}`loss_window` steps (all seeds): vanilla LoRA
+# {glue:text}`first_loss_vanilla:.2f` → {glue:text}`last_loss_vanilla:.2f`; Deep LoRA
+# {glue:text}`first_loss_deep:.2f` → {glue:text}`last_loss_deep:.2f`.
+#
 # ## Examples
 #
-# The first evaluated MRs with the sentence each method generated (seed 0) and one of the human
+# The first evaluated MRs with the sentence each method generated (first seed) and one of the human
 # references.
 
 # %%
 with pd.option_context("display.max_colwidth", None):
-    display(gen.examples_table(results.runs, results.eval_set, seed=p.seeds[0], n=4).style.hide(axis="index"))
+    display(tables.examples_table(results.runs, results.eval_set, seed=p.seeds[0], n=4).style.hide(axis="index"))
 
 # %% [markdown]
 # ## What this shows and what it does not
-
-# %%
-display(Markdown(
-    f"At {scale_label(scale)} ({cfg.backbone}, {cfg.steps} steps, {len(p.seeds)} seeds, {summary.eval_mrs} MRs) "
-    f"vanilla LoRA reaches BLEU {summary.vanilla['bleu']:.2f} and ROUGE-L {summary.vanilla['rougeL']:.2f}; "
-    f"Deep LoRA reaches BLEU {summary.deep['bleu']:.2f} and ROUGE-L {summary.deep['rougeL']:.2f}. "
-    + p.reading
-    + "The `paper` scale runs the App. C protocol exactly (T5-base, 400 steps, batch 16, 4 beams, 64 tokens, "
-      "10 seeds, every validation MR)."
-))
-path = save_summary(summary)
-display(Markdown(f"Wrote `{path.name}`."))
+#
+# At {glue:md}`scale` ({glue:md}`model`, {glue:}`steps` steps, {glue:}`seeds` seeds, {glue:}`eval_mrs`
+# MRs) vanilla LoRA reaches BLEU {glue:text}`vanilla_bleu:.2f` and ROUGE-L {glue:text}`vanilla_rougeL:.2f`;
+# Deep LoRA reaches BLEU {glue:text}`deep_bleu:.2f` and ROUGE-L {glue:text}`deep_rougeL:.2f`.
+# {glue:md}`reading` The `paper` scale runs the App. C protocol exactly (T5-base, 400 steps, batch 16,
+# 4 beams, 64 tokens, 10 seeds, every validation MR).
 
 # %% [markdown]
 # ## Where these runs come from

@@ -1,4 +1,6 @@
-"""Tests for compressible.experiments.completion: the Fig. 1, Fig. 5 and App. D.1 statistics."""
+"""Tests for the completion chapter (compressible.experiments.completion): its plans, run, the Fig. 1, Fig. 5,
+App. D.1 and speed-up-against-d statistics of its summary, and its tables. The kernels are tested in
+tests/matrix/test_race.py and tests/matrix/test_scaling.py."""
 
 import dataclasses
 import math
@@ -8,7 +10,14 @@ import pandas as pd
 import pytest
 
 from compressible.experiments import completion as experiment
+from compressible.experiments.completion import stats as chapter_stats
+from compressible.experiments.completion import tables
+from compressible.experiments.completion.run import run_part
+from compressible.experiments.contract import Execution
 from compressible.matrix.completion import torch_threads
+from compressible.matrix.race import RandomVsCompressedConfig
+from compressible.matrix.scaling import ScalingConfig
+from compressible.matrix.width import WidthSweepConfig
 from compressible.store import ResultStore
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,7 +39,7 @@ RACE = pd.concat([
 
 def test_race_speedup_is_the_time_ratio_to_the_originals_final_error():
     """Target = 1.01 x the original's final recovery error (0.0101): original at 2 s, γ = 0.01 at 0.5 s."""
-    stats = experiment.race_stats(RACE, d=24)
+    stats = chapter_stats.race_stats(RACE, d=24)
     assert stats.speedup == 4.0
     assert stats.gamma == 0.01
     assert (stats.error_original, stats.error_compressed, stats.error_gamma0) == (0.01, 0.001, 0.4)
@@ -42,10 +51,10 @@ def test_race_speedup_is_the_time_ratio_to_the_originals_final_error():
 
 def test_race_without_a_positive_gamma_or_without_the_original():
     only_zero = RACE[RACE.method != "compressed γ=0.01"]
-    stats = experiment.race_stats(only_zero, d=24)
+    stats = chapter_stats.race_stats(only_zero, d=24)
     assert stats.speedup is None and stats.error_compressed is None and stats.compressed is None
     with pytest.raises(ValueError, match="needs the 'original' run"):
-        experiment.race_stats(RACE[RACE.method != "original"], d=24)
+        chapter_stats.race_stats(RACE[RACE.method != "original"], d=24)
 
 
 def _d1_rows(rank, method, steps, converged, wall_time, test_loss=1e-3):
@@ -59,8 +68,8 @@ def test_d1_ratio_is_a_lower_bound_when_random_hits_the_cap():
         _d1_rows(2, "compressed", [100, 100], [True, True], 1.0) + _d1_rows(2, "random", [cap, cap], [False, False], 2.0)
         + _d1_rows(4, "compressed", [100, 100], [True, True], 1.0) + _d1_rows(4, "random", [cap, cap], [False, False], 8.0)
     )
-    config = experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2, 4), trials=2, max_steps=cap)
-    stats = experiment.d1_stats(results, config)
+    config = RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2, 4), trials=2, max_steps=cap)
+    stats = chapter_stats.d1_stats(results, config)
     assert stats.speedup == pytest.approx(4.0)  # geometric mean of 2 and 8
     assert stats.steps_ratio == pytest.approx(3.0)
     assert stats.ratio_is_lower_bound
@@ -74,15 +83,13 @@ def test_d1_ratio_is_exact_when_both_converge_and_not_a_lower_bound_when_compres
         _d1_rows(2, "compressed", [100, 200], [True, True], 1.0) + _d1_rows(2, "random", [300, 300], [True, True], 0.5)
         + _d1_rows(3, "compressed", [300, 300], [False, False], 1.0) + _d1_rows(3, "random", [300, 300], [False, True], 1.0)
     )
-    config = experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2, 3), trials=2, max_steps=300)
-    stats = experiment.d1_stats(results, config)
+    config = RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2, 3), trials=2, max_steps=300)
+    stats = chapter_stats.d1_stats(results, config)
     assert not stats.ratio_is_lower_bound
     assert stats.ranks[0].steps_ratio == 2.0 and stats.ranks[0].time_ratio == 0.5
     assert stats.ranks[1].converged_random == 0.5
     assert stats.speedup == pytest.approx(math.sqrt(0.5 * 1.0))
-    assert "≥" not in experiment.comparison_table(
-        experiment.CompletionSummary(scale="smoke", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24), d1=stats)
-    ).iloc[4, 2]
+    assert stats.tol == 1e-9  # the config's, for the figure's axis
 
 
 def _sweep():
@@ -96,7 +103,7 @@ def _sweep():
 
 
 def _fig1_stats():
-    return experiment.width_sweep_stats(_sweep(), d=8, true_rank=1)
+    return chapter_stats.width_sweep_stats(_sweep(), d=8, true_rank=1)
 
 
 def test_fig1_trends_of_a_known_sweep():
@@ -107,18 +114,19 @@ def test_fig1_trends_of_a_known_sweep():
 
 
 def _d1_stats():
-    return experiment.d1_stats(pd.DataFrame(
+    return chapter_stats.d1_stats(pd.DataFrame(
         _d1_rows(2, "compressed", [1], [True], 1.0) + _d1_rows(2, "random", [5], [False], 3.0)),
-        experiment.RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2,), trials=1, max_steps=5))
+        RandomVsCompressedConfig(d=24, true_rank=2, ranks=(2,), trials=1, max_steps=5))
 
 
-def test_summary_tables_put_the_paper_next_to_ours():
-    summary = experiment.CompletionSummary(scale="ci", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24), d1=_d1_stats())
-    table = experiment.comparison_table(summary)
-    assert list(table.columns) == ["claim", "paper (authors' logs)", "ours (ci scale)"]
-    assert table.iloc[2, 2] == "4.0× at d=24"
-    assert table.iloc[4, 2].startswith("≥ 3.0×")  # a lower bound says so
-    assert len(experiment.race_table(summary)) == 3 and len(experiment.d1_table(summary)) == 1
+def test_summary_tables_have_a_row_per_model_and_rank_estimate():
+    summary = experiment.CompletionSummary(scale="ci", fig1=_fig1_stats(), fig5=chapter_stats.race_stats(RACE, 24), d1=_d1_stats())
+    race = tables.race_table(summary)
+    assert list(race.method) == ["original", "compressed γ=0", "compressed γ=0.01"]
+    assert list(race["speed-up"]) == ["1", "–", "4"]  # not reached: a dash
+    d1 = tables.d1_table(summary)
+    assert len(d1) == 1 and d1["time ratio"][0] == "≥ 3"  # a lower bound is marked
+    assert summary.fig5.speedup == 4.0 and summary.d1.ratio_is_lower_bound and summary.d1.speedup == pytest.approx(3.0)
     assert experiment.CompletionSummary.model_validate_json(summary.model_dump_json()) == summary
 
 
@@ -126,19 +134,21 @@ def test_summary_tables_put_the_paper_next_to_ours():
 def test_smoke_runs_are_stored_and_reloaded(tmp_path):
     store = ResultStore(tmp_path)
     plan = experiment.plan("smoke")
-    runs = experiment.run("smoke", store=store)
+    runs = experiment.run("smoke", store=store, execution=Execution(progress=False))
+    assert runs.scale == "smoke" and runs.plan == plan
     assert set(runs.sweep.depth) == {2, 3} and set(runs.sweep.width) == set(plan.fig1[0].widths)
-    again = experiment.run("smoke", store=store)
+    again = experiment.run(plan, store=store, execution=Execution(progress=False))
     assert again.race.equals(runs.race) and again.d1.equals(runs.d1)
     assert again.scaling.equals(runs.scaling) and list(runs.scaling.d) == list(plan.scaling.sizes)
-    summary = experiment.summarise(runs, plan, "smoke")
+    summary = experiment.summarise(runs)
+    assert summary.scale == "smoke" and summary == experiment.summarise(again)
     assert summary.fig1.d == plan.fig1[-1].d and summary.d1.max_steps == plan.d1.max_steps
     assert summary.scaling.threads == 1 and [p.d for p in summary.scaling.points] == list(plan.scaling.sizes)
     assert experiment.CompletionSummary.model_validate_json(summary.model_dump_json()) == summary
 
 
 @pytest.mark.slow
-def test_parts_in_two_processes_store_what_one_process_computes(tmp_path, monkeypatch):
+def test_parts_in_two_processes_store_what_one_process_computes(tmp_path):
     """The smoke plan computes its parts in two worker processes; one after another in this process (at one
     torch thread, as the workers) they give the same rows, wall-clock times aside."""
     plan = experiment.plan("smoke")
@@ -146,10 +156,10 @@ def test_parts_in_two_processes_store_what_one_process_computes(tmp_path, monkey
     sizes = plan.scaling.sizes  # one part per size of the speed-up against d, the largest first
     assert plan.workers == 2 and parts[:3] == [plan.scaling.at(sizes[-1]), plan.race, plan.d1]
     assert parts[3:] == [*(plan.scaling.at(d) for d in reversed(sizes[:-1])), *plan.fig1]
-    pooled = experiment.run("smoke", store=ResultStore(tmp_path / "pooled"), progress=False)
-    monkeypatch.setitem(experiment.PLANS, "smoke", dataclasses.replace(plan, workers=1))
+    pooled = experiment.run("smoke", store=ResultStore(tmp_path / "pooled"), execution=Execution(progress=False))
     with torch_threads(1):
-        local = experiment.run("smoke", store=ResultStore(tmp_path / "local"), progress=False)
+        local = experiment.run("smoke", store=ResultStore(tmp_path / "local"),
+                               execution=Execution(progress=False, workers=1))
     for name in ("sweep", "race", "d1", "scaling"):
         a, b = getattr(pooled, name), getattr(local, name)
         assert list(a.columns) == list(b.columns) and len(a) == len(b), name
@@ -168,40 +178,32 @@ def test_plans_and_bad_input():
     p = experiment.plan("smoke")
     with pytest.raises(ValueError, match=r"fig1 must hold the depth-2 and the depth-3 sweep, got depths \[3, 2\]"):
         experiment.CompletionPlan(fig1=p.fig1[::-1], race=p.race, d1=p.d1, scaling=p.scaling, notes="")
-    with pytest.raises(ValueError, match=r"widths must be non-empty ints in \[1, d=10\], got \(12,\)"):
-        experiment.WidthSweepConfig(d=10, true_rank=2, widths=(12,))
-    with pytest.raises(ValueError, match=r"ranks must be non-empty ints with 1 <= r and 2r < d=10"):
-        experiment.RandomVsCompressedConfig(d=10, true_rank=2, ranks=(5,))
     with pytest.raises(ValueError, match=r"workers must be an int >= 1, got 0"):
         dataclasses.replace(p, workers=0)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        experiment.plan("tiny")
+    with pytest.raises(ValueError, match="times its runs on the CPU"):
+        experiment.run("smoke", store="memory://completion-test", device="cuda")
+    with pytest.raises(ValueError, match="pass scale="):
+        experiment.run(dataclasses.replace(p, notes="another"), store="memory://completion-test")
+    with pytest.raises(TypeError, match="no completion kernel for ScalingConfig"):
+        run_part(p.scaling, 0)
+
+
+def test_every_part_is_a_config_the_ledger_knows_by_its_class_name():
+    """Stored records are keyed by the config class's name and fields: the chapter's parts keep them."""
+    names = {type(c).__name__ for scale in experiment.PLANS for c, _ in experiment.plan(scale).parts()}
+    assert names == {"WidthSweepConfig", "CompressionRaceConfig", "RandomVsCompressedConfig", "SameErrorConfig"}
+    assert experiment.CHAPTER == experiment.CompletionSummary.chapter == "completion"
+
+
+def test_a_part_record_is_the_rows_of_its_kernel():
+    config = WidthSweepConfig(d=8, true_rank=1, lr=20.0, epsilon=0.1, widths=(2, 8), max_steps=20, trials=1)
+    record = run_part(config, 0)
+    assert [r["width"] for r in record["rows"]] == [2, 8] and set(record) == {"rows"}
 
 
 # ---- speed-up against d ---------------------------------------------------------------------
-
-
-def test_loglog_slope_recovers_the_exponent_of_a_power_law():
-    d = [100, 200, 400, 1000]
-    assert experiment.loglog_slope(d, [3e-9 * x**3 for x in d]) == pytest.approx(3.0, abs=1e-12)
-    assert experiment.loglog_slope(d, [7.0 / x for x in d]) == pytest.approx(-1.0, abs=1e-12)
-    # not a power law: the least-squares slope of the logs, written out
-    x = np.log([1, 2, 4])
-    y = np.log([1, 8, 16])
-    expected = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
-    assert experiment.loglog_slope([1, 2, 4], [1, 8, 16]) == pytest.approx(expected, abs=1e-12)
-    with pytest.raises(ValueError, match="at least two distinct x"):
-        experiment.loglog_slope([100, 100], [1.0, 2.0])
-    with pytest.raises(ValueError, match="positive finite values"):
-        experiment.loglog_slope([100, 200], [1.0, 0.0])
-
-
-def test_same_error_rule_targets_one_percent_above_e_star_or_equal_steps_on_a_plateau():
-    assert experiment.same_error_target(1.0, 0.1) == pytest.approx(0.101)
-    assert experiment.same_error_target(1.0, 0.1, tolerance=0.0) == 0.1
-    assert experiment.same_error_target(1.0, 0.5) is None  # not below half the initial error: plateau
-    assert experiment.same_error_target(1.0, 0.9) is None
-    assert experiment.same_error_target(1.0, 0.3, plateau=0.25) is None
-    with pytest.raises(ValueError, match="initial > 0"):
-        experiment.same_error_target(0.0, 0.1)
 
 
 def _record(d, steps_o=1000, steps_c=500, comparison="same error", reached=True):
@@ -220,7 +222,7 @@ def _record(d, steps_o=1000, steps_c=500, comparison="same error", reached=True)
 def test_scaling_slopes_of_known_power_laws():
     """Per-step costs c d^3 and c' d^2 with equal step counts per size: the speed-up grows like d."""
     results = pd.DataFrame([_record(d) for d in (400, 100, 200)])  # order of rows does not matter
-    stats = experiment.scaling_stats(results, experiment.ScalingConfig(sizes=(100, 200, 400)))
+    stats = chapter_stats.scaling_stats(results, ScalingConfig(sizes=(100, 200, 400)))
     assert [p.d for p in stats.points] == [100, 200, 400]
     assert stats.slope_step_original == pytest.approx(3.0, abs=1e-9)
     assert stats.slope_step_compressed == pytest.approx(2.0, abs=1e-9)
@@ -235,51 +237,25 @@ def test_scaling_slopes_of_known_power_laws():
 def test_scaling_without_a_reached_target_has_no_speedup_and_equal_steps_counts():
     results = pd.DataFrame([_record(100, reached=False), _record(200, comparison="equal steps", steps_c=1000),
                             _record(400)])
-    stats = experiment.scaling_stats(results, experiment.ScalingConfig(sizes=(100, 200, 400)))
+    stats = chapter_stats.scaling_stats(results, ScalingConfig(sizes=(100, 200, 400)))
     assert stats.points[0].speedup is None and not stats.points[0].reached
     assert stats.points[1].speedup == pytest.approx(1e-9 * 200**3 / (1e-8 * 200**2)) and stats.points[1].comparison == "equal steps"
     # the slope is fitted over the two sizes with a speed-up: 20 at d=200, 80 at d=400 -> 2 (steps differ)
     assert stats.slope_speedup == pytest.approx(np.log(80 / 20) / np.log(2))
-    one = experiment.scaling_stats(pd.DataFrame([_record(100, reached=False), _record(200)]),
-                                   experiment.ScalingConfig(sizes=(100, 200)))
+    one = chapter_stats.scaling_stats(pd.DataFrame([_record(100, reached=False), _record(200)]),
+                                   ScalingConfig(sizes=(100, 200)))
     assert one.slope_speedup is None
 
 
 def test_scaling_tables_and_bad_scaling_input():
-    stats = experiment.scaling_stats(pd.DataFrame([_record(d) for d in (100, 200)]), experiment.ScalingConfig(sizes=(100, 200)))
-    summary = experiment.CompletionSummary(scale="ci", fig1=_fig1_stats(), fig5=experiment.race_stats(RACE, 24),
+    stats = chapter_stats.scaling_stats(pd.DataFrame([_record(d) for d in (100, 200)]), ScalingConfig(sizes=(100, 200)))
+    summary = experiment.CompletionSummary(scale="ci", fig1=_fig1_stats(), fig5=chapter_stats.race_stats(RACE, 24),
                                            d1=_d1_stats(), scaling=stats)
-    table = experiment.scaling_table(summary)
+    table = tables.scaling_table(summary)
     assert list(table.d) == [100, 200] and list(table["of matmul rate"]) == ["50%", "50%"]
-    assert experiment.comparison_table(summary).iloc[5, 2].startswith("20.0× at d=100 to 40.0× at d=200")
+    assert [p.speedup for p in summary.scaling.points] == pytest.approx([20.0, 40.0])
     without = summary.model_copy(update={"scaling": None})
-    assert len(experiment.comparison_table(without)) == 5
     with pytest.raises(ValueError, match="summary.scaling is None"):
-        experiment.scaling_table(without)
-    with pytest.raises(ValueError, match=r"sizes must be at least two increasing distinct sizes, got \(200, 100\)"):
-        experiment.ScalingConfig(sizes=(200, 100))
-    with pytest.raises(ValueError, match=r"compression needs 2 r\* < d"):
-        experiment.ScalingConfig(sizes=(10, 100))
+        tables.scaling_table(without)
 
 
-def test_the_same_error_race_at_a_tiny_size_follows_its_rule():
-    config = experiment.plan("smoke").scaling.at(24)
-    race = experiment.race_to_same_error(config)
-    r = race.record
-    assert r["comparison"] == "same error" and r["reached_target"]
-    assert r["target_error"] == pytest.approx(1.01 * r["error_original"])
-    assert r["error_compressed"] <= r["target_error"] and r["time_compressed"] >= r["setup_time"]
-    assert r["time_original"] <= r["train_time_original"] and r["threads"] == config.threads
-    assert race.compressed.is_thin() and race.problem.d == 24
-
-
-def test_a_budget_that_stops_the_original_on_its_plateau_compares_equal_steps():
-    """A budget of 1 ns caps the original at one step: its error is still its initial one, so the
-    compression runs exactly as many steps and the full training times are compared."""
-    config = dataclasses.replace(experiment.plan("smoke").scaling.at(24), budget=1e-9)
-    r = experiment.race_to_same_error(config).record
-    assert r["comparison"] == "equal steps" and math.isnan(r["target_error"])
-    assert r["steps_original"] == r["steps_compressed"] == 1 and not r["reached_tol"]
-    assert r["time_original"] == r["train_time_original"]
-    with pytest.raises(ValueError, match="budget must be positive seconds or None, got 0"):
-        dataclasses.replace(config, budget=0)

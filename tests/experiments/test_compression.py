@@ -26,25 +26,31 @@ def test_speedup_is_the_ratio_of_times_to_the_originals_final_loss_plus_one_perc
     assert experiment.wall_time_speedup(track) == 4.0
 
 
+def _results(track, config):
+    return experiment.CompressionResults("smoke", experiment.CompressionPlan(config, ""), track)
+
+
 def test_speedup_is_nan_when_the_compression_never_gets_there():
     track = _track([1.0, 0.1], [0.0, 1.0], [1.0, 0.5], [0.0, 0.1])
     assert math.isnan(experiment.wall_time_speedup(track))
     config = experiment.FactorizationTrackConfig(d=10, true_rank=2, depth=3, epsilon=0.1, steps=1)
-    assert experiment.summarise(track, config, "smoke").speedup_fig4 is None
+    assert experiment.summarise(_results(track, config)).speedup_fig4 is None
 
 
 def test_summary_of_a_known_track():
     config = experiment.FactorizationTrackConfig(d=10, true_rank=2, depth=3, epsilon=0.1, steps=30)
     track = _track([1.0, 0.5, 0.2], [0.0, 1.0, 2.0], [1.0, 0.2, 0.1], [0.0, 0.1, 0.2], distance=[0.0, 0.09, 0.03])
-    s = experiment.summarise(track, config, "smoke")
+    s = experiment.summarise(_results(track, config))
     # Prop. 2.2: m sum_l eps_l^2 with m = d - 2r = 6 and three layers at eps = 0.1
     assert s.prop22_bound == pytest.approx(0.18)
     assert s.prop22_max_distance == 0.09
-    assert s.prop22_max_ratio == pytest.approx(0.5)
+    assert s.prop22_max_ratio == pytest.approx(0.5) and s.prop22_holds and s.last_step == 20
     assert (s.params_original, s.params_compressed) == (3 * 10 * 10, 3 * 4 * 4)
     assert (s.params_original_paper, s.params_compressed_paper) == (3_000_000, 1_200)
     assert s.speedup_fig4 == pytest.approx(2.0 / 0.1)
     assert (s.final_loss_original, s.final_loss_compressed) == (0.2, 0.1)
+    beyond = _results(track.assign(distance=[0.0, 0.2, 0.03]), config)
+    assert not experiment.summarise(beyond).prop22_holds  # 0.2 > 0.18
     table = experiment.comparison_table(s)
     assert list(table.columns) == ["quantity", "paper (authors' logs)", "ours (smoke scale, d=10)"]
     assert table.iloc[0, 1] == "3,000,000"
@@ -67,10 +73,11 @@ def test_stored_frame_computes_once(tmp_path):
 def test_prop22_bound_holds_at_smoke_scale(tmp_path):
     """Proposition 2.2: the compressed trajectory stays within m sum eps^2 of the original's."""
     store = ResultStore(tmp_path)
-    track = experiment.run("smoke", store=store)
-    s = experiment.summarise(track, experiment.plan("smoke").config, "smoke")
-    assert s.prop22_max_ratio <= 1.0
-    assert experiment.run("smoke", store=store).equals(track)  # the rerun loads the stored rows
+    results = experiment.run("smoke", store=store)
+    s = experiment.summarise(results)
+    assert s.prop22_max_ratio <= 1.0 and s.prop22_holds and s.scale == "smoke"
+    again = experiment.run(experiment.plan("smoke"), store=store)  # a plan resolves to its scale
+    assert again.scale == "smoke" and again.track.equals(results.track)  # the rerun loads the stored rows
 
 
 def test_plans_and_bad_input():

@@ -1,5 +1,6 @@
 """Tests of :mod:`compressible.experiments.generation` (few-shot E2E NLG, paper App. C): the plans,
-the resumable experiment, and the summary's paired differences on hand-made runs.
+resumable runs through the one :class:`~compressible.finetune.runner.Runner`, and the summary's paired
+differences on hand-made runs.
 
 Nothing here downloads: the end-to-end test uses the tiny random LLaMA and in-memory E2E rows of
 ``tests/finetune/tiny.py``.
@@ -7,12 +8,18 @@ Nothing here downloads: the end-to-end test uses the tiny random LLaMA and in-me
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from compressible.experiments import generation as gen
+from compressible.experiments.contract import Execution
+from compressible.experiments.paired import PairedScores
 from compressible.finetune.backbones import BACKBONES
 from compressible.finetune.e2e import evaluation_set
+from compressible.finetune import runner as runner_module
 from compressible.finetune.generate import AdapterSpec, GenerationConfig
+from compressible.finetune.runner import Runner
 from compressible.store import ResultStore
 from compressible.summaries import load_summary, save_summary
 
@@ -46,10 +53,10 @@ def test_methods_differ_only_in_the_adapter(scale):
     assert a == b
 
 
-def test_scales_use_the_intended_backbones_and_say_what_they_show():
+def test_scales_use_the_intended_backbones():
     assert gen.plan("ci").configs[gen.DEEP_LABEL].backbone == "smollm2"
     assert gen.plan("smoke").configs[gen.DEEP_LABEL].backbone == "tiny-llama"
-    assert gen.plan("paper").reading == "" and "meaningless" in gen.plan("smoke").reading
+    assert gen.plan("paper").configs[gen.DEEP_LABEL].backbone == "t5-base"
     with pytest.raises(ValueError, match="'huge'"):
         gen.plan("huge")
 
@@ -82,10 +89,12 @@ def _results() -> gen.GenerationResults:
 def test_summary_paired_differences_and_means():
     s = gen.summarise(_results())
     # BLEU: seed 0 13 - 10 = +3, seed 1 11 - 12 = -1 -> mean +1, Deep LoRA ahead on one seed
-    assert s.paired["bleu"].differences == {0: 3.0, 1: -1.0}
-    assert (s.paired["bleu"].mean, s.paired["bleu"].deep_wins, s.paired["bleu"].seeds) == (1.0, 1, 2)
+    bleu = s.paired["bleu"]
+    assert isinstance(bleu, PairedScores) and bleu.differences == {0: 3.0, 1: -1.0}
+    assert (bleu.gain, bleu.deep_wins, bleu.seeds, bleu.lora, bleu.deep) == (1.0, 1, 2, 11.0, 12.0)
+    assert bleu.gain_std == pytest.approx(2.0 ** 1.5)  # std of (3, -1)
     assert s.bleu_gain == 1.0
-    assert s.paired["rouge1"].differences == {0: -1.0, 1: 3.0} and s.paired["rouge2"].mean == 0.5
+    assert s.paired["rouge1"].differences == {0: -1.0, 1: 3.0} and s.paired["rouge2"].gain == 0.5
     assert s.vanilla["bleu"] == 11.0 and s.deep["bleu"] == 12.0 and s.deep["rougeL"] == 42.0
     assert list(s.paired) == ["bleu", "rouge1", "rouge2", "rougeL"]  # no METEOR without WordNet
     # smoke: 4 steps -> a window of max(1, 4 // 8) = 1 step
@@ -102,71 +111,84 @@ def test_summary_round_trips(tmp_path, monkeypatch):
 
 
 def test_tables():
-    frame = gen.metrics_frame(_results().runs)
-    table = gen.summary_table(frame)
+    results = _results()
+    table = gen.tables.summary_table(gen.metrics_frame(results.runs))
     assert table.loc[gen.VANILLA_LABEL, "bleu"] == "11.00 ± 1.41"
-    assert gen.paired_frame(frame)["bleu"].tolist() == [3.0, -1.0]
+    paired = gen.tables.paired_table(gen.summarise(results))
+    assert paired["seed"].tolist() == [0, 1] and paired["BLEU"].tolist() == [3.0, -1.0]
+    assert list(paired.columns) == ["seed", "BLEU", "ROUGE-1", "ROUGE-2", "ROUGE-L"]
 
 
 # ------------------------------------------------------------------------------------ end to end
 
 
-def test_experiment_recomputes_nothing_that_is_stored(tmp_path, monkeypatch):
+def _tiny_runner():
     from finetune.tiny import backbone as tiny_backbone  # tests/ is on the path
     from finetune.tiny import rows as tiny_rows
 
     rows = tiny_rows()
-    experiment = gen.GenerationExperiment(ResultStore(tmp_path), progress=False)
-    experiment.backbones["tiny-llama"] = tiny_backbone("causal")
-    experiment.splits = {"train": rows, "validation": rows}
+    runner = Runner(progress=False)
+    runner.backbones[("tiny-llama", None)] = tiny_backbone("causal")
+    runner.splits = {"train": rows, "validation": rows}
+    return runner, rows
+
+
+def _tiny_configs():
+    return {
+        label: GenerationConfig(backbone="tiny-llama", adapter=AdapterSpec(label, init, depth, rank=4, lr=1e-2),
+                                n_train=4, steps=2, batch_size=4, num_beams=1, max_new_tokens=3, n_eval=3)
+        for label, init, depth in ((gen.VANILLA_LABEL, "lora", 2), (gen.DEEP_LABEL, "compressed", 3))
+    }
+
+
+def test_runs_recompute_nothing_that_is_stored(tmp_path, monkeypatch):
+    """run() computes through one Runner (backbone and data loaded once) and recomputes nothing stored."""
+    runner, rows = _tiny_runner()
+    run_module = importlib.import_module("compressible.experiments.generation.run")
+    monkeypatch.setattr(run_module, "Runner", lambda *args, **kwargs: runner)  # the tiny backbone and rows
     calls = []
-    real = gen.run_generation
+    real = runner_module.run_generation
 
     def counting(config, seed, *args, **kwargs):
         calls.append(seed)
         return real(config, seed, *args, **kwargs)
 
-    monkeypatch.setattr(gen, "run_generation", counting)
-    configs = {
-        label: GenerationConfig(backbone="tiny-llama", adapter=AdapterSpec(label, init, depth, rank=4, lr=1e-2),
-                                n_train=4, steps=2, batch_size=4, num_beams=1, max_new_tokens=3, n_eval=3)
-        for label, init, depth in ((gen.VANILLA_LABEL, "lora", 2), (gen.DEEP_LABEL, "compressed", 3))
-    }
-    p = gen.GenerationPlan("smoke", configs, (0, 1))
-    assert experiment.missing(p) == 4
-    first = experiment.run_plan(p)
-    assert len(calls) == 4 and experiment.missing(p) == 0
-    second = experiment.run_plan(p)
-    assert len(calls) == 4  # nothing recomputed
-    assert second == first
-    frame = gen.metrics_frame(second)
-    diff = gen.paired_frame(frame)
-    assert list(diff["seed"]) == [0, 1]
+    monkeypatch.setattr(runner_module, "run_generation", counting)
+    p = gen.GenerationPlan("smoke", _tiny_configs(), (0, 1))
+    store = ResultStore(tmp_path)
+    first = gen.run(p, store, execution=Execution(progress=False, workers=1), scale="smoke")
+    assert len(calls) == 4 and first.computed == 4
+    second = gen.run(p, store, execution=Execution(progress=False, workers=1), scale="smoke")
+    assert len(calls) == 4 and second.computed == 0  # nothing recomputed
+    assert second.runs == first.runs and second.scale == "smoke"
+    frame = gen.metrics_frame(second.runs)
+    summary = gen.summarise(second)
     by = frame.set_index(["method", "seed"])
-    assert diff.loc[0, "bleu"] == pytest.approx(by.loc[(gen.DEEP_LABEL, 0), "bleu"] - by.loc[(gen.VANILLA_LABEL, 0), "bleu"])
-    eval_set = experiment.data(configs[gen.DEEP_LABEL]).eval_set
-    assert list(eval_set.mrs) == list(evaluation_set(rows, 3).mrs)
-    table = gen.examples_table(second, eval_set, seed=0, n=2)
+    assert summary.paired["bleu"].differences[0] == pytest.approx(
+        by.loc[(gen.DEEP_LABEL, 0), "bleu"] - by.loc[(gen.VANILLA_LABEL, 0), "bleu"])
+    assert list(second.eval_set.mrs) == list(evaluation_set(rows, 3).mrs)
+    table = gen.tables.examples_table(second.runs, second.eval_set, seed=0, n=2)
     assert list(table.columns) == ["MR", gen.VANILLA_LABEL, gen.DEEP_LABEL, "a human reference"]
+    with pytest.raises(ValueError, match="none of this chapter's PLANS"):
+        gen.run(p, store)
 
 
 @pytest.mark.slow
-def test_runs_side_by_side_give_the_numbers_of_one_after_another(tmp_path, monkeypatch):
-    import dataclasses
-
+def test_runs_side_by_side_give_the_numbers_of_one_after_another(tmp_path):
     import torch
 
     assert gen.plan("ci").workers == 2 and gen.plan("smoke").workers == 2 and gen.plan("paper").workers == 1
-    side_by_side = gen.run("smoke", store=ResultStore(tmp_path / "processes"), progress=False)
-    monkeypatch.setitem(gen.PLANS, "smoke", dataclasses.replace(gen.plan("smoke"), workers=1))
+    side_by_side = gen.run("smoke", ResultStore(tmp_path / "processes"), execution=Execution(progress=False))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what each worker process uses
     try:
-        in_turn = gen.run("smoke", store=ResultStore(tmp_path / "serial"), progress=False)
+        in_turn = gen.run("smoke", ResultStore(tmp_path / "serial"), execution=Execution(progress=False, workers=1))
     finally:
         torch.set_num_threads(threads)
     a, b = gen.metrics_frame(side_by_side.runs), gen.metrics_frame(in_turn.runs)
     numbers = [c for c in a.columns if "time" not in c and "seconds" not in c]
     assert len(a) == 4 and a[numbers].equals(b[numbers])
     with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        import dataclasses
+
         dataclasses.replace(gen.plan("smoke"), workers=0)

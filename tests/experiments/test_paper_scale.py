@@ -42,15 +42,18 @@ def test_costs_read_the_recorded_wall_times(tmp_path):
     assert cost.seconds_per_step == pytest.approx(9.0 / steps) and (cost.device, cost.platform) == ("cpu", "TestOS")
     empty = costs["fewshot_glue"]
     assert (empty.stored, empty.seconds_per_run, empty.seconds_per_step, empty.device) == (0, None, None, None)
-    summary = paper_scale.PaperScaleSummary(scale="smoke", runs=paper_scale.run_counts(), costs=costs)
+    summary = paper_scale.summarise(paper_scale.PaperScaleResults("smoke", paper_scale.run_counts(), costs))
     table = paper_scale.costs_table(summary)
     assert list(table["runs stored"]) == ["3 of 4", "0 of 26"] and list(table["s per run (median)"]) == ["2.0", "-"]
-    assert "3 stored runs" in paper_scale.cost_note(summary) and "TestOS" in paper_scale.cost_note(summary)
+    assert (summary.stored_runs, summary.platforms) == (3, ["TestOS"])
+    assert paper_scale.summarise(paper_scale.run("smoke", store)) == summary  # run reads the same
 
 
-def test_nothing_stored_is_said_and_bad_scale_is_named(tmp_path):
-    summary = paper_scale.summarise("smoke", tmp_path)
-    assert paper_scale.cost_note(summary).startswith("No run of the smoke scale is in the result store yet")
+def test_nothing_stored_is_data_and_bad_scale_is_named(tmp_path):
+    summary = paper_scale.summarise(paper_scale.run("smoke", tmp_path))
+    assert (summary.stored_runs, summary.platforms) == (0, [])
     assert list(paper_scale.counts_table(summary).columns[:3]) == ["chapter", "runs (smoke)", "steps (smoke)"]
     with pytest.raises(ValueError, match=r"scale must be one of \('smoke', 'ci', 'paper'\), got 'huge'"):
         paper_scale.measured_costs("huge", tmp_path)
+    with pytest.raises(ValueError, match=r"scale must be one of \('smoke', 'ci', 'paper'\), got 'huge'"):
+        paper_scale.run("huge", tmp_path)

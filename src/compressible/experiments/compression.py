@@ -3,7 +3,8 @@
 The Fig. 4 experiment trains a full-width depth-3 factorisation and its Sec. 2.3 compression from
 the same initialisation, with every entry observed and the outer factors fixed (``gamma = 0``),
 and timing each model's steps separately. :func:`run` trains (or loads from the result store) the
-run of a scale's :data:`PLANS` entry; :func:`summarise` turns it into a :class:`CompressionSummary`.
+run of a scale's :data:`PLANS` entry; :func:`summarise` turns it into a :class:`CompressionSummary`
+(pure: it reads nothing but the run).
 
 The helpers :func:`stored_frame` and :func:`finite_or_none` are shared with the completion
 chapter's experiments (:mod:`compressible.experiments.completion`).
@@ -27,14 +28,17 @@ from ..reference import PROVENANCE, paper_value
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
 from ..summaries import Summary
+from .contract import Execution, resolve
 
 __all__ = [
+    "CHAPTER",
     "FactorizationTrackConfig",
     "run_factorization_track",
     "CompressionPlan",
     "PLANS",
     "plan",
     "run",
+    "CompressionResults",
     "CompressionSummary",
     "summarise",
     "wall_time_speedup",
@@ -45,6 +49,9 @@ __all__ = [
     "stored_frame",
     "finite_or_none",
 ]
+
+CHAPTER = "compression"
+"""The chapter's file name in ``book/``."""
 
 
 def stored_frame(config, seed: int, compute: Callable[[], pd.DataFrame], store) -> pd.DataFrame:
@@ -145,16 +152,30 @@ def plan(scale: str) -> CompressionPlan:
     return PLANS[check_scale(scale)]
 
 
-def run(scale: str, store: ResultStore | None = None) -> pd.DataFrame:
-    """The Fig. 4 track of ``scale`` (seed 0), computed once and then loaded from ``store``
-    (default: the :class:`~compressible.store.ResultStore` under the results folder)."""
-    return run_factorization_track(plan(scale).config, seed=0, store=store if store is not None else ResultStore())
+@dataclass(frozen=True, eq=False)
+class CompressionResults:
+    """The chapter's run at one scale."""
+
+    scale: str
+    plan: CompressionPlan
+    track: pd.DataFrame
+    """:func:`run_factorization_track` of ``plan.config`` at seed 0."""
+
+
+def run(plan: CompressionPlan | str, store: ResultStore | None = None, device: str = "cpu", *,
+        execution: Execution | None = None, scale: str | None = None) -> CompressionResults:
+    """The Fig. 4 track of the plan (or scale name), seed 0, computed once on the CPU and then loaded from
+    ``store`` (default: the :class:`~compressible.store.ResultStore` under the results folder). The plan's
+    config fixes its threads, so ``device`` and ``execution`` change nothing here."""
+    scale, p = resolve(PLANS, plan, scale)
+    track = run_factorization_track(p.config, seed=0, store=store if store is not None else ResultStore())
+    return CompressionResults(scale, p, track)
 
 
 class CompressionSummary(Summary):
     """The Fig. 4 and Proposition 2.2 measurements of the compression chapter."""
 
-    chapter = "compression"
+    chapter = CHAPTER
 
     d: int
     """Size of the ``(d, d)`` target that ran."""
@@ -185,6 +206,10 @@ class CompressionSummary(Summary):
     """Train loss of the original at the last step."""
     final_loss_compressed: float
     """Train loss of the compression at the last step."""
+    prop22_holds: bool | None = None
+    """Proposition 2.2 held along the whole run: ``prop22_max_ratio <= 1``."""
+    last_step: int | None = None
+    """The last logged step."""
 
 
 def wall_time_speedup(track: pd.DataFrame) -> float:
@@ -198,8 +223,9 @@ def wall_time_speedup(track: pd.DataFrame) -> float:
     return float(hit_orig.iloc[0]) / float(hit_comp.iloc[0])
 
 
-def summarise(track: pd.DataFrame, config: FactorizationTrackConfig, scale: str) -> CompressionSummary:
-    """The chapter's numbers from the track of ``config`` run at ``scale``."""
+def summarise(results: CompressionResults) -> CompressionSummary:
+    """The chapter's numbers from :func:`run`'s track (pure)."""
+    track, config, scale = results.track, results.plan.config, results.scale
     paper = PAPER_SETTING
     counts_paper = parameter_counts(paper["d"], paper["true_rank"], paper["depth"])
     counts_here = parameter_counts(config.d, config.true_rank, config.depth)
@@ -213,6 +239,7 @@ def summarise(track: pd.DataFrame, config: FactorizationTrackConfig, scale: str)
         prop22_max_ratio=float(track.distance.max() / bound),
         speedup_fig4=finite_or_none(wall_time_speedup(track)),
         final_loss_original=float(last.train_loss_original), final_loss_compressed=float(last.train_loss_compressed),
+        prop22_holds=bool(track.distance.max() / bound <= 1), last_step=int(last.step),
     )
 
 
@@ -231,8 +258,9 @@ def comparison_table(summary: CompressionSummary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantity", PROVENANCE, ours])
 
 
-def plot_trajectories(track: pd.DataFrame, scale: str) -> plt.Figure:
+def plot_trajectories(results: CompressionResults) -> plt.Figure:
     """Fig. 4 (left): both trajectories on the target's two leading singular pairs, and the train loss."""
+    track, scale = results.track, results.scale
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.plot(track.coord0_original, track.coord1_original, "-", lw=4, alpha=0.4, label="original")
     ax1.plot(track.coord0_compressed, track.coord1_compressed, "k--", lw=1.2, label="compressed")
@@ -250,8 +278,9 @@ def plot_trajectories(track: pd.DataFrame, scale: str) -> plt.Figure:
     return fig
 
 
-def plot_loss_vs_time(track: pd.DataFrame, scale: str) -> plt.Figure:
+def plot_loss_vs_time(results: CompressionResults) -> plt.Figure:
     """Fig. 4 (right): train loss against the seconds each model spent stepping."""
+    track, scale = results.track, results.scale
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(track.time_original, track.train_loss_original, label="original")
     ax.semilogy(track.time_compressed, track.train_loss_compressed, label="compressed")
@@ -264,8 +293,9 @@ def plot_loss_vs_time(track: pd.DataFrame, scale: str) -> plt.Figure:
     return fig
 
 
-def plot_prop22(track: pd.DataFrame, summary: CompressionSummary, epsilon: float) -> plt.Figure:
+def plot_prop22(results: CompressionResults, summary: CompressionSummary) -> plt.Figure:
     """``||f - f~||_F`` along the run against Prop. 2.2's bound and ``sqrt(m) eps^L``."""
+    track, epsilon = results.track, results.plan.config.epsilon
     m = summary.d - 2 * summary.true_rank
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(track.step, np.maximum(track.distance, 1e-300), label=r"measured $\|f - \tilde f\|_F$")

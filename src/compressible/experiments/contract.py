@@ -1,4 +1,4 @@
-"""The one shape of every chapter module (or package) in :mod:`compressible.experiments`.
+"""The one shape of every chapter module (or package) in ``compressible.experiments``.
 
 A chapter exposes:
 
@@ -58,6 +58,10 @@ class Execution:
             raise ValueError(f"Execution.executor must be 'local', 'processes' or 'ray', got {self.executor!r}")
         if self.options and self.executor != "ray":
             raise ValueError(f"Execution.options {sorted(self.options)} are Ray's: give executor='ray'")
+        for name in ("gpus_per_run", "cpus_per_run"):
+            value = self.options.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
 def resolve(plans: Mapping[str, P], plan: P | str, scale: str | None = None) -> tuple[str, P]:

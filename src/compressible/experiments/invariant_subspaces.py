@@ -1,8 +1,9 @@
 """The invariant-subspaces chapter (paper Sec. 2.1-2.2, Theorem 2.1, Fig. 3): plan, run, summary, figures.
 
 The Fig. 3 factorisation is trained once per weight decay of the scale's :data:`PLANS` entry with
-:func:`~compressible.matrix.factorization.run_invariant_subspaces`; :func:`summarise` reduces the
-per-step Theorem 2.1 reports to an :class:`InvariantSubspacesSummary`.
+:func:`~compressible.matrix.invariant.run_invariant_subspaces` (:func:`run`); :func:`summarise` reduces the
+per-step Theorem 2.1 reports to an :class:`InvariantSubspacesSummary` and decides whether what is left is
+float64 rounding (:func:`rounding_tolerance`).
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
-from ..matrix.factorization import InvariantSubspaceConfig, InvariantSubspaceResult, run_invariant_subspaces
+from ..matrix.invariant import InvariantSubspaceConfig, InvariantSubspaceResult, run_invariant_subspaces
 from ..scales import check_scale, scale_label
-from ..summaries import Summary
+from ..summaries import Frozen, Summary
+from .contract import Execution, resolve
 
 __all__ = [
+    "CHAPTER",
     "InvariantSubspacesPlan",
     "PLANS",
     "plan",
     "run",
+    "InvariantSubspacesResults",
     "TheoremCheck",
     "theorem_check",
+    "rounding_tolerance",
     "InvariantSubspacesSummary",
     "summarise",
     "theorem_table",
@@ -33,13 +37,16 @@ __all__ = [
     "plot_theorem_check",
 ]
 
+CHAPTER = "invariant_subspaces"
+"""The chapter's file name in ``book/``."""
+
 
 @dataclass(frozen=True)
 class InvariantSubspacesPlan:
     """What the chapter runs at one scale: one Fig. 3 run (seed 0) per weight decay.
 
     Attributes:
-        d, rank, depth, epsilon, lr, steps: the setting of :class:`~compressible.matrix.factorization.InvariantSubspaceConfig`.
+        d, rank, depth, epsilon, lr, steps: the setting of :class:`~compressible.matrix.invariant.InvariantSubspaceConfig`.
         weight_decays: the values of ``lambda``, one run each.
         notes: how this scale departs from the paper's setting (shown in the chapter).
     """
@@ -82,15 +89,27 @@ def plan(scale: str) -> InvariantSubspacesPlan:
     return PLANS[check_scale(scale)]
 
 
-def run(scale: str) -> dict[float, InvariantSubspaceResult]:
-    """Train the Fig. 3 factorisation of ``scale`` for every weight decay (float64, seconds)."""
-    return {wd: run_invariant_subspaces(config) for wd, config in plan(scale).configs().items()}
+@dataclass(frozen=True, eq=False)
+class InvariantSubspacesResults:
+    """The chapter's runs at one scale: one Fig. 3 factorisation per weight decay."""
+
+    scale: str
+    plan: InvariantSubspacesPlan
+    runs: dict[float, InvariantSubspaceResult]
+    """Keyed by weight decay, in the plan's order."""
 
 
-class TheoremCheck(BaseModel):
+def run(plan: InvariantSubspacesPlan | str, store=None, device: str = "cpu", *, execution: Execution | None = None,
+        scale: str | None = None) -> InvariantSubspacesResults:
+    """Train the Fig. 3 factorisation of the plan (or scale name) for every weight decay: float64 on the CPU, a
+    few seconds, computed in every build (nothing is stored; ``store``, ``device`` and ``execution`` are the
+    chapter contract's and change nothing here)."""
+    scale, p = resolve(PLANS, plan, scale)
+    return InvariantSubspacesResults(scale, p, {wd: run_invariant_subspaces(c) for wd, c in p.configs().items()})
+
+
+class TheoremCheck(Frozen):
     """Theorem 2.1 measured on one run (one weight decay), worst case over every step and layer."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     weight_decay: float
     """``lambda`` of this run."""
@@ -107,7 +126,7 @@ class TheoremCheck(BaseModel):
 
 
 def theorem_check(weight_decay: float, report: pd.DataFrame, rho: np.ndarray, losses) -> TheoremCheck:
-    """Reduce an :func:`~compressible.matrix.factorization.invariant_subspace_report` (columns
+    """Reduce an :func:`~compressible.matrix.invariant.invariant_subspace_report` (columns
     ``multiplicity``, ``rel_error``, ``subspace_drift``), the recursion ``rho`` ``(steps + 1, L)`` and
     the recorded losses to their worst case."""
     return TheoremCheck(
@@ -120,10 +139,26 @@ def theorem_check(weight_decay: float, report: pd.DataFrame, rho: np.ndarray, lo
     )
 
 
+def rounding_tolerance(steps: int, depth: int, d: int, conditioning: float) -> float:
+    """How far from exact a Theorem 2.1 check computed in float64 can be by rounding alone.
+
+    Both checked quantities (the relative gap ``|sigma - rho_l(t)| / rho_l(t)`` and the passive-subspace drift)
+    are zero in exact arithmetic. In float64, every gradient step forms about ``2 L`` products of ``d x d``
+    matrices (the end-to-end product and, per layer, the products on either side of it); each entry of such a
+    product is off by at most ``d * eps`` relative to the product of the factors' norms (the classic bound
+    ``gamma_d`` of an inner product of length ``d``, with ``eps = 2**-52`` the spacing of float64 at 1). To first
+    order the errors of successive steps add up, so after ``steps`` steps a factor is off by at most
+    ``steps * 2 L * d * eps`` of its norm; the checks divide by ``rho_l(t)``, not by the norm, which multiplies
+    that by ``conditioning`` = the largest ``sigma_max(W_l(t)) / rho_l(t)``. A gap or drift below this bound is
+    rounding; a real departure from the theorem would be many orders of magnitude above it.
+    """
+    return float(steps * 2 * depth * d * np.finfo(np.float64).eps * conditioning)
+
+
 class InvariantSubspacesSummary(Summary):
     """Theorem 2.1 checked on the Fig. 3 factorisation, worst case over every run, step and layer."""
 
-    chapter = "invariant_subspaces"
+    chapter = CHAPTER
 
     d: int
     """Size of the ``(d, d)`` factors."""
@@ -143,19 +178,36 @@ class InvariantSubspacesSummary(Summary):
     """What the theorem asks for: ``d - 2r``."""
     checks: list[TheoremCheck]
     """One entry per weight decay, in the plan's order."""
+    conditioning: float | None = None
+    """Largest ``sigma_max(W_l(t)) / rho_l(t)`` over all runs, steps ``t >= 1`` and layers: how much the checks,
+    which are relative to ``rho_l(t)``, magnify rounding errors relative to the factors' norms."""
+    rounding_tolerance: float | None = None
+    """:func:`rounding_tolerance` of this setting: the largest gap or drift that float64 rounding explains."""
+    holds_to_rounding: bool | None = None
+    """The theorem holds up to float64 rounding: multiplicity at least ``d - 2r``, and the largest gap and drift
+    at most ``rounding_tolerance``."""
 
 
-def summarise(results: dict[float, InvariantSubspaceResult], scale: str) -> InvariantSubspacesSummary:
-    """The chapter's numbers from :func:`run`'s results (keyed by weight decay)."""
-    checks = [theorem_check(wd, r.report, r.rho, r.trajectory.losses) for wd, r in results.items()]
-    cfg = next(iter(results.values())).config
+def summarise(results: InvariantSubspacesResults) -> InvariantSubspacesSummary:
+    """The chapter's numbers from :func:`run`'s results, and whether they are exact up to rounding (pure)."""
+    runs = results.runs
+    checks = [theorem_check(wd, r.report, r.rho, r.trajectory.losses) for wd, r in runs.items()]
+    cfg = next(iter(runs.values())).config
+    conditioning = max(float((r.singular_values[1:].max(axis=2) / np.abs(r.rho[1:])).max()) for r in runs.values())
+    tolerance = rounding_tolerance(cfg.steps, cfg.depth, cfg.d, conditioning)
+    max_rel_gap = max(c.max_rel_gap for c in checks)
+    max_drift = max(c.max_subspace_drift for c in checks)
+    min_multiplicity, required = min(c.min_multiplicity for c in checks), cfg.d - 2 * cfg.rank
     return InvariantSubspacesSummary(
-        scale=scale, d=cfg.d, rank=cfg.rank, depth=cfg.depth, steps=cfg.steps,
-        max_rel_gap=max(c.max_rel_gap for c in checks),
-        max_subspace_drift=max(c.max_subspace_drift for c in checks),
-        min_multiplicity=min(c.min_multiplicity for c in checks),
-        required_multiplicity=cfg.d - 2 * cfg.rank,
+        scale=results.scale, d=cfg.d, rank=cfg.rank, depth=cfg.depth, steps=cfg.steps,
+        max_rel_gap=max_rel_gap,
+        max_subspace_drift=max_drift,
+        min_multiplicity=min_multiplicity,
+        required_multiplicity=required,
         checks=checks,
+        conditioning=conditioning,
+        rounding_tolerance=tolerance,
+        holds_to_rounding=bool(min_multiplicity >= required and max_rel_gap <= tolerance and max_drift <= tolerance),
     )
 
 
@@ -176,8 +228,9 @@ def theorem_table(summary: InvariantSubspacesSummary) -> pd.DataFrame:
     ])
 
 
-def plot_singular_values(results: dict[float, InvariantSubspaceResult], scale: str) -> plt.Figure:
+def plot_singular_values(results: InvariantSubspacesResults) -> plt.Figure:
     """All ``d`` singular values of every layer over the iterations, with ``rho_l(t)`` from the recursion."""
+    scale, results = results.scale, results.runs
     depth = next(iter(results.values())).config.depth
     fig, axes = plt.subplots(len(results), depth, figsize=(4 * depth, 3.2 * len(results)), sharex=True, squeeze=False)
     for row, (wd, res) in enumerate(results.items()):
@@ -198,8 +251,10 @@ def plot_singular_values(results: dict[float, InvariantSubspaceResult], scale: s
     return fig
 
 
-def plot_singular_vectors(result: InvariantSubspaceResult, scale: str) -> plt.Figure:
-    """Angles of the active right singular vectors of layer 1 to ``t = 1``, and of the active subspace of every layer."""
+def plot_singular_vectors(results: InvariantSubspacesResults, weight_decay: float = 0.0) -> plt.Figure:
+    """Angles of the active right singular vectors of layer 1 to ``t = 1``, and of the active subspace of every layer
+    (the run at ``weight_decay``)."""
+    scale, result = results.scale, results.runs[weight_decay]
     t_axis = np.arange(1, result.vector_angles.shape[0] + 1)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
     for i in range(result.vector_angles.shape[2]):
@@ -219,8 +274,10 @@ def plot_singular_vectors(result: InvariantSubspaceResult, scale: str) -> plt.Fi
     return fig
 
 
-def plot_theorem_check(results: dict[float, InvariantSubspaceResult], scale: str) -> plt.Figure:
-    """Per step, the largest relative gap to ``rho_l(t)`` and the passive-subspace drift, for every weight decay."""
+def plot_theorem_check(results: InvariantSubspacesResults, summary: InvariantSubspacesSummary) -> plt.Figure:
+    """Per step, the largest relative gap to ``rho_l(t)`` and the passive-subspace drift, for every weight decay,
+    with float64's eps and the summary's rounding tolerance."""
+    scale, results = results.scale, results.runs
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for (wd, res), style in zip(results.items(), ["-", "--", ":", "-."]):
         rep = res.report.groupby("step")[["rel_error", "subspace_drift"]].max()
@@ -228,6 +285,10 @@ def plot_theorem_check(results: dict[float, InvariantSubspaceResult], scale: str
         axes[1].semilogy(rep.index, np.maximum(rep.subspace_drift, 1e-18), style, label=f"$\\lambda$ = {wd}")
     axes[0].axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":", label="float64 eps")
     axes[1].axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":")
+    if summary.rounding_tolerance is not None:
+        for ax in axes:
+            ax.axhline(summary.rounding_tolerance, color="tab:red", lw=0.8, ls="--",
+                       label="rounding tolerance" if ax is axes[0] else None)
     axes[0].set_title(r"max relative gap $|\sigma - \rho_l(t)| / \rho_l(t)$")
     axes[1].set_title("passive subspace drift")
     for ax in axes:

@@ -2,8 +2,8 @@
 
 The singular values of ``grad_{W_2}`` at initialisation of the ReLU network
 ``W_3 relu(W_2 relu(W_1))`` and of its linear counterpart, one spectrum per activation and seed
-(:func:`~compressible.matrix.nonlinear.gradient_spectra`); :func:`summarise` measures how far the
-top singular values stand above the bulk.
+(:func:`~compressible.matrix.nonlinear.gradient_spectra`, :func:`run`); :func:`summarise` measures how far
+the top singular values stand above the bulk, and after which index the ReLU spectrum separates best.
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from ..matrix.nonlinear import NonlinearConfig, gradient_spectra, spectral_gap
 from ..reference import PROVENANCE
 from ..scales import check_scale, scale_label
-from ..summaries import Summary
+from ..summaries import Frozen, Summary
 from .compression import finite_or_none
+from .contract import Execution, resolve
 
 __all__ = [
+    "CHAPTER",
     "NonlinearPlan",
     "PLANS",
     "plan",
     "run",
+    "NonlinearResults",
     "spectrum_gaps",
     "SpectrumGaps",
     "NonlinearSummary",
@@ -34,6 +36,9 @@ __all__ = [
     "gaps_table",
     "plot_spectra",
 ]
+
+CHAPTER = "nonlinear"
+"""The chapter's file name in ``book/``."""
 
 ACTIVATIONS = ("relu", "linear")
 
@@ -73,14 +78,28 @@ def plan(scale: str) -> NonlinearPlan:
     return PLANS[check_scale(scale)]
 
 
-def run(scale: str) -> pd.DataFrame:
-    """Gradient spectra at initialisation for every activation and seed of ``scale``'s plan:
-    the rows of :func:`~compressible.matrix.nonlinear.gradient_spectra` with a ``seed`` column."""
-    p = plan(scale)
-    return pd.concat(
+@dataclass(frozen=True, eq=False)
+class NonlinearResults:
+    """The chapter's spectra at one scale."""
+
+    scale: str
+    plan: NonlinearPlan
+    spectra: pd.DataFrame
+    """The rows of :func:`~compressible.matrix.nonlinear.gradient_spectra` with a ``seed`` column, every
+    activation and seed of the plan."""
+
+
+def run(plan: NonlinearPlan | str, store=None, device: str = "cpu", *, execution: Execution | None = None,
+        scale: str | None = None) -> NonlinearResults:
+    """Gradient spectra at initialisation for every activation and seed of the plan (or scale name): float64 on
+    the CPU, computed in every build (nothing is stored; ``store``, ``device`` and ``execution`` are the chapter
+    contract's and change nothing here)."""
+    scale, p = resolve(PLANS, plan, scale)
+    spectra = pd.concat(
         [gradient_spectra(p.config(act), seed=s).assign(seed=s) for act in ACTIVATIONS for s in p.seeds],
         ignore_index=True,
     )
+    return NonlinearResults(scale, p, spectra)
 
 
 def spectrum_gaps(spectra: pd.DataFrame, true_rank: int) -> pd.DataFrame:
@@ -100,10 +119,8 @@ def spectrum_gaps(spectra: pd.DataFrame, true_rank: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class SpectrumGaps(BaseModel):
+class SpectrumGaps(Frozen):
     """The separation of one spectrum of ``grad_{W_2}``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     activation: str
     """``relu`` or ``linear``."""
@@ -122,7 +139,7 @@ class SpectrumGaps(BaseModel):
 class NonlinearSummary(Summary):
     """Fig. 9: how far the top singular values of ``grad_{W_2}`` stand above the bulk."""
 
-    chapter = "nonlinear"
+    chapter = CHAPTER
 
     d: int
     """Width of the network."""
@@ -140,12 +157,17 @@ class NonlinearSummary(Summary):
     """Linear: worst seed's ``sigma_{r*+1} / sigma_1`` (0 in exact arithmetic)."""
     per_seed: list[SpectrumGaps]
     """Every spectrum's separation, ordered by activation then seed."""
+    relu_widest_gap_after: int | None = None
+    """ReLU: the index, ``r*`` or ``r* + 1``, after which the mean gap is wider (``relu_gap_at_rank`` vs
+    ``relu_gap_at_rank_plus_1``; ``r*`` on a tie): where the spectrum separates best."""
 
 
-def summarise(spectra: pd.DataFrame, nonlinear_plan: NonlinearPlan, scale: str) -> NonlinearSummary:
-    """The chapter's numbers from :func:`run`'s spectra."""
-    gaps = spectrum_gaps(spectra, nonlinear_plan.true_rank)
+def summarise(results: NonlinearResults) -> NonlinearSummary:
+    """The chapter's numbers from :func:`run`'s spectra (pure)."""
+    nonlinear_plan, scale = results.plan, results.scale
+    gaps = spectrum_gaps(results.spectra, nonlinear_plan.true_rank)
     relu = gaps[gaps.activation == "relu"]
+    at_rank, at_rank_plus_1 = float(relu["gap_at_rank"].mean()), float(relu["gap_at_rank_plus_1"].mean())
     return NonlinearSummary(
         scale=scale, d=nonlinear_plan.d, true_rank=nonlinear_plan.true_rank, seeds=list(nonlinear_plan.seeds),
         relu_gap_at_rank=float(relu["gap_at_rank"].mean()),
@@ -160,6 +182,7 @@ def summarise(spectra: pd.DataFrame, nonlinear_plan: NonlinearPlan, scale: str) 
             )
             for r in gaps.itertuples()
         ],
+        relu_widest_gap_after=nonlinear_plan.true_rank + (1 if at_rank_plus_1 > at_rank else 0),
     )
 
 
@@ -184,8 +207,9 @@ def gaps_table(summary: NonlinearSummary) -> pd.DataFrame:
     return frame
 
 
-def plot_spectra(spectra: pd.DataFrame, nonlinear_plan: NonlinearPlan, scale: str) -> plt.Figure:
+def plot_spectra(results: NonlinearResults) -> plt.Figure:
     """Fig. 9: the leading ``4 r*`` singular values of ``grad_{W_2}``, normalised by the largest."""
+    spectra, nonlinear_plan, scale = results.spectra, results.plan, results.scale
     true_rank, d = nonlinear_plan.true_rank, nonlinear_plan.d
     k = min(4 * true_rank, d)
     fig, ax = plt.subplots(figsize=(7, 4))

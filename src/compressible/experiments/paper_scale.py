@@ -5,35 +5,36 @@ The two GLUE chapters (:mod:`~compressible.experiments.deep_lora_subspaces`,
 runs -- locally or as Ray tasks (:mod:`compressible.executors`). :func:`run_counts` counts their
 unique ``(config, seed)`` runs and training steps from the frozen plans of every scale (nothing is
 run); :func:`measured_costs` reads the wall time that every stored run recorded at the build's
-scale. Nothing here trains: the chapter only reads plans and the result store.
+scale. Nothing here trains: :func:`run` only reads plans and the result store, and :func:`summarise`
+(pure) turns what it read into a :class:`PaperScaleSummary`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import ClassVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from ..scales import SCALES, check_scale
 from ..store import ResultStore
-from ..summaries import Summary
-from . import deep_lora_subspaces, fewshot_glue
+from ..summaries import Frozen, Summary
+from . import deep_lora_subspaces, fewshot_glue, fewshot_tuning
+from .contract import Execution
+from .fewshot_tuning import grid_runs
 from .glue_runs import as_store, merge_experiments
 
-__all__ = ["SWEEP_CHAPTERS", "ChapterRuns", "ChapterCost", "PaperScaleSummary", "run_counts", "measured_costs",
-           "summarise", "counts_table", "costs_table", "cost_note"]
+__all__ = ["CHAPTER", "SWEEP_CHAPTERS", "ChapterRuns", "ChapterCost", "PaperScaleResults", "PaperScaleSummary",
+           "run_counts", "measured_costs", "run", "summarise", "counts_table", "costs_table"]
+
+CHAPTER = "paper_scale"
 
 SWEEP_CHAPTERS = {"deep_lora_subspaces": deep_lora_subspaces, "fewshot_glue": fewshot_glue}
 """The chapters whose runs go through the sweep CLI, and their experiment modules."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ChapterRuns(_Model):
+class ChapterRuns(Frozen):
     """The size of one chapter's sweep at one scale (from its plan)."""
 
     runs: int
@@ -43,7 +44,7 @@ class ChapterRuns(_Model):
     backbone: str
 
 
-class ChapterCost(_Model):
+class ChapterCost(Frozen):
     """Wall time of one chapter's stored runs at the build's scale, as each run recorded it."""
 
     stored: int
@@ -64,18 +65,23 @@ class ChapterCost(_Model):
 class PaperScaleSummary(Summary):
     """Runs per sweep chapter at each scale, and their measured cost at this build's scale."""
 
-    chapter: ClassVar[str] = "paper_scale"
+    chapter: ClassVar[str] = CHAPTER
     runs: dict[str, dict[str, ChapterRuns]]
     """``runs[chapter][scale]``, for every sweep chapter and every scale."""
     costs: dict[str, ChapterCost]
     """``costs[chapter]`` at ``scale``: what the stored runs of this build's scale took."""
+    stored_runs: int | None = None
+    """Runs of this build's scale found in the store, over every sweep chapter (0: nothing to cost yet)."""
+    platforms: list[str] = []
+    """The platforms the stored runs recorded (each chapter's most common one), sorted."""
 
 
 def _unique_runs(module, scale: str, store: ResultStore | None = None) -> list[tuple]:
     """The chapter's runs at ``scale``: at the rates its tuning grid chose when ``store`` holds the grid, else
     at the plan's own rates."""
     p = module.plan(scale)
-    grid = module.tuning_runs(p) if hasattr(module, "tuning_runs") else []
+    tuning = getattr(p, "tuning", None)
+    grid = grid_runs(tuning) if tuning is not None else []
     tuned = store is not None and all(store.has(e.config, seed) for e in grid for seed in e.seeds)
     return [(config, seed) for config, seeds in merge_experiments(module.planned(p, store) if tuned else module.planned(p))
             for seed in seeds]
@@ -122,10 +128,32 @@ def measured_costs(scale: str, store: ResultStore | str | None = None) -> dict[s
     return out
 
 
-def summarise(scale: str, store: ResultStore | str | None = None) -> PaperScaleSummary:
-    """The page's numbers: run counts of every scale, costs of the stored runs at ``scale``."""
+@dataclass(frozen=True, eq=False)
+class PaperScaleResults:
+    """What :func:`run` read: the run counts of every scale and the recorded costs at ``scale``."""
+
+    scale: str
+    runs: dict[str, dict[str, ChapterRuns]]
+    costs: dict[str, ChapterCost]
+
+
+def run(plan: str, store: ResultStore | str | None = None, device: str = "cpu", *,
+        execution: Execution | None = None) -> PaperScaleResults:
+    """Count the sweep chapters' runs from their plans and read the wall times their stored runs at scale ``plan``
+    recorded. This chapter's plan is the other chapters' plans, so ``plan`` is a scale name; nothing is computed
+    (``device`` and ``execution`` are the chapter contract's and change nothing here)."""
+    scale = check_scale(plan)
     store = as_store(store)
-    return PaperScaleSummary(scale=check_scale(scale), runs=run_counts(store, scale), costs=measured_costs(scale, store))
+    return PaperScaleResults(scale, run_counts(store, scale), measured_costs(scale, store))
+
+
+def summarise(results: PaperScaleResults) -> PaperScaleSummary:
+    """The page's numbers: run counts of every scale, costs of the stored runs at the build's scale (pure)."""
+    return PaperScaleSummary(
+        scale=results.scale, runs=results.runs, costs=results.costs,
+        stored_runs=sum(c.stored for c in results.costs.values()),
+        platforms=sorted({c.platform for c in results.costs.values() if c.platform}),
+    )
 
 
 def counts_table(summary: PaperScaleSummary) -> pd.DataFrame:
@@ -151,15 +179,3 @@ def costs_table(summary: PaperScaleSummary) -> pd.DataFrame:
          "min in total": rounded(c.seconds_total / 60, 1)}
         for name, c in summary.costs.items()
     ])
-
-
-def cost_note(summary: PaperScaleSummary) -> str:
-    """What the cost table measured, in a sentence (or that nothing is stored yet)."""
-    stored = sum(c.stored for c in summary.costs.values())
-    if not stored:
-        return (f"No run of the {summary.scale} scale is in the result store yet: build the GLUE chapters first "
-                f"(or `python -m compressible.sweeps run all --scale {summary.scale}`), then execute this page again.")
-    platforms = sorted({c.platform for c in summary.costs.values() if c.platform})
-    return (f"Measured in this build at {summary.scale} scale: the wall time each of the {stored} stored runs recorded "
-            f"(training, evaluations and spectra; a worker's first run also loads its data and backbone), on {', '.join(platforms) or 'an unrecorded platform'}.")
-

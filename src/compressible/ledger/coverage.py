@@ -24,10 +24,6 @@ STORED_CHAPTERS = ("compression", "completion", "deep_lora_subspaces", "fewshot_
 """The chapters whose runs go through the result store (and so into the ledger), in book order.
 The other chapters (invariant subspaces, nonlinear) compute their few seconds of numbers in every build."""
 
-_GLUE_PARTS = {
-    "fewshot_tuning": ("tuning", "precision", "diagnosis"),
-    "fewshot_glue": ("table1", "fig6", "fig7", "fig8"),
-}
 
 _COMPLETION_PARTS = {"WidthSweepConfig": "Fig. 1", "CompressionRaceConfig": "Fig. 5",
                      "RandomVsCompressedConfig": "App. D.1", "SameErrorConfig": "speed-up against d"}
@@ -50,13 +46,16 @@ class PlannedRun:
 
 
 def _glue(chapter: str, scale: str, store: ResultStore | None) -> list[PlannedRun]:
-    from ..experiments import deep_lora_subspaces, fewshot_glue
+    from ..experiments import deep_lora_subspaces, fewshot_glue, fewshot_tuning
 
-    module = deep_lora_subspaces if chapter == "deep_lora_subspaces" else fewshot_glue
-    experiments = module.planned(module.plan(scale), store)
-    parts = _GLUE_PARTS.get(chapter)
-    return [PlannedRun(chapter, e.part, e.label, e.config, seed)
-            for e in experiments if parts is None or e.part in parts for seed in e.seeds]
+    if chapter == "fewshot_tuning":
+        experiments = fewshot_tuning.grid_runs(fewshot_tuning.plan(scale))
+    elif chapter == "fewshot_glue":  # at the rates the stored grid chose (the plan's own while it is incomplete)
+        p = fewshot_glue.plan(scale)
+        experiments = fewshot_glue.experiments(p, None if store is None else fewshot_tuning.chosen_rates(p.tuning, store))
+    else:
+        experiments = deep_lora_subspaces.planned(deep_lora_subspaces.plan(scale), store)
+    return [PlannedRun(chapter, e.part, e.label, e.config, seed) for e in experiments for seed in e.seeds]
 
 
 def _evidence(scale: str, store: ResultStore | None) -> list[PlannedRun]:
@@ -107,8 +106,9 @@ def _compression(scale: str) -> list[PlannedRun]:
 def planned_runs(chapter: str, scale: str, store: ResultStore | str | None = None) -> list[PlannedRun]:
     """Every run ``chapter`` shows at ``scale``, in its plan's order.
 
-    The Few-shot GLUE chapters tune their rates first: with a ``store`` that holds the tuning grid their
-    runs are listed at the rates it chose, otherwise at the plan's own rates (the same number of runs).
+    The tuning chapter's runs are its grid; the Few-shot GLUE chapter's runs (its figures, float32 twins and
+    diagnosis) are listed at the rates the grid chose when ``store`` holds it, otherwise at the plan's own rates
+    (the same number of runs).
     """
     check_scale(scale)
     if chapter not in STORED_CHAPTERS:

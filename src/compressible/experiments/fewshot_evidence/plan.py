@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from ...finetune.classify import RunConfig
 from ..contract import resolve
-from ..glue_runs import ATTENTION_POOLER_TARGETS, FEWSHOT_METHODS, METHOD_LABELS, Experiment, GlueMethods
+from ..glue_methods import ATTENTION_POOLER_TARGETS, FEWSHOT_METHODS, GlueMethods
+from ..glue_runs import METHOD_LABELS, Experiment
 
 __all__ = ["CHAPTER", "METHODS", "EvidencePlan", "PLANS", "plan", "Rate", "grid", "fig6"]
 

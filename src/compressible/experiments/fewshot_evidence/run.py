@@ -53,7 +53,7 @@ def _cpu_seconds(record: dict) -> float:
 def load_frame(experiments: list[Experiment], store: ResultStore) -> pd.DataFrame:
     """One row per stored ``(experiment, seed)``: ``part, method, n, lr, gamma, seed, holdout, value, trained,
     wall_time, cpu_time`` (``holdout``: the final metric on the held-out training examples; ``value``: on the
-    validation set; ``cpu_time``: :func:`_cpu_seconds`)."""
+    validation set; ``cpu_time``: the training and evaluation processor seconds plus the short setup phases)."""
     rows = []
     for e in experiments:
         c = e.config
