@@ -12,8 +12,9 @@ import pytest
 from compressible.executors import EXECUTORS, SweepInterrupted, execute, missing_runs
 from compressible.store import ResultStore, config_key
 
-TIMING = ("wall_time", "timings", "_environment")
-"""Result fields that record when and how long, not what was computed."""
+TIMING = ("wall_time", "timings", "_environment", "threads")
+"""Result fields that record when, how long and on how many threads, not what was computed (a local run keeps
+torch's threads, a worker process runs on one)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _without_timing(record):
 def local_smoke_runs(tmp_path_factory):
     """The two runs of :func:`_smoke_sweep`, computed once by the local path in this process: the
     reference that the process pool and the Ray executor must reproduce."""
-    from compressible.sweeps import run_experiments
+    from compressible.experiments.glue_runs import run_experiments
 
     experiments = _smoke_sweep()
     local = ResultStore(tmp_path_factory.mktemp("local"))

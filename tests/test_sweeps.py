@@ -2,21 +2,20 @@
 
 import pytest
 
-from compressible.experiments import fewshot_glue
+from compressible.experiments import deep_lora_subspaces, fewshot_glue
 
 from compressible.finetune.glue import TASKS
 from compressible.store import ResultStore
-from compressible.experiments.glue_runs import GLUE_METHODS, GlueMethods
+from compressible.experiments.glue_methods import GLUE_METHODS, GlueMethods
+from compressible.experiments.deep_lora_subspaces import FIG2_CHECKPOINTS
+from compressible.experiments.glue_runs import results_frame, run_experiments
 from compressible.sweeps import (
     CHAPTERS,
-    FIG2_CHECKPOINTS,
-    PARTS,
+    GLUE_CHAPTERS,
     chapter_plan,
     experiments_for,
     main,
     plan,
-    results_frame,
-    run_experiments,
     status,
 )
 from compressible.finetune.backbones import TINY_BERT
@@ -102,10 +101,12 @@ def test_paper_subspaces_chapter():
 def test_ci_and_smoke_scales():
     assert _part("fewshot_glue", "table1", "ci") == []  # not run at ci (the plan says why)
     assert fewshot_glue.PLANS["ci"].table1_note
-    for chapter in CHAPTERS:
+    parts = {"deep_lora_subspaces": deep_lora_subspaces.PARTS, "fewshot_glue": fewshot_glue.PARTS,
+             "fewshot_evidence": ("tuning", "fig6")}
+    for chapter in GLUE_CHAPTERS:
         assert {e.config.backbone for e in plan(chapter, "ci")} == {"all-MiniLM-L6-v2"}
         assert {e.config.backbone for e in plan(chapter, "smoke")} == {TINY_BERT}
-        assert {e.part for e in plan(chapter, "smoke")} == set(PARTS[chapter])
+        assert {e.part for e in plan(chapter, "smoke")} == set(parts[chapter])
         assert max(e.config.steps for e in plan(chapter, "smoke")) <= 3
 
 
@@ -122,7 +123,7 @@ def test_ci_departures_apply_to_every_method_alike():
     assert {(c.lr, c.adapter.gamma) for c in deep} == {(GLUE_METHODS["ci"].deep_lr or 1e-2, GLUE_METHODS["ci"].deep_gamma)}
     notes = chapter_plan("deep_lora_subspaces", "ci").notes
     assert any("head trains" in note for note in notes) and any("gamma = 0.1" in note for note in notes)
-    assert not any(e.config.train_head for chapter in CHAPTERS for e in plan(chapter, "paper"))
+    assert not any(e.config.train_head for chapter in GLUE_CHAPTERS for e in plan(chapter, "paper"))
 
 
 def test_a_tuned_chapter_lists_its_runs_once_the_grid_is_stored(tmp_path):
@@ -154,7 +155,7 @@ def test_plan_head_settings_must_agree():
         dataclasses.replace(GLUE_METHODS["paper"], train_head=True)
     assert isinstance(dataclasses.replace(GLUE_METHODS["paper"], train_head=True, head_lr=1e-3), GlueMethods)
     # one home per chapter and scale for the backbone, head and rates; at paper scale both chapters share it
-    from compressible.experiments.glue_runs import FEWSHOT_METHODS
+    from compressible.experiments.glue_methods import FEWSHOT_METHODS
 
     for scale in GLUE_METHODS:
         assert chapter_plan("fewshot_glue", scale).methods is FEWSHOT_METHODS[scale]
@@ -163,7 +164,8 @@ def test_plan_head_settings_must_agree():
 
 
 def test_bad_names():
-    with pytest.raises(ValueError, match=r"unknown chapter 'glue'; valid chapters are \('deep_lora_subspaces', 'fewshot_glue'\)"):
+    with pytest.raises(ValueError, match=r"unknown GLUE chapter 'glue'; valid chapters are \('deep_lora_subspaces', 'fewshot_glue', "
+                                         r"'fewshot_evidence'\)"):
         plan("glue", "ci")
     with pytest.raises(ValueError, match=r"scale must be one of \('smoke', 'ci', 'paper'\), got 'huge'"):
         plan("fewshot_glue", "huge")
@@ -216,7 +218,7 @@ def test_status_and_results_frame(tmp_path):
 
 
 def test_cli_runs_and_lists_a_smoke_sweep(tmp_path, capsys):
-    """End to end on the tiny random BERT: run one part, list it, rerun computes nothing."""
+    """End to end on the tiny random BERT: the chapter's own run(), listed, and a rerun that computes nothing."""
     from compressible.hub import ResourceMissingError
     from compressible.finetune.backbones import load_tokenizer
 
@@ -225,17 +227,16 @@ def test_cli_runs_and_lists_a_smoke_sweep(tmp_path, capsys):
     except (ResourceMissingError, OSError) as error:
         pytest.skip(f"needs the MiniLM tokenizer and the GLUE mirror: {error}")
     args = ["--scale", "smoke", "--root", str(tmp_path)]
-    assert main(["run", "deep_lora_subspaces", *args, "--parts", "d2", "--no-progress"]) == 0
-    assert "3 runs computed" in capsys.readouterr().out
+    assert main(["run", "deep_lora_subspaces", *args, "--no-progress", "--nice", "0"]) == 0
+    assert "4 runs computed" in capsys.readouterr().out  # Fig. 2 (1) and App. D.2 (3)
     with pytest.raises(SystemExit):
         main(["run", "deep_lora_subspaces", *args, "--threads", "0"])
-    assert "threads must be an int >= 1, got 0" in capsys.readouterr().err
-    assert main(["run", "deep_lora_subspaces", *args, "--parts", "d2", "--no-progress"]) == 0
+    assert "Execution.threads must be None or an int >= 1, got 0" in capsys.readouterr().err
+    assert main(["run", "deep_lora_subspaces", *args, "--no-progress", "--nice", "0"]) == 0
     assert "0 runs computed" in capsys.readouterr().out
     assert main(["status", "deep_lora_subspaces", *args]) == 0
-    assert "1 runs missing" in capsys.readouterr().out
+    assert "0 runs missing" in capsys.readouterr().out
     assert main(["list", "deep_lora_subspaces", *args]) == 0  # the old name of status
-    out = capsys.readouterr().out
-    assert "1 runs missing" in out  # fig2 was not run
+    assert "0 runs missing" in capsys.readouterr().out
     frame = results_frame(plan("deep_lora_subspaces", "smoke", ["d2"]), tmp_path)
     assert sorted(frame["method"]) == ["compressed", "original", "random"]

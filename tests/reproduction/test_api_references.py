@@ -112,8 +112,8 @@ def test_every_unqualified_docstring_reference_resolves_in_its_module():
 def test_a_reference_to_a_moved_function_does_not_resolve():
     modules = _documented_modules()
     # a constant re-exported by another module is documented only where it is defined (the build that failed
-    # on :data:`COLLAPSED` in fewshot_glue after it moved to fewshot_tuning)
-    assert _resolves("compressible.experiments.fewshot_tuning", "COLLAPSED", modules)
-    assert not _resolves("compressible.experiments.fewshot_glue", "COLLAPSED", modules)
+    # on :data:`COLLAPSED` in one module after it had moved to another)
+    assert _resolves("compressible.experiments.fewshot_glue.probes", "COLLAPSED", modules)
+    assert not _resolves("compressible.experiments.fewshot_tuning.plan", "COLLAPSED", modules)
     assert _resolves("compressible.experiments.glue_runs", "cpu_execution", modules)
     assert not _resolves("compressible.experiments.completion", "cpu_execution", modules)

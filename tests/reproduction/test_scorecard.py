@@ -6,7 +6,7 @@ from types import SimpleNamespace as ns
 import pytest
 
 from compressible.experiments.compression import CompressionSummary
-from compressible.experiments.invariant_subspaces import InvariantSubspacesSummary
+from compressible.experiments.invariant_subspaces import InvariantSubspacesSummary, rounding_tolerance
 from compressible.reproduction.scorecard import CLAIMS, judge, scorecard
 from compressible.summaries import save_summary
 
@@ -24,8 +24,11 @@ def row(card, key):
 
 
 def theorem(scale="ci", gap=1e-15):
+    tolerance = rounding_tolerance(steps=50, depth=3, d=30, conditioning=1.5)
     return InvariantSubspacesSummary(scale=scale, d=30, rank=3, depth=3, steps=50, max_rel_gap=gap,
-                                     max_subspace_drift=2e-13, min_multiplicity=24, required_multiplicity=24, checks=[])
+                                     max_subspace_drift=2e-13, min_multiplicity=24, required_multiplicity=24, checks=[],
+                                     conditioning=1.5, rounding_tolerance=tolerance,
+                                     holds_to_rounding=gap <= tolerance and 2e-13 <= tolerance)
 
 
 def compression(scale="ci", ratio=0.1, speedup=2.5):
@@ -199,10 +202,10 @@ def test_d2_falls_back_to_training_loss_when_pearson_is_uninformative():
 
 
 def test_generation_reads_the_paired_bleu_differences():
-    s = ns(scale="ci", model="tiny", paired={"bleu": ns(mean=1.0, seeds=3, differences={0: 0.9, 1: 1.0, 2: 1.1})})
+    s = ns(scale="ci", model="tiny", paired={"bleu": ns(gain=1.0, seeds=3, differences={0: 0.9, 1: 1.0, 2: 1.1})})
     ours, verdict, _ = judge(CLAIM["appc"], s)
     assert ours == "BLEU gain Deep − LoRA +1.00 over 3 seed(s) (tiny)" and verdict == "trend reproduced"
-    s = ns(scale="ci", model="tiny", paired={"bleu": ns(mean=1.0, seeds=1, differences={0: 1.0})})
+    s = ns(scale="ci", model="tiny", paired={"bleu": ns(gain=1.0, seeds=1, differences={0: 1.0})})
     assert judge(CLAIM["appc"], s)[1] == "inconclusive"  # one seed: no interval
     assert judge(CLAIM["appc"], ns(scale="ci", model="tiny", paired={}))[1] == "not run at this scale"
 
