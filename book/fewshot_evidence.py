@@ -31,6 +31,8 @@
 #   few-shot sample, with grids of the same size that span at least a decade in every rate.
 # - **Fig. 6 at the paper's 500 steps, on seeds that chose nothing**: the seeds that scored the grid
 #   are not among the seeds that compare the methods, so no score both picks a rate and judges it.
+# - **PEFT's LoRA family beside them** (default LoRA, rsLoRA, DoRA, PiSSA, LoRA-GA), built with PEFT
+#   itself and tuned the same way, at the $n$ the plan gives it.
 #
 # Everything else is the Few-shot GLUE protocol (the authors' code and logs): the classification
 # head and the pooler drawn at random and frozen, the authors' "all dense" targets, batch 16, Adam,
@@ -48,8 +50,8 @@ from myst_nb import glue
 
 from compressible.experiments import fewshot_evidence as fe
 from compressible.experiments.fewshot_evidence import figures, tables
+from compressible.experiments.fewshot_evidence.plan import LABELS
 from compressible.experiments.fewshot_evidence.summary import Answer, Training
-from compressible.experiments.glue_runs import METHOD_LABELS
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
@@ -108,6 +110,23 @@ display(tables.comparison_table(summary).style.hide(axis="index").set_caption(
     f"Deep LoRA − LoRA, paired over seeds ({scale_label(scale)}, {summary.backbone})"))
 
 # %% [markdown]
+# ## Against PEFT's LoRA family
+#
+# The LoRA a reader would use is PEFT's, not the authors' unscaled one: PEFT's default LoRA (Kaiming
+# initialisation of $A$, $B = 0$, the update scaled by $\alpha / r$), rank-stabilised LoRA ($\alpha / \sqrt r$),
+# DoRA (a trained magnitude per output row), PiSSA (the adapter starts at the weight's top singular
+# triplets) and LoRA-GA (it starts from the SVD of the first batch's gradient, the same data compressed
+# Deep LoRA starts from). Each is built by PEFT itself (`compressible.finetune.peft_family`), on the same
+# weights, at rank 8, and tuned on its own grid of the same size at the same held-out examples. The
+# previous table already sets each of them against the authors' LoRA; this one sets both Deep LoRA
+# variants against each of them, paired over the same seeds.
+
+# %%
+family = tables.family_table(summary)
+display(family.style.hide(axis="index").set_caption(f"Deep LoRA − PEFT's variants, paired over seeds ({scale_label(scale)})")
+        if len(family) else Markdown("This plan runs no PEFT variant."))
+
+# %% [markdown]
 # ## The answer
 #
 # Each line below is chosen from the summary's decisions (`EvidenceSummary.comparisons[].answer` and
@@ -121,11 +140,11 @@ TRAINING = {
     Training.NOT_RUN: "has no Fig. 6 runs in the ledger yet",
 }
 ANSWER = {
-    Answer.BETTER: "beats LoRA: the 95 % interval of the paired gain lies above 0",
-    Answer.WORSE: "does worse than LoRA: the 95 % interval of the paired gain lies below 0",
-    Answer.UNDECIDED: "is not separated from LoRA: the 95 % interval of the paired gain contains 0",
-    Answer.TOO_FEW: "has fewer than two seeds where both methods trained, so no interval",
-    Answer.UNTRAINED: "cannot be compared: at every seed stored, it or LoRA did not train",
+    Answer.BETTER: "is ahead: the 95 % interval of the paired gain lies above 0",
+    Answer.WORSE: "is behind: the 95 % interval of the paired gain lies below 0",
+    Answer.UNDECIDED: "is not separated from it: the 95 % interval of the paired gain contains 0",
+    Answer.TOO_FEW: "has fewer than two seeds where both trained, so no interval",
+    Answer.UNTRAINED: "cannot be compared with it: at every seed stored, one of the two did not train",
     Answer.NOT_RUN: "has no paired runs yet",
 }
 lines = []
@@ -135,8 +154,10 @@ for c in summary.comparisons:
     s = c.scores
     numbers = "" if s is None or s.gain is None else (
         f" (gain {s.gain:+.3f}" + ("" if s.low is None else f", 95 % interval [{s.low:+.3f}, {s.high:+.3f}]")
-        + f", {s.seeds} seed{'s' if s.seeds != 1 else ''}; authors' logs {c.paper_gain:+.3f})")
-    lines.append(f"- At $n = {c.n}$, {METHOD_LABELS[c.method]} {ANSWER[c.answer]}{numbers}.")
+        + f", {s.seeds} seed{'s' if s.seeds != 1 else ''}"
+        + ("" if c.paper_gain is None else f"; authors' logs {c.paper_gain:+.3f}") + ")")
+    against = "the authors' LoRA" if c.baseline == "lora" else LABELS[c.baseline]
+    lines.append(f"- At $n = {c.n}$, against {against}, {LABELS[c.method]} {ANSWER[c.answer]}{numbers}.")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -148,7 +169,7 @@ display(Markdown("\n".join(lines)))
 
 # %%
 display(tables.missing_table(summary).style.hide(axis="index").set_caption("Planned runs not in the ledger yet"))
-cost = ", ".join(f"{METHOD_LABELS[m]} {v:.0f}" for m, v in summary.runs_per_core_hour.items())
+cost = ", ".join(f"{LABELS[m]} {v:.0f}" for m, v in summary.runs_per_core_hour.items())
 display(Markdown(f"Runs per core-hour measured on the held runs (processor time, one torch thread each): {cost or '—'}."))
 
 # %% [markdown]

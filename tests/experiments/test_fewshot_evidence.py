@@ -27,7 +27,7 @@ def test_plans_give_every_method_the_same_grid_a_decade_wide_and_disjoint_seeds(
 
 @pytest.mark.parametrize("change, message", [
     ({"lora": (1e-4, 2e-4, 4e-4, 8e-4)}, r"span a factor >= 10 in every rate; \{'lora': 8.0\} do not"),
-    ({"full": (1e-4, 1e-3)}, r"grids of \{'lora': 4, 'compressed': 4, 'full': 2\} points"),
+    ({"full": (1e-4, 1e-3)}, r"grids of \{'lora': 4, 'compressed': 4, 'full': 2, 'peft': 4\} points"),
     ({"seeds": (1, 2, 3)}, r"share \[1\]"),
     ({"compressed": ((1e-3, 1e-2), (1e-3, 2e-2), (1e-2, 1e-2), (1e-2, 2e-2))}, r"'compressed gamma': 2.0"),
 ])
@@ -93,7 +93,7 @@ def test_the_answers_follow_the_paired_interval_and_leave_out_untrained_seeds():
         ("lora", 32): [(0.1, True), (0.2, True), (0.3, True), (0.4, True)],
         ("compressed", 32): [(0.0, False)] * 4,
     }))
-    by = {(c.method, c.n): c for c in s.comparisons}
+    by = {(c.method, c.n): c for c in s.comparisons if c.baseline == "lora"}
     assert by["compressed", 16].answer == Answer.BETTER and by["compressed", 16].untrained_seeds == [4]
     assert by["compressed", 16].scores.seeds == 3 and by["compressed", 16].scores.gain == pytest.approx(0.2, abs=1e-12)
     assert by["full", 16].answer == Answer.WORSE
@@ -108,7 +108,7 @@ def test_the_power_against_the_authors_gain_uses_the_measured_spread():
     p = dataclasses.replace(fe.plan("smoke"), n=(16,), seeds=(1, 2, 3))
     s = summarise(_runs(p, {("lora", 16): [(0.1, True), (0.2, True), (0.3, True)],
                             ("full", 16): [(0.2, True), (0.25, True), (0.45, True)]}))
-    c = next(c for c in s.comparisons if c.method == "full")
+    c = next(c for c in s.comparisons if c.method == "full" and c.baseline == "lora")
     assert c.paper_gain == 0.069
     assert c.power == paired_power(3, 0.069, c.scores.gain_std)
     assert c.seeds_for_power == paired_seeds(0.069, c.scores.gain_std)
@@ -120,7 +120,7 @@ def test_a_store_that_may_not_compute_lists_the_missing_runs_instead_of_failing(
     p = fe.plan("smoke")
     grid_runs = sum(len(e.seeds) for e in fe.grid(p))
     assert runs.runs.empty and runs.rates == {}
-    assert len(runs.missing) == grid_runs + len(fe.METHODS) * len(p.n) * len(p.seeds)
+    assert len(runs.missing) == grid_runs + sum(len(p.seeds_of(m)) for n in p.n for m in p.methods_at(n))
     s = summarise(runs)
     assert s.runs_held == 0 and s.runs_planned == len(runs.missing)
     assert all(c.answer == Answer.NOT_RUN for c in s.comparisons)
@@ -144,3 +144,18 @@ def test_the_scorecard_judges_fig6_from_the_evidence_at_every_n_and_leaves_missi
     untrained = summarise(_runs(p, {("lora", 16): lora, ("compressed", 16): [(0.0, False)] * 4,
                                     ("lora", 32): lora, ("compressed", 32): better}))
     assert judge(claim, untrained)[1] == Verdict.UNTRAINED
+
+
+def test_peft_family_runs_where_the_plan_says_and_is_compared_with_both_deep_lora_variants():
+    p = fe.plan("ci")
+    peft = [e for e in fe.grid(p) if e.config.adapter.init.startswith("peft-")]
+    assert {e.config.n_train for e in peft} == {64} and len(peft) == 5 * len(p.peft)
+    assert {e.config.adapter.variant for e in peft} == {"lora", "rslora", "dora", "pissa", "loraga"}
+    assert all(e.config.adapter.targets == "all-dense" and e.config.spectrum_top == 0 for e in peft)
+    small = dataclasses.replace(fe.plan("smoke"), seeds=(1, 2, 3))
+    s = summarise(_runs(small, {("lora", 16): [(0.1, True), (0.2, True), (0.3, True)]}))
+    against = {(c.method, c.baseline) for c in s.comparisons if c.n == 16 and c.baseline != "lora"}
+    assert against == {(m, b) for m in ("compressed", "full") for b in fe.PEFT_METHODS}
+    assert all(c.paper_gain is None for c in s.comparisons if c.baseline != "lora")
+    with pytest.raises(ValueError, match="peft_n=\\(64,\\) must be among n"):
+        dataclasses.replace(p, peft_seeds=(99,))

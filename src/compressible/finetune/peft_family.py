@@ -2,7 +2,8 @@
 
 A reader's question about Deep LoRA is whether it beats the LoRA they would actually use. That LoRA is
 PEFT's: :class:`PeftAdapter` names one variant of ``peft.LoraConfig`` and :func:`attach` puts it on a
-model with ``peft.get_peft_model``, so that what runs is PEFT's own code, at the version the project pins:
+model with ``peft.inject_adapter_in_model``, so that what runs is PEFT's own code, at the version the
+project pins:
 
 - ``"lora"``: PEFT's default LoRA (Kaiming-uniform ``A``, ``B = 0``, scaling ``alpha / r``);
 - ``"rslora"``: rank-stabilised LoRA (scaling ``alpha / sqrt(r)``; Kalajdzievski, 2023);
@@ -85,8 +86,9 @@ def lora_config(adapter: PeftAdapter, target_names: list[str]):
                       target_modules=list(target_names), **kwargs)
 
 
-def attach(model: nn.Module, adapter: PeftAdapter, gradient_step: Callable[[nn.Module], None] | None = None):
-    """``model`` with ``adapter`` (``peft.get_peft_model``): every other weight frozen, the head included.
+def attach(model: nn.Module, adapter: PeftAdapter, gradient_step: Callable[[nn.Module], None] | None = None) -> list[str]:
+    """Put ``adapter`` on ``model`` in place (``peft.inject_adapter_in_model``: the model keeps its class and its
+    modules their names) and freeze every other weight, the head included; returns the adapted modules' names.
 
     ``gradient_step(model)`` runs a forward and backward pass on the first batch; LoRA-GA needs it
     (:attr:`PeftAdapter.needs_gradient`), the others ignore it.
@@ -94,7 +96,7 @@ def attach(model: nn.Module, adapter: PeftAdapter, gradient_step: Callable[[nn.M
     Raises:
         ValueError: for LoRA-GA without ``gradient_step``, or ``targets`` that select nothing.
     """
-    import peft
+    from peft import inject_adapter_in_model
 
     names = resolve_targets(model, adapter.targets)
     if not names:
@@ -106,4 +108,7 @@ def attach(model: nn.Module, adapter: PeftAdapter, gradient_step: Callable[[nn.M
         from peft.tuners.lora.loraga import preprocess_loraga
 
         preprocess_loraga(model, config, lambda: gradient_step(model))
-    return peft.get_peft_model(model, config)
+    inject_adapter_in_model(config, model)
+    for name, param in model.named_parameters():
+        param.requires_grad_("lora_" in name)
+    return names

@@ -67,7 +67,10 @@ def _evidence(scale: str, store: ResultStore | None) -> list[PlannedRun]:
 
     p = fe.plan(scale)
     grid = fe.grid(p)
-    rates = {m: {n: p.points(m)[0] for n in p.n} for m in fe.METHODS}
+    rates: dict = {}
+    for n in p.n:
+        for method in p.methods_at(n):
+            rates.setdefault(method, {})[n] = p.points(method)[0]
     if store is not None:
         for method, chosen in fe.choose(p, load_frame(grid, store)).items():
             rates[method].update(chosen)

@@ -279,7 +279,7 @@ def _evidence(method: str, name: str):
     def read(s: EvidenceSummary) -> tuple[str, Parts]:
         parts: dict[str, Evidence] = {}
         notes = []
-        for c in (c for c in s.comparisons if c.method == method):
+        for c in (c for c in s.comparisons if c.method == method and c.baseline == "lora"):
             if c.answer == Answer.UNTRAINED:
                 what = f"{name} or LoRA at n = {c.n} ({len(c.untrained_seeds)} of {c.seeds_planned} seeds)"
                 parts[f"n = {c.n}"] = Untrained(what)

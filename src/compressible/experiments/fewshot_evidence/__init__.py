@@ -5,9 +5,9 @@ The chapter's contract (:mod:`compressible.experiments.contract`): ``PLANS``, :f
 tables in :mod:`.figures` and :mod:`.tables`.
 """
 
-from .plan import CHAPTER, METHODS, PLANS, EvidencePlan, fig6, grid, plan
+from .plan import CHAPTER, LABELS, METHODS, PEFT_METHODS, PLANS, EvidencePlan, fig6, grid, plan
 from .run import EvidenceRuns, choose, run
-from .summary import Answer, Comparison, EvidenceSummary, Training, summarise
+from .summary import EvidenceSummary, summarise
 
-__all__ = ["CHAPTER", "METHODS", "PLANS", "EvidencePlan", "plan", "grid", "fig6", "EvidenceRuns", "choose", "run",
-           "Answer", "Training", "Comparison", "EvidenceSummary", "summarise"]
+__all__ = ["CHAPTER", "METHODS", "PEFT_METHODS", "LABELS", "PLANS", "EvidencePlan", "plan", "grid", "fig6", "EvidenceRuns", "choose", "run",
+           "EvidenceSummary", "summarise"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..glue_runs import METHOD_LABELS
 from ..style import PAPER_LABEL, color
-from .plan import METHODS
+from .plan import LABELS, METHODS
 from .summary import EvidenceSummary
 
 __all__ = ["plot_sensitivity", "plot_fig6"]
@@ -18,14 +17,16 @@ def plot_sensitivity(summary: EvidenceSummary):
     ``n``; compressed Deep LoRA has one line per gamma; the chosen points are ringed."""
     fig, axes = plt.subplots(1, len(summary.n), figsize=(4.2 * len(summary.n), 3.4), sharey=True, squeeze=False)
     for ax, n in zip(axes[0], summary.n):
-        for method in METHODS:
+        labels = [LABELS[m] for m in dict.fromkeys(g.method for g in summary.grid)]
+        for method in dict.fromkeys(g.method for g in summary.grid if g.n == n):
             points = [g for g in summary.grid if g.method == method and g.n == n and g.holdout_mean is not None]
             for gamma in sorted({g.gamma for g in points}, key=lambda x: -1 if x is None else x):
                 line = sorted((g for g in points if g.gamma == gamma), key=lambda g: g.lr)
-                label = METHOD_LABELS[method] + ("" if gamma is None else f", γ = {gamma:g}")
+                label = LABELS[method] + ("" if gamma is None else f", γ = {gamma:g}")
                 ax.errorbar([g.lr for g in line], [g.holdout_mean for g in line],
                             yerr=[g.holdout_std or 0.0 for g in line], marker="o", capsize=3, label=label,
-                            color=color(METHOD_LABELS[method]), alpha=1.0 if gamma in (None, 0.1) else 0.55)
+                            color=color(LABELS[method], labels), alpha=1.0 if gamma in (None, 0.1) else 0.55,
+                            ls="-" if method in METHODS else ":")
                 for g in line:
                     if g.chosen:
                         ax.plot(g.lr, g.holdout_mean, "o", ms=13, mfc="none", mec="black")
@@ -50,7 +51,7 @@ def plot_fig6(summary: EvidenceSummary):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     for k, method in enumerate(METHODS):
         rows = [m for m in summary.methods if m.method == method and m.mean is not None]
-        label = METHOD_LABELS[method]
+        label = LABELS[method]
         ax1.errorbar([m.n * (1 + 0.06 * (k - 1)) for m in rows], [m.mean for m in rows],
                      yerr=[m.std or 0.0 for m in rows], marker="o", capsize=3, color=color(label), label=label)
     ax1.set_xscale("log")
@@ -60,9 +61,9 @@ def plot_fig6(summary: EvidenceSummary):
     ax1.legend(fontsize=8)
     x = np.arange(len(summary.n))
     for k, method in enumerate(m for m in METHODS if m != "lora"):
-        label = METHOD_LABELS[method]
+        label = LABELS[method]
         for i, n in enumerate(summary.n):
-            c = next(c for c in summary.comparisons if c.method == method and c.n == n)
+            c = next(c for c in summary.comparisons if c.method == method and c.n == n and c.baseline == "lora")
             s = c.scores
             if s is None or s.gain is None:
                 continue
@@ -72,7 +73,7 @@ def plot_fig6(summary: EvidenceSummary):
             low, high = (s.low, s.high) if s.low is not None else (s.gain, s.gain)
             ax2.errorbar(xs, s.gain, yerr=[[s.gain - low], [high - s.gain]], fmt="D", color=color(label), capsize=4,
                          label=label if i == 0 else None)
-    paper = [next(c.paper_gain for c in summary.comparisons if c.n == n) for n in summary.n]
+    paper = [next(c.paper_gain for c in summary.comparisons if c.n == n and c.baseline == "lora") for n in summary.n]
     ax2.plot(x, paper, "s", color="black", label=f"{PAPER_LABEL} (full width)")
     ax2.axhline(0, color="grey", lw=0.8)
     ax2.set_xticks(x, [f"n = {n}" for n in summary.n])

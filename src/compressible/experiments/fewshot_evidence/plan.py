@@ -21,15 +21,21 @@ import dataclasses
 from dataclasses import dataclass
 
 from ...finetune.classify import RunConfig
+from ...finetune.peft_family import VARIANTS, PeftAdapter
 from ..contract import resolve
 from ..glue_methods import ATTENTION_POOLER_TARGETS, FEWSHOT_METHODS, GlueMethods
 from ..glue_runs import METHOD_LABELS, Experiment
 
-__all__ = ["CHAPTER", "METHODS", "EvidencePlan", "PLANS", "plan", "Rate", "grid", "fig6"]
+__all__ = ["CHAPTER", "METHODS", "PEFT_METHODS", "LABELS", "EvidencePlan", "PLANS", "plan", "Rate", "grid", "fig6"]
 
 CHAPTER = "fewshot_evidence"
 METHODS = ("lora", "compressed", "full")
-"""The adapter kinds compared, in the order they are shown; LoRA is the baseline."""
+"""The adapter kinds of Fig. 6, in the order they are shown; the authors' LoRA is the baseline."""
+PEFT_METHODS = tuple(f"peft-{v}" for v in VARIANTS)
+"""PEFT's LoRA family (:mod:`compressible.finetune.peft_family`), as method keys."""
+LABELS = {**{m: METHOD_LABELS[m] for m in METHODS}, "peft-lora": "PEFT LoRA", "peft-rslora": "rsLoRA",
+          "peft-dora": "DoRA", "peft-pissa": "PiSSA", "peft-loraga": "LoRA-GA"}
+"""Each method's name in tables and figures."""
 
 Rate = tuple[float, float | None]
 """A grid point: ``(learning rate, gamma)``; gamma (the outer factors' rate over the inner) only for compressed Deep LoRA."""
@@ -58,6 +64,12 @@ class EvidencePlan:
     """Full-width Deep LoRA's learning rates."""
     full_targets: str | None = None
     """Weights the full-width adapter adapts (``None``: the methods' targets)."""
+    peft_n: tuple[int, ...] = ()
+    """The ``n`` at which PEFT's LoRA family runs too (``()``: not at all)."""
+    peft: tuple[float, ...] = ()
+    """The learning rates of every PEFT variant (PEFT's default ``alpha = 8``, rank 8, the methods' targets)."""
+    peft_seeds: tuple[int, ...] = ()
+    """The PEFT family's evaluation seeds, among ``seeds``."""
     spectrum_n: int | None = None
     """Runs at this ``n`` also store the top singular values of every update (Fig. 7's setting)."""
     min_span: float = 10.0
@@ -70,16 +82,24 @@ class EvidencePlan:
             if not getattr(self, name):
                 raise ValueError(f"EvidencePlan.{name} must not be empty")
         sizes = {"lora": len(self.lora), "compressed": len(self.compressed), "full": len(self.full)}
+        if self.peft_n:
+            sizes["peft"] = len(self.peft)
         if len(set(sizes.values())) != 1:
             raise ValueError(f"EvidencePlan gives the methods grids of {sizes} points; every method needs the same number")
         spans = {"lora": _span(self.lora), "compressed inner rate": _span([p[0] for p in self.compressed]),
                   "compressed gamma": _span([p[1] for p in self.compressed]), "full": _span(self.full)}
+        if self.peft_n:
+            spans["peft"] = _span(self.peft)
         narrow = {k: round(v, 3) for k, v in spans.items() if v < self.min_span}
         if narrow:
             raise ValueError(f"EvidencePlan grids must span a factor >= {self.min_span:g} in every rate; {narrow} do not")
         shared = sorted(set(self.tuning_seeds) & set(self.seeds))
         if shared:
             raise ValueError(f"EvidencePlan.seeds and tuning_seeds share {shared}: a score that chose a rate would also judge it")
+        if bool(self.peft_n) != bool(self.peft_seeds) or not set(self.peft_n) <= set(self.n) \
+                or not set(self.peft_seeds) <= set(self.seeds):
+            raise ValueError(f"EvidencePlan.peft_n={self.peft_n!r} must be among n={self.n!r} and peft_seeds="
+                             f"{self.peft_seeds!r} among seeds; give both or neither")
         if self.methods.holdout < 1:
             raise ValueError("EvidencePlan needs methods.holdout >= 1 (held-out training examples to tune on)")
 
@@ -87,13 +107,23 @@ class EvidencePlan:
     def backbone(self) -> str:
         return self.methods.backbone
 
+    def methods_at(self, n: int) -> tuple[str, ...]:
+        """The methods that run at ``n``: Fig. 6's three, and PEFT's family at :attr:`peft_n`."""
+        return METHODS + (PEFT_METHODS if n in self.peft_n else ())
+
+    def seeds_of(self, method: str) -> tuple[int, ...]:
+        """The evaluation seeds of ``method``."""
+        return self.peft_seeds if method in PEFT_METHODS else self.seeds
+
     def points(self, method: str) -> tuple[Rate, ...]:
         """The grid of ``method`` as ``(lr, gamma)`` points."""
         if method == "compressed":
             return tuple((lr, gamma) for lr, gamma in self.compressed)
         if method in ("lora", "full"):
             return tuple((lr, None) for lr in getattr(self, method))
-        raise ValueError(f"unknown method {method!r}; valid methods are {METHODS}")
+        if method in PEFT_METHODS:
+            return tuple((lr, None) for lr in self.peft)
+        raise ValueError(f"unknown method {method!r}; valid methods are {METHODS + PEFT_METHODS}")
 
     def config(self, method: str, n: int, rate: Rate) -> RunConfig:
         """The STS-B run of ``method`` at ``n`` examples and ``rate``."""
@@ -106,21 +136,27 @@ class EvidencePlan:
         if method == "compressed":
             return RunConfig(n_train=n, steps=self.steps, **fields,
                              **dataclasses.replace(self.methods, deep_lr=lr, deep_gamma=gamma).method("compressed"))
+        if method in PEFT_METHODS:
+            adapter = PeftAdapter(method.removeprefix("peft-"), targets=self.methods.targets or "all-dense")
+            return RunConfig(n_train=n, steps=self.steps, **{**fields, "spectrum_top": 0}, adapter=adapter, lr=lr,
+                             **self.methods.head())
         targets = {"targets": self.full_targets} if self.full_targets else {}
         return RunConfig(n_train=n, steps=self.steps, **fields, **self.methods.method("full", **targets)).replace(lr=lr)
 
 
 def grid(p: EvidencePlan) -> list[Experiment]:
     """Every grid point of every method at every ``n``, at the tuning seeds (part ``"tuning"``), ``n`` first."""
-    return [Experiment("tuning", METHOD_LABELS[method], p.config(method, n, rate), p.tuning_seeds)
-            for n in p.n for method in METHODS for rate in p.points(method)]
+    return [Experiment("tuning", LABELS[method], p.config(method, n, rate), p.tuning_seeds)
+            for n in p.n for method in p.methods_at(n) for rate in p.points(method)]
 
 
 def fig6(p: EvidencePlan, rates: dict[str, dict[int, Rate]]) -> list[Experiment]:
-    """Fig. 6's runs at the chosen ``rates`` (``{method: {n: rate}}``; a method and ``n`` without a chosen rate
-    is left out), at the plan's seeds, ``n`` first."""
-    return [Experiment("fig6", METHOD_LABELS[method], p.config(method, n, rates[method][n]), p.seeds)
-            for n in p.n for method in METHODS if n in rates.get(method, {})]
+    """The runs at the chosen ``rates`` (``{method: {n: rate}}``; a method and ``n`` without a chosen rate is
+    left out), at each method's seeds, ``n`` first: Fig. 6's methods (part ``"fig6"``), then PEFT's family
+    (part ``"peft"``)."""
+    return [Experiment("peft" if method in PEFT_METHODS else "fig6", LABELS[method], p.config(method, n, rates[method][n]),
+                       p.seeds_of(method))
+            for n in p.n for method in p.methods_at(n) if n in rates.get(method, {})]
 
 
 _GRID = {
@@ -135,6 +171,7 @@ PLANS: dict[str, EvidencePlan] = {
     "paper": EvidencePlan(
         methods=dataclasses.replace(FEWSHOT_METHODS["paper"], holdout=400),
         n=(16, 64, 256), steps=500, tuning_seeds=(0, 1), seeds=tuple(range(2, 22)), **_GRID, spectrum_n=256,
+        peft_n=(16, 64, 256), peft=(1e-4, 3e-4, 1e-3, 3e-3), peft_seeds=tuple(range(2, 12)),
     ),
     # ci: the Few-shot GLUE chapter's ci protocol (MiniLM, frozen random head and pooler, bf16 autocast, 400 held-out
     # pairs) at the paper's 500 steps. Grids of 4 points per method, a decade or more in every rate, around the rates
@@ -144,16 +181,21 @@ PLANS: dict[str, EvidencePlan] = {
     # glue_stats.paired_seeds(0.069, 0.137) = 33 seeds for 80 % power; the book shows the power these 10 give. The
     # full-width adapter adapts the attention weights and the pooler (a full-width depth-3 factor of MiniLM's
     # 1536 x 384 MLP weights is 7M parameters a matrix: too slow on a CPU).
+    # PEFT's LoRA family at n = 64 (issue #26: at least there), on 5 of the seeds, each variant tuned on its own
+    # 4-point grid: PEFT scales the update by alpha / r = 1 (rsLoRA: alpha / sqrt(r)), so its rates sit higher than
+    # the authors' unscaled LoRA's
     "ci": EvidencePlan(
         methods=FEWSHOT_METHODS["ci"],
         n=(16, 64, 256), steps=500, tuning_seeds=(0, 1), seeds=tuple(range(2, 12)), **_GRID,
         full_targets=ATTENTION_POOLER_TARGETS, spectrum_n=256,
+        peft_n=(64,), peft=(1e-4, 3e-4, 1e-3, 3e-3), peft_seeds=tuple(range(2, 7)),
     ),
     "smoke": EvidencePlan(
         methods=FEWSHOT_METHODS["smoke"],
         n=(16, 32), steps=2, tuning_seeds=(0,), seeds=(1, 2),
         lora=(1e-4, 1e-3), compressed=((1e-3, 1e-2), (1e-2, 1e-1)), full=(1e-4, 1e-3),
         full_targets=ATTENTION_POOLER_TARGETS, parallel_cpu=False,
+        peft_n=(16,), peft=(1e-4, 1e-3), peft_seeds=(1,),
     ),
 }
 """The plan of each scale."""

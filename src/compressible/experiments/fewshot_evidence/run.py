@@ -17,12 +17,12 @@ import pandas as pd
 
 from ...store import ResultStore
 from ..contract import Execution, resolve
-from ..glue_runs import METHOD_LABELS, Experiment, as_store, run_and_load
-from .plan import METHODS, PLANS, EvidencePlan, Rate, fig6, grid
+from ..glue_runs import Experiment, as_store, run_and_load
+from .plan import LABELS, PEFT_METHODS, PLANS, EvidencePlan, Rate, fig6, grid
 
 __all__ = ["EvidenceRuns", "load_frame", "choose", "run"]
 
-_LABEL_METHOD = {METHOD_LABELS[m]: m for m in METHODS}
+_LABEL_METHOD = {label: m for m, label in LABELS.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,8 +78,8 @@ def choose(p: EvidencePlan, frame: pd.DataFrame) -> dict[str, dict[int, Rate]]:
     of the grid). Pure: reads only ``frame`` (:func:`load_frame` of the grid)."""
     chosen: dict[str, dict[int, Rate]] = {}
     tuning = frame[frame.part == "tuning"]
-    for method in METHODS:
-        for n in p.n:
+    for n in p.n:
+        for method in p.methods_at(n):
             rows = tuning[(tuning.method == method) & (tuning.n == n)]
             scores = []
             for rate in p.points(method):
@@ -110,5 +110,6 @@ def run(plan: EvidencePlan | str, store: ResultStore | str | None = None, device
     frame = load_frame(tuning + chapter, store)
     missing = [(e.part, _LABEL_METHOD[e.label], e.config.n_train, s) for e in tuning + chapter for s in e.seeds
                if not store.has(e.config, s)]
-    missing += [("fig6", m, n, s) for n in p.n for m in METHODS if n not in rates.get(m, {}) for s in p.seeds]
+    missing += [("peft" if m in PEFT_METHODS else "fig6", m, n, s) for n in p.n for m in p.methods_at(n)
+                if n not in rates.get(m, {}) for s in p.seeds_of(m)]
     return EvidenceRuns(scale, p, frame, rates, missing)

@@ -18,7 +18,7 @@ from ...reference import paper_value
 from ...summaries import Frozen, Summary
 from ..glue_stats import above_chance, distance_from_chance, finite, paired_power, paired_seeds
 from ..paired import PairedScores, paired_scores
-from .plan import CHAPTER, METHODS
+from .plan import CHAPTER, PEFT_METHODS
 from .run import EvidenceRuns
 
 __all__ = ["Training", "Answer", "GridPoint", "MethodScores", "Comparison", "EvidenceSummary", "summarise"]
@@ -81,9 +81,11 @@ class MethodScores(Frozen):
 
 
 class Comparison(Frozen):
-    """A method against LoRA at one ``n`` in Fig. 6."""
+    """A method against a baseline at one ``n``: Fig. 6's methods against the authors' LoRA, and the Deep LoRA
+    variants against each of PEFT's LoRA family where it ran."""
 
     method: str
+    baseline: str = "lora"
     n: int
     seeds_planned: int
     untrained_seeds: list[int]
@@ -94,11 +96,12 @@ class Comparison(Frozen):
     at_chance: bool
     """Neither method's mean over ``scores``' seeds is :data:`~compressible.experiments.glue_stats.CHANCE_MARGIN`
     points above chance (Pearson 0): their difference would compare noise."""
-    paper_gain: float
-    """The authors' logged mean paired gain at this ``n`` (full-width Deep LoRA against LoRA, bert-base, 20 seeds)."""
+    paper_gain: float | None
+    """The authors' logged mean paired gain at this ``n`` (full-width Deep LoRA against their LoRA, bert-base,
+    20 seeds); ``None`` against another baseline."""
     power: float | None
     """Power of the two-sided paired t-test (5 %) with ``scores.seeds`` seeds and the measured paired spread
-    to detect ``paper_gain`` (``None`` without a spread)."""
+    to detect ``paper_gain`` (``None`` without a spread or a paper gain)."""
     seeds_for_power: int | None
     """Seeds that would give 80 % power against ``paper_gain`` at the measured spread (``None`` without one)."""
 
@@ -133,7 +136,7 @@ def _grid(runs: EvidenceRuns) -> list[GridPoint]:
     t = runs.runs[runs.runs.part == "tuning"]
     points = []
     for n in runs.plan.n:
-        for method in METHODS:
+        for method in runs.plan.methods_at(n):
             for lr, gamma in runs.plan.points(method):
                 at = t[(t.method == method) & (t.n == n) & (t.lr == lr)
                        & (t.gamma.isna() if gamma is None else t.gamma == gamma)]
@@ -165,19 +168,19 @@ def _answer(scores: PairedScores | None) -> Answer:
     return Answer.WORSE if scores.high < 0 else Answer.UNDECIDED
 
 
-def _comparison(f6: pd.DataFrame, method: str, n: int, seeds_planned: int) -> Comparison:
-    base = f6[(f6.method == "lora") & (f6.n == n)].set_index("seed")
+def _comparison(f6: pd.DataFrame, method: str, n: int, seeds_planned: int, baseline: str = "lora") -> Comparison:
+    base = f6[(f6.method == baseline) & (f6.n == n)].set_index("seed")
     other = f6[(f6.method == method) & (f6.n == n)].set_index("seed")
     both = sorted(set(base.index) & set(other.index))
     untrained = [s for s in both if not (base.trained[s] and other.trained[s])]
     kept = [s for s in both if s not in untrained]
     scores = None
     if kept:
-        g = pd.DataFrame({"seed": kept, "lora": base.value[kept].to_numpy(), method: other.value[kept].to_numpy()})
-        g["diff"] = g[method] - g["lora"]
-        scores = paired_scores(g, method=method, baseline="lora")
+        g = pd.DataFrame({"seed": kept, "base": base.value[kept].to_numpy(), "other": other.value[kept].to_numpy()})
+        g["diff"] = g["other"] - g["base"]
+        scores = paired_scores(g, method="other", baseline="base")
     paper = float(paper_value("figure6_stsb_fewshot", "paired_difference", str(n), "mean")) if str(n) in (
-        "16", "64", "256") else float("nan")
+        "16", "64", "256") and baseline == "lora" else float("nan")
     sd = scores.gain_std if scores is not None else None
     power = seeds_for = None
     if sd and np.isfinite(paper) and scores.seeds >= 2:
@@ -189,18 +192,18 @@ def _comparison(f6: pd.DataFrame, method: str, n: int, seeds_planned: int) -> Co
     answer = Answer.UNTRAINED if both and not kept else _answer(scores)
     at_chance = scores is not None and not above_chance(
         distance_from_chance([x for x in (scores.lora, scores.deep) if x is not None]))
-    return Comparison(method=method, n=n, seeds_planned=seeds_planned, untrained_seeds=untrained, scores=scores,
-                      answer=answer, at_chance=at_chance, paper_gain=finite(paper) if np.isfinite(paper) else 0.0,
+    return Comparison(method=method, baseline=baseline, n=n, seeds_planned=seeds_planned, untrained_seeds=untrained,
+                      scores=scores, answer=answer, at_chance=at_chance, paper_gain=finite(paper),
                       power=power, seeds_for_power=seeds_for)
 
 
 def summarise(runs: EvidenceRuns) -> EvidenceSummary:
     """Every number and conclusion of the chapter from its runs (pure)."""
     p, frame = runs.plan, runs.runs
-    f6 = frame[frame.part == "fig6"]
+    f6 = frame[frame.part.isin(("fig6", "peft"))]
     methods, training = [], {}
     for n in p.n:
-        for method in METHODS:
+        for method in p.methods_at(n):
             at = f6[(f6.method == method) & (f6.n == n)]
             v = at.value.to_numpy(dtype=float)
             v = v[np.isfinite(v)]
@@ -209,7 +212,9 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
                                         training=_training(at)))
             if method == "compressed":
                 training[n] = _training(at)
-    comparisons = [_comparison(f6, m, n, len(p.seeds)) for n in p.n for m in METHODS if m != "lora"]
+    comparisons = [_comparison(f6, m, n, len(p.seeds_of(m))) for n in p.n for m in p.methods_at(n) if m != "lora"]
+    comparisons += [_comparison(f6, m, n, len(p.peft_seeds), baseline) for n in p.peft_n for baseline in PEFT_METHODS
+                    for m in ("compressed", "full")]
     missing: dict[str, int] = {}
     for part, method, n, _ in runs.missing:
         key = f"{part} {method} n={n}"

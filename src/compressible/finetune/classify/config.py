@@ -17,7 +17,8 @@ from ...deeplora import DeepLoRAConfig
 from ...store import KEY_OPTIONAL
 from ..backbones import BACKBONES, POOLERS, backbone_spec
 from ..glue import check_task
-from ..optim import default_lr
+from ..optim import ADAPTER_LR, default_lr
+from ..peft_family import PeftAdapter
 from ..precision import AUTOCAST
 
 __all__ = ["DTYPES", "COMPRESS_FROM", "RunConfig"]
@@ -56,11 +57,12 @@ class RunConfig:
     steps: int = 1000
     """Optimiser steps (one batch each)."""
 
-    adapter: DeepLoRAConfig = field(default_factory=DeepLoRAConfig)
+    adapter: DeepLoRAConfig | PeftAdapter = field(default_factory=DeepLoRAConfig)
     """The adapters: kind (``init``), depth, rank, targets (``"attention-mlp"`` = q, k, v, attention
     output, intermediate, output of every block: the paper's 72 for bert-base), ``epsilon``,
     ``alpha`` and ``gamma`` (outer-factor rate ratio of compressed adapters). Its ``seed`` must be
-    left at 0: the run's seed replaces it (:meth:`RunConfig.adapter_at`)."""
+    left at 0: the run's seed replaces it (:meth:`RunConfig.adapter_at`). A
+    :class:`~compressible.finetune.peft_family.PeftAdapter` runs one of PEFT's LoRA variants instead."""
 
     lr: float | None = None
     """Learning rate of the (inner) adapter factors."""
@@ -153,17 +155,22 @@ class RunConfig:
         if self.n_train is not None:
             _positive_int("n_train", self.n_train)
         _positive_int("steps", self.steps)
-        if not isinstance(self.adapter, DeepLoRAConfig):
+        if not isinstance(self.adapter, (DeepLoRAConfig, PeftAdapter)):
             raise TypeError(
-                f"adapter must be a DeepLoRAConfig (e.g. DeepLoRAConfig(init='lora')), got {self.adapter!r}"
+                f"adapter must be a DeepLoRAConfig (e.g. DeepLoRAConfig(init='lora')) or a PeftAdapter (PEFT's LoRA "
+                f"family), got {self.adapter!r}"
             )
-        if self.adapter.seed != 0:
+        if isinstance(self.adapter, PeftAdapter) and (self.spectrum_top or self.checkpoints):
+            raise ValueError(f"spectrum_top={self.spectrum_top!r} and checkpoints={self.checkpoints!r} analyse Deep LoRA "
+                             "adapters' updates; leave them at 0 and () for a PeftAdapter")
+        if isinstance(self.adapter, DeepLoRAConfig) and self.adapter.seed != 0:
             raise ValueError(
                 f"adapter.seed={self.adapter.seed!r}: leave it at 0, the run's seed replaces it "
                 "(run(config, seed) draws the adapters from seed)"
             )
         if self.lr is None:
-            object.__setattr__(self, "lr", default_lr(self.adapter.init))
+            lr = ADAPTER_LR if isinstance(self.adapter, PeftAdapter) else default_lr(self.adapter.init)
+            object.__setattr__(self, "lr", lr)
         _positive_float("lr", self.lr)
         if self.lr_end is not None:
             _positive_float("lr_end", self.lr_end)
@@ -208,9 +215,11 @@ class RunConfig:
         """Learning rate of the outer factors of compressed adapters (``gamma * lr``); ``None`` for other kinds."""
         return self.adapter.gamma * self.lr if self.adapter.init == "compressed" else None
 
-    def adapter_at(self, seed: int) -> DeepLoRAConfig:
-        """The adapters' :class:`~compressible.deeplora.config.DeepLoRAConfig` of a run at ``seed``."""
-        return dataclasses.replace(self.adapter, seed=seed)
+    def adapter_at(self, seed: int) -> DeepLoRAConfig | PeftAdapter:
+        """The adapters of a run at ``seed``: the :class:`~compressible.deeplora.config.DeepLoRAConfig` drawn from
+        ``seed``, or the :class:`~compressible.finetune.peft_family.PeftAdapter` (drawn under the run's seeded
+        generator)."""
+        return dataclasses.replace(self.adapter, seed=seed) if isinstance(self.adapter, DeepLoRAConfig) else self.adapter
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with ``changes`` applied (``None`` defaults are resolved again: a new ``adapter``

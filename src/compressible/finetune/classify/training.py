@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -22,7 +23,8 @@ from ..backbones import HEAD_PREFIXES
 from ..batches import collate, split_batch, train_batches
 from ..glue import Examples, GlueData, derived_seed
 from ..metrics import has_trained, loss_baseline, primary_metric
-from ..optim import adapter_optimizer
+from ..optim import ADAM, adapter_optimizer
+from ..peft_family import PeftAdapter, attach
 from ..precision import autocast_dtype, autocast_region, cast_frozen_linears, forked_rng
 from .config import RunConfig
 from .evaluation import PROBES, classifier_loss, delta_snapshot, evaluate, head_input_probe
@@ -107,6 +109,23 @@ def init_random_parts(model: nn.Module, names: set[str], seed: int, stream: str 
                 p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32).mul_(std).to(p.dtype))
 
 
+def _attach_peft(config: RunConfig, seed: int, model: nn.Module, first: dict[str, Tensor], device: torch.device) -> AdapterReport:
+    """One of PEFT's LoRA variants on ``model`` (:func:`compressible.finetune.peft_family.attach`), drawn under the
+    run's own seeded generator; LoRA-GA's gradient comes from the first batch, as compressed Deep LoRA's does."""
+    def gradient_step(m: nn.Module) -> None:
+        inputs = {k: v.to(device) for k, v in first.items() if k != "labels"}
+        classifier_loss(m(**inputs).logits.float(), first["labels"].to(device), config.task).backward()
+
+    with forked_rng(device, derived_seed("adapter", config.task, seed)), warnings.catch_warnings():
+        # LoRA-GA's gradient hooks fire on module outputs, as PEFT intends (the inputs are token ids)
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+        names = attach(model, config.adapter, gradient_step)
+    params = [sum(p.numel() for n, p in model.named_parameters() if n.startswith(f"{name}.") and "lora_" in n)
+              for name in names]
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return AdapterReport(config.adapter, names, [], [], params, frozen)
+
+
 def start(config: RunConfig, seed: int, data: GlueData, model: nn.Module, device: torch.device, started: float) -> RunState:
     """Everything a run needs before its first step, on ``data`` and a fresh ``model`` (random parts drawn
     for ``seed``): the seed's training sample and batch order, the adapters (compressed from the first batch
@@ -118,11 +137,14 @@ def start(config: RunConfig, seed: int, data: GlueData, model: nn.Module, device
             f"{config.task}: {len(train_set)} training examples after filtering, fewer than batch_size={config.batch_size}"
         )
     eval_set = data.eval_subset(config.eval_limit)
-    adapters = add_adapters(model, config.adapter_at(seed))
+    peft = isinstance(config.adapter, PeftAdapter)
+    adapters = None if peft else add_adapters(model, config.adapter_at(seed))
     head = [p for n, p in model.named_parameters() if n.split(".")[0] in HEAD_PREFIXES]
     order = torch.Generator().manual_seed(derived_seed("order", config.task, seed))
     batches = train_batches(train_set, config.batch_size, data.pad_token_id, order)
     first = next(batches)
+    if peft:
+        adapters = _attach_peft(config, seed, model, first, device)
 
     # wall-clock seconds per phase, and CPU seconds of this process (all threads) for train/eval
     timings = {"setup": time.perf_counter() - started, "compress": 0.0, "train": 0.0, "eval": 0.0, "analysis": 0.0,
@@ -138,7 +160,11 @@ def start(config: RunConfig, seed: int, data: GlueData, model: nn.Module, device
         for p in head:
             p.requires_grad_(True)
         extra.append({"params": head, "lr": config.head_lr, "name": "head"})
-    optimizer = adapter_optimizer(model, config.lr, extra)
+    if peft:
+        trainable = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+        optimizer = torch.optim.Adam([{"params": trainable, "lr": config.lr, "name": "adapters"}, *extra], **ADAM)
+    else:
+        optimizer = adapter_optimizer(model, config.lr, extra)
     if config.lr_end is None:
         schedule = None
     else:  # optax.linear_schedule: lr at update t is lr + (lr_end - lr) * t / steps
