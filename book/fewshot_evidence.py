@@ -169,8 +169,9 @@ display(Markdown("\n".join(lines)))
 
 # %%
 display(tables.missing_table(summary).style.hide(axis="index").set_caption("Planned runs not in the ledger yet"))
-cost = ", ".join(f"{LABELS[m]} {v:.0f}" for m, v in summary.runs_per_core_hour.items())
-display(Markdown(f"Runs per core-hour measured on the held runs (processor time, one torch thread each): {cost or '—'}."))
+display(tables.cost_table(summary).style.hide(axis="index").set_caption(
+    "What the plan costs: runs per core-hour measured on the held runs (processor time, one torch thread each), "
+    f"computed on {', '.join(summary.platforms) or 'no platform yet'}"))
 
 # %% [markdown]
 # ## Where these runs come from

@@ -75,6 +75,31 @@ glue("cost_note", Markdown(
 # {glue:md}`cost_note:myst`
 
 # %% [markdown]
+# ## The evidence plan of the few-shot claim
+#
+# {doc}`fewshot_evidence` is filled in the ledger rather than by a build: every method tuned at every $n$,
+# then Fig. 6 at 500 steps on 10 seeds, and PEFT's LoRA family at $n = 64$. What it costs per method, at
+# the rate its held runs were computed (processor time with one torch thread each, so a core-hour is one
+# core busy for an hour, whatever else the machine did), and what is left:
+
+# %%
+from compressible.experiments.fewshot_evidence import tables as evidence_tables
+from compressible.experiments.fewshot_evidence.summary import EvidenceSummary
+from compressible.summaries import load_summary
+
+evidence = load_summary(EvidenceSummary)
+if evidence is None or evidence.scale != scale:
+    display(Markdown("The evidence chapter did not run at this scale in this build."))
+else:
+    display(evidence_tables.cost_table(evidence).style.hide(axis="index").set_caption(
+        f"The evidence plan ({scale_label(scale)}, {evidence.steps} steps): {evidence.runs_held} of "
+        f"{evidence.runs_planned} runs held; computed on {', '.join(evidence.platforms) or 'no platform yet'}"))
+
+# %% [markdown]
+# A method none of whose runs is held has no measured rate yet ("—"); its cost is known once its first runs
+# are in the ledger.
+
+# %% [markdown]
 # ## On one GPU
 #
 # ```bash

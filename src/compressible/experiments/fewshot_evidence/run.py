@@ -50,6 +50,14 @@ def _cpu_seconds(record: dict) -> float:
     return float(t["train_cpu"] + t.get("eval_cpu", 0.0) + sum(t.get(k, 0.0) for k in ("setup", "compress", "analysis")))
 
 
+def _platform(record: dict) -> str:
+    """``"cuda (NVIDIA H100 ...)"`` or ``"cpu (AVX512)"``: where a run was computed, from its provenance."""
+    prov = record.get("_provenance") or {}
+    if prov.get("device") == "cuda" or str(record.get("device", "")).startswith("cuda"):
+        return f"cuda ({prov.get('gpu') or '?'})"
+    return f"cpu ({prov.get('cpu_capability') or '?'})"
+
+
 def load_frame(experiments: list[Experiment], store: ResultStore) -> pd.DataFrame:
     """One row per stored ``(experiment, seed)``: ``part, method, n, lr, gamma, seed, holdout, value, trained,
     wall_time, cpu_time`` (``holdout``: the final metric on the held-out training examples; ``value``: on the
@@ -67,8 +75,10 @@ def load_frame(experiments: list[Experiment], store: ResultStore) -> pd.DataFram
                 "gamma": c.adapter.gamma if c.adapter.init == "compressed" else None, "seed": seed,
                 "holdout": (r.get("holdout") or {}).get(metric, np.nan), "value": r["final"][metric],
                 "trained": bool(r["trained"]), "wall_time": r["wall_time"], "cpu_time": _cpu_seconds(r),
+                "platform": _platform(r),
             })
-    columns = ["part", "method", "n", "lr", "gamma", "seed", "holdout", "value", "trained", "wall_time", "cpu_time"]
+    columns = ["part", "method", "n", "lr", "gamma", "seed", "holdout", "value", "trained", "wall_time", "cpu_time",
+               "platform"]
     return pd.DataFrame(rows, columns=columns)
 
 

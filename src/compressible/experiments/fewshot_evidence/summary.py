@@ -130,6 +130,12 @@ class EvidenceSummary(Summary):
     """Missing runs per ``"<part> <method> n=<n>"``."""
     runs_per_core_hour: dict[str, float]
     """Per method, 3600 s over the mean processor time of its held runs (one torch thread each: a core-hour)."""
+    planned_by_method: dict[str, int] = {}
+    """Runs of the plan per method (grid and evaluation)."""
+    held_by_method: dict[str, int] = {}
+    """Of those, the runs held."""
+    platforms: list[str] = []
+    """Where the held runs were computed (``"cpu"``/``"cuda"`` and, on a CPU, its capability), sorted."""
 
 
 def _grid(runs: EvidenceRuns) -> list[GridPoint]:
@@ -221,10 +227,16 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
         missing[key] = missing.get(key, 0) + 1
     planned = len(runs.runs) + len(runs.missing)
     per_hour = {m: 3600.0 / float(g.cpu_time.mean()) for m, g in frame.groupby("method") if len(g)}
+    held_by = {m: int(len(g)) for m, g in frame.groupby("method")}
+    planned_by = dict(held_by)
+    for _, method, _, _ in runs.missing:
+        planned_by[method] = planned_by.get(method, 0) + 1
     return EvidenceSummary(
         scale=runs.scale, backbone=p.backbone, steps=p.steps, n=list(p.n), holdout=p.methods.holdout,
         tuning_seeds=len(p.tuning_seeds), seeds_planned=len(p.seeds), grid=_grid(runs),
         rates={m: dict(r) for m, r in runs.rates.items()}, methods=methods, comparisons=comparisons,
         compressed_training=training, runs_planned=planned, runs_held=len(runs.runs), missing=missing,
-        runs_per_core_hour=per_hour,
+        runs_per_core_hour=per_hour, planned_by_method=planned_by,
+        held_by_method={m: held_by.get(m, 0) for m in planned_by},
+        platforms=sorted(set(frame.platform.dropna())) if "platform" in frame else [],
     )

@@ -8,7 +8,7 @@ from ..style import PAPER_LABEL
 from .plan import LABELS
 from .summary import EvidenceSummary
 
-__all__ = ["rates_table", "comparison_table", "family_table", "missing_table"]
+__all__ = ["rates_table", "comparison_table", "family_table", "missing_table", "cost_table"]
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -70,4 +70,17 @@ def family_table(summary: EvidenceSummary) -> pd.DataFrame:
         gain = "—" if s is None or s.gain is None else f"{s.gain:+.3f}"
         interval = "" if s is None or s.low is None else f" [{s.low:+.3f}, {s.high:+.3f}]"
         row[f"{LABELS[c.method]} − it"] = f"{gain}{interval} ({c.answer})"
+    return pd.DataFrame(rows)
+
+
+def cost_table(summary: EvidenceSummary) -> pd.DataFrame:
+    """Per method: runs planned and held, runs per core-hour measured on the held ones, and the core-hours the
+    missing runs would take at that rate (``—`` while a method has no run to measure)."""
+    rows = []
+    for method, planned in summary.planned_by_method.items():
+        rate = summary.runs_per_core_hour.get(method)
+        left = planned - summary.held_by_method.get(method, 0)
+        rows.append({"method": LABELS[method], "planned": planned, "held": summary.held_by_method.get(method, 0),
+                     "runs per core-hour": "—" if rate is None else f"{rate:.1f}",
+                     "core-hours left": "—" if rate is None else f"{left / rate:.1f}"})
     return pd.DataFrame(rows)
