@@ -624,6 +624,12 @@ lines.append("What would change the answer: the paper's backbone, steps and seed
 display(Markdown("\n\n".join(lines)))
 
 # %% [markdown]
+# The next chapter, {doc}`fewshot_evidence`, asks the same question of Fig. 6 with what a build cannot afford:
+# every method's rates tuned at every $n$, the paper's 500 steps, ten seeds that chose nothing, and PEFT's
+# LoRA family beside them, all kept in the ledger. Its answer, and how many seeds it stands on, is the one
+# the scorecard's "Fig. 6, tuned" rows give.
+
+# %% [markdown]
 # ## Where these runs come from
 #
 # Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
