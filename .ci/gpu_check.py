@@ -388,7 +388,8 @@ def time_fig6(args) -> int:
 
     from compressible import sweeps
     from compressible.finetune.classify import Runner, autocast_dtype
-    from compressible.store import config_key, environment_info
+    from compressible.environment import environment_info
+    from compressible.store import config_key
 
     experiments = sweeps.plan("fewshot_glue", args.scale, ["fig6"])
     experiment = next((e for e in experiments if e.label == "Deep LoRA"), experiments[0])

@@ -6,7 +6,7 @@ What is measured:
 1. for every ``(chapter, method)`` group of the ledger whose records were computed under bf16 autocast,
    the first ``K`` steps of up to ``--per-group`` of its runs re-executed in float32 (as a CPU without
    bf16 computes them): the largest relative difference per step of the loss curve
-   (``compressible.ledger.verify.compare_curves``);
+   (``compressible.ledger.checks.compare_curves``);
 2. the ledger's precision twins (Few-shot GLUE at ``ci``: the same runs once in float32 and once under
    bf16 autocast): the largest absolute difference of their final metric.
 
@@ -25,7 +25,8 @@ import dataclasses
 
 from compressible.ledger import Ledger, METRIC_TOLERANCE, TOLERANCES
 from compressible.ledger.replay import replayer_for
-from compressible.ledger.verify import compare_curves, ledger_runs
+from compressible.ledger.checks import compare_curves
+from compressible.ledger.verify import ledger_runs
 
 from _output import write_result  # benchmarks/_output.py (the script's folder is on sys.path)
 

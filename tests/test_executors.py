@@ -134,7 +134,7 @@ def ray_cluster():
 
 def _smoke_sweep():
     """Table 1 at smoke scale on the tiny random BERT, seed 0: STS-B with LoRA, RTE with Deep LoRA."""
-    from compressible.finetune.classify import TINY_BERT, load_tokenizer
+    from compressible.finetune.backbones import TINY_BERT, load_tokenizer
     from compressible.hub import ResourceMissingError
     from compressible.sweeps import experiments_for
 

@@ -34,18 +34,16 @@ Same numbers wherever a run executes: the run function is given the same ``(conf
 a local sweep (per-run seeds are part of the run, not of the executor), and every task fixes
 torch's intra-op threads (``threads``, by default ``cpus_per_run``) for the duration of the run.
 
-Ray is optional (``pip install compressible[cluster]``): it is imported only by the Ray executor.
+Ray is optional (``pip install compressible[cluster]``): it is imported only by the Ray executor. What one
+run does wherever it executes (threads, storing its result or its failure) is :mod:`compressible.workers`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
-import hashlib
 import logging
 import multiprocessing
 import os
-import pickle
 import tempfile
 import time
 import traceback as tb
@@ -55,7 +53,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
-from .store import ResultStore, config_key, measured
+from .store import ResultStore, config_key
+from .workers import RunFactory, attempt, quiet_worker, run_task
 
 __all__ = ["EXECUTORS", "Failure", "SweepSummary", "SweepInterrupted", "missing_runs", "execute"]
 
@@ -63,11 +62,6 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "processes", "ray")
 """The executors :func:`execute` accepts."""
-
-RunFactory = Callable[[], Callable[[Any, int], dict]]
-"""Makes the function that computes one run, ``run_one(config, seed) -> result dict``. A factory
-(e.g. ``functools.partial(Runner, device="cuda", progress=False)``) rather than the function itself,
-so that each Ray worker builds its own (with its own caches) instead of receiving a pickled one."""
 
 
 @dataclass(frozen=True)
@@ -161,78 +155,6 @@ def _check_positive(name: str, value: Any, integer: bool) -> None:
         raise ValueError(f"{name} must be {'an int >= 1' if integer else 'a number >= 0'}, got {value!r}")
 
 
-class _Threads:
-    """Fixes torch's intra-op threads for one run (``None``: leave them as they are)."""
-
-    def __init__(self, threads: int | None):
-        self.threads, self.previous = threads, None
-
-    def __enter__(self) -> None:
-        if self.threads is not None:
-            import torch
-
-            self.previous = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            import torch
-
-            torch.set_num_threads(self.previous)
-
-
-_WORKER_RUNNERS: dict[str, Callable[[Any, int], dict]] = {}
-"""In a Ray worker process: the run function of each factory, built once and reused by later tasks."""
-
-
-def _runner(make_runner: RunFactory) -> Callable[[Any, int], dict]:
-    try:
-        key = hashlib.sha1(pickle.dumps(make_runner)).hexdigest()
-    except (pickle.PicklingError, TypeError, AttributeError):
-        try:  # a lambda or closure: Ray's cloudpickle serialises it by value
-            from ray import cloudpickle
-
-            key = hashlib.sha1(cloudpickle.dumps(make_runner)).hexdigest()
-        except Exception:
-            return make_runner()  # not cacheable: a fresh run function for this task
-    if key not in _WORKER_RUNNERS:
-        _WORKER_RUNNERS[key] = make_runner()
-    return _WORKER_RUNNERS[key]
-
-
-def _attempt(run_one: Callable[[Any, int], dict], store: ResultStore, config: Any, seed: int, threads: int | None) -> dict:
-    """Compute and store one run; a run that raises is stored as failed. Returns a small status."""
-    try:
-        with _Threads(threads):
-            result = measured(run_one, config, seed)
-        store.save(config, seed, result)
-    except Exception as error:  # recorded, reported, and the sweep goes on
-        message = f"{type(error).__name__}: {error}".splitlines()[0]
-        trace = tb.format_exc()
-        try:
-            store.save_failure(config, seed, message, trace)
-        except Exception:  # the store itself failed: still report the run's error
-            log.exception("could not record the failure of %s seed %d", config_key(config), seed)
-        return {"ok": False, "error": message, "traceback": trace}
-    return {"ok": True}
-
-
-def _ray_task(make_runner: RunFactory, store: ResultStore, config: Any, seed: int, threads: int | None) -> dict:
-    return _attempt(_runner(make_runner), store, config, seed, threads)
-
-
-def _quiet_worker(log_path: str) -> None:
-    """Initialiser of a ``processes`` worker: its stdout and stderr go to ``log_path`` (appended)."""
-    import sys
-
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)
-
-
 def execute(
     experiments: Sequence[tuple[Any, Sequence[int]]],
     make_runner: RunFactory,
@@ -252,7 +174,7 @@ def execute(
     """Compute every ``(config, seed)`` of ``experiments`` that ``store`` does not hold yet.
 
     ``make_runner()`` returns the function ``run_one(config, seed) -> dict`` whose result is
-    stored (see ``RunFactory``). ``executor`` is ``"local"`` or ``"ray"`` (see the module
+    stored (see :data:`~compressible.workers.RunFactory`). ``executor`` is ``"local"`` or ``"ray"`` (see the module
     docstring for ``address``); ``gpus_per_run`` and ``cpus_per_run`` are each Ray task's
     resources, ``max_retries`` how often Ray reruns a task whose worker died. ``workers`` is the
     number of processes of ``executor="processes"`` (default: ``os.cpu_count()``). ``threads`` fixes
@@ -331,7 +253,7 @@ class _Sweep:
     def local(self, todo: list, run_one: Callable[[Any, int], dict], store: ResultStore, threads: int | None, bar: Any) -> None:
         for i, (config, seed) in enumerate(todo):
             try:
-                status = _attempt(run_one, store, config, seed, threads)
+                status = attempt(run_one, store, config, seed, threads)
             except KeyboardInterrupt:
                 raise SweepInterrupted(self.summary(cancelled=len(todo) - i)) from None
             self.record(config, seed, status, bar)
@@ -349,7 +271,7 @@ class _Sweep:
                 ray.init(address=address)
             started = True
         try:
-            task = ray.remote(_ray_task).options(
+            task = ray.remote(run_task).options(
                 num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries, retry_exceptions=False
             )
             pending: dict = {}
@@ -377,11 +299,11 @@ class _Sweep:
         log_file.close()
         log.info("processes executor: %d workers x %d thread(s); their output goes to %s", workers, threads, log_file.name)
         pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_quiet_worker, initargs=(log_file.name,))
+                                   initializer=quiet_worker, initargs=(log_file.name,))
         pending: dict = {}
         try:
             for config, seed in todo:
-                pending[pool.submit(_ray_task, make_runner, store, config, seed, threads)] = (config, seed)
+                pending[pool.submit(run_task, make_runner, store, config, seed, threads)] = (config, seed)
             while pending:
                 # a timeout returns to Python regularly, so that Ctrl-C is raised here
                 done, _ = wait(list(pending), timeout=0.5, return_when=FIRST_COMPLETED)

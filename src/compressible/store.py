@@ -17,8 +17,8 @@ A run that raised is recorded as ``seed-<seed>.failed.json`` (its traceback and 
 does not count as stored, so the next sweep tries it again, and a later success removes the record.
 
 Every stored result also records the environment it was computed in (package versions, device,
-git commit, CPU model and capability, threads) under ``"_environment"`` and the config itself under
-``"_config"``.
+git commit, CPU model and capability, threads: :func:`compressible.environment.environment_info`) under
+``"_environment"`` and the config itself under ``"_config"``.
 
 **The ledger.** A store may read through a second, read-only store first: the repository's committed
 ``ledger/`` (:mod:`compressible.ledger.records`). ``ResultStore()`` (no root) does so when
@@ -32,26 +32,22 @@ reads a ledger computes nothing: asking it for a run that neither holds raises
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
-import platform
-import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
+from .environment import environment_info, measured
 from .hub import results_dir
 
-__all__ = ["ResultStore", "config_key", "environment_info", "machine_info", "KEY_OPTIONAL", "LEDGER_ENV",
-           "LEDGER_ONLY_ENV", "ledger_dir", "ledger_only", "LedgerMissingError", "measured"]
+__all__ = ["ResultStore", "config_key", "KEY_OPTIONAL", "LEDGER_ENV", "LEDGER_ONLY_ENV", "ledger_dir", "ledger_only",
+           "LedgerMissingError"]
 
 log = logging.getLogger(__name__)
 
@@ -127,77 +123,6 @@ def config_key(config: Any) -> str:
     payload = json.dumps(_key_dict(config), sort_keys=True, default=str)
     digest = hashlib.sha1(f"{type(config).__name__}:{payload}".encode()).hexdigest()
     return digest[:16]
-
-
-@functools.lru_cache(maxsize=1)
-def _git_commit() -> str | None:
-    """The package's git commit (asked once per process: a sweep saves many results)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit.stdout.strip() if commit.returncode == 0 else None
-
-
-def environment_info(device: str | None = None) -> dict:
-    """Versions, device and git commit, stored beside every result."""
-    import torch
-
-    info = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "host": platform.node(),
-        "pid": os.getpid(),
-        "device": device or ("cuda" if torch.cuda.is_available() else "cpu"),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **machine_info(),
-    }
-    for name in ("transformers", "peft", "datasets", "numpy"):
-        try:  # from the installed metadata: importing transformers costs seconds in a fresh worker
-            info[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    from . import __version__
-
-    info["compressible"] = __version__
-    commit = _git_commit()
-    if commit:
-        info["git_commit"] = commit
-    return info
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict:
-    """What decides a run's arithmetic on this machine: CPU model, torch's CPU capability (the kernels it
-    dispatches to: ``AVX2``, ``AVX512``, ...), torch's thread count now, and the GPU model when CUDA is
-    there. Stored in every record's ``_environment``; :mod:`compressible.ledger.verify` compares it."""
-    import torch
-
-    info = {
-        "cpu": _cpu_model(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 _OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "memory"})
@@ -381,19 +306,6 @@ class ResultStore:
         for seed in tqdm(missing, disable=not progress or not missing, desc=desc or type(config).__name__):
             self.save(config, seed, measured(fn, config, seed))
         return [self.load(config, s) for s in seeds]
-
-
-def measured(fn: Callable[[Any, int], dict], config: Any, seed: int) -> dict:
-    """``fn(config, seed)`` with the torch threads it ran with and its wall time added (where it does not
-    report them itself), for the record's provenance."""
-    import torch
-
-    tic = time.perf_counter()
-    result = fn(config, seed)
-    if isinstance(result, dict):
-        result.setdefault("threads", torch.get_num_threads())
-        result.setdefault("wall_time", time.perf_counter() - tic)
-    return result
 
 
 def _protocols(fs: Any) -> set[str]:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from .hub import results_dir
 from .scales import check_scale
 
-__all__ = ["Frozen", "Summary", "save_summary", "load_summary", "summary_path", "summary_differences"]
+__all__ = ["Frozen", "Summary", "finite", "save_summary", "load_summary", "summary_path", "summary_differences"]
 
 
 def _finite(value: Any, where: str) -> None:
@@ -64,6 +64,13 @@ class Summary(Frozen):
         for name, value in self:
             _finite(value, name)
         return self
+
+
+def finite(x) -> float | None:
+    """``float(x)``, or ``None`` when it is NaN or infinite: how a summary holds a quantity that may be
+    undefined (a summary holds no NaN)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 S = TypeVar("S", bound=Summary)

@@ -90,7 +90,7 @@ def plan(chapter: str, scale: str, parts: Sequence[str] | None = None,
         for r in runs:
             seeds.setdefault((r.part, r.method, r.config), []).append(r.seed)
         experiments = [Experiment(part, method, config, tuple(s)) for (part, method, config), s in seeds.items()]
-        valid = ("tuning", "fig6")
+        valid = ("tuning", "fig6", "peft")
     else:
         experiments = module.planned(p, store)
         valid = module.PARTS

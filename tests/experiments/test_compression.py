@@ -56,17 +56,18 @@ def test_summary_of_a_known_track():
     assert table.iloc[0, 1] == "3,000,000"
 
 
-def test_stored_frame_computes_once(tmp_path):
+def test_a_stored_track_is_computed_once(tmp_path, monkeypatch):
     calls = []
     config = experiment.FactorizationTrackConfig(d=10, true_rank=2, steps=1)
 
-    def compute():
+    def track(*args):
         calls.append(1)
         return pd.DataFrame({"a": [1.5, 2.5]})
 
+    monkeypatch.setattr(experiment, "track_compression", track)
     store = ResultStore(tmp_path)
-    first = experiment.stored_frame(config, 0, compute, store)
-    second = experiment.stored_frame(config, 0, compute, store)
+    first = experiment.run_factorization_track(config, 0, store)
+    second = experiment.run_factorization_track(config, 0, store)
     assert len(calls) == 1 and first.equals(second)
 
 

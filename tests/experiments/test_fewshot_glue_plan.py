@@ -143,7 +143,7 @@ def test_runs_that_no_rate_choice_changes_run_beside_the_grid(tmp_path):
 
 
 def test_longest_runs_go_first_to_the_workers():
-    from compressible.experiments.glue_runs import longest_first
+    from compressible.experiments.glue_costs import longest_first
     from compressible.finetune.classify import RunConfig
 
     short, long_, fp32 = (RunConfig("stsb", steps=200, autocast="auto"), RunConfig("stsb", steps=500, autocast="auto"),

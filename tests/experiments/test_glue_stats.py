@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from compressible.summaries import finite
 from compressible.experiments.glue_stats import (
     CHANCE_MARGIN,
     DEEP,
@@ -13,7 +14,6 @@ from compressible.experiments.glue_stats import (
     above_chance,
     chance_level,
     distance_from_chance,
-    finite,
     mean_pm_std,
     paired_frame,
 )

@@ -1,4 +1,5 @@
-"""Tests of :mod:`compressible.finetune.backbones`: the registry, the loader's errors, tiny models."""
+"""Tests of :mod:`compressible.finetune.backbones` and :mod:`compressible.finetune.smollm`: the registry, the
+loader's errors, tiny models, the dequantised SmolLM2 cache."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from compressible.finetune import backbones as bb
+from compressible.finetune import smollm
 from compressible.finetune.backbones import BACKBONES, TINY_BERT, backbone_spec, load_backbone, tiny_model
 from compressible.hub import ResourceMissingError
 
@@ -44,7 +45,7 @@ def test_tiny_model_is_seeded_and_leaves_the_global_rng_alone():
 def test_smollm_missing_gguf_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESSIBLE_SMOLLM", str(tmp_path))
     with pytest.raises(ResourceMissingError, match="COMPRESSIBLE_SMOLLM=.*SmolLM2-135M-Instruct.Q4_1.gguf"):
-        bb.load_smollm()
+        smollm.load_smollm()
 
 
 def test_smollm_offline_without_variable_names_it(tmp_path, monkeypatch):
@@ -52,7 +53,7 @@ def test_smollm_offline_without_variable_names_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(ResourceMissingError, match="set COMPRESSIBLE_SMOLLM"):
-        bb.load_smollm()
+        smollm.load_smollm()
 
 
 @pytest.mark.slow
@@ -66,9 +67,9 @@ def test_smollm_gguf_loads_as_a_float_llama():
     assert backbone.chat
     # the dequantised model is cached (written on a miss, here or by an earlier run): a second load reads the
     # cache, with the same weights, tokenizer and chat template
-    gguf = Path(os.environ["COMPRESSIBLE_SMOLLM"]) / bb.SMOLLM_GGUF
-    assert bb.dequantised_cache(gguf, torch.float32).is_dir()
-    model, tokenizer = bb.load_smollm()
+    gguf = Path(os.environ["COMPRESSIBLE_SMOLLM"]) / smollm.SMOLLM_GGUF
+    assert smollm.dequantised_cache(gguf, torch.float32).is_dir()
+    model, tokenizer = smollm.load_smollm()
     assert model.state_dict().keys() == backbone.model.state_dict().keys()
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), backbone.model.state_dict().values()))
     text = "name[The Eagle], eatType[coffee shop] <|im_end|>"
@@ -85,22 +86,22 @@ def test_dequantised_cache_names_the_file_version_and_writes_atomically(tmp_path
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"1234")
-    monkeypatch.setenv(bb.CACHE_VARIABLE, str(tmp_path / "cache"))
-    first = bb.dequantised_cache(gguf, torch.float32)
+    monkeypatch.setenv(smollm.CACHE_VARIABLE, str(tmp_path / "cache"))
+    first = smollm.dequantised_cache(gguf, torch.float32)
     assert first.parent == tmp_path / "cache" / "dequantised" and first.name.startswith("model-4-")
-    assert first.name.endswith("-float32") and bb.dequantised_cache(gguf, torch.bfloat16).name.endswith("-bfloat16")
+    assert first.name.endswith("-float32") and smollm.dequantised_cache(gguf, torch.bfloat16).name.endswith("-bfloat16")
     gguf.write_bytes(b"12345")
-    assert bb.dequantised_cache(gguf, torch.float32) != first  # another size: read afresh
-    monkeypatch.setenv(bb.CACHE_VARIABLE, "off")
-    assert bb.dequantised_cache(gguf, torch.float32) is None
+    assert smollm.dequantised_cache(gguf, torch.float32) != first  # another size: read afresh
+    monkeypatch.setenv(smollm.CACHE_VARIABLE, "off")
+    assert smollm.dequantised_cache(gguf, torch.float32) is None
 
     model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=2))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")))
-    bb._save_dequantised(model, tokenizer, first)
+    smollm._save_dequantised(model, tokenizer, first)
     again = AutoModelForCausalLM.from_pretrained(first)
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
     marker = first / "config.json"
     written = marker.stat().st_mtime_ns
-    bb._save_dequantised(LlamaForCausalLM(model.config), tokenizer, first)  # the folder exists: kept as it is
+    smollm._save_dequantised(LlamaForCausalLM(model.config), tokenizer, first)  # the folder exists: kept as it is
     assert marker.stat().st_mtime_ns == written and not [p for p in first.parent.iterdir() if p.name.startswith(".")]

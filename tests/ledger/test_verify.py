@@ -14,8 +14,9 @@ from compressible.deeplora import DeepLoRAConfig
 from compressible.finetune.backbones import TINY_BERT
 from compressible.finetune.classify import RunConfig
 from compressible.ledger import Ledger, PlannedRun, TOLERANCES, check_digest, coverage, verify
+from compressible.ledger.checks import compare_curves, compare_rows
 from compressible.ledger.records import import_record, iter_records
-from compressible.ledger.verify import compare_curves, compare_rows, tolerance_for
+from compressible.ledger.verify import tolerance_for
 from compressible.store import LedgerMissingError, ResultStore
 from finetune.tiny import tiny_bert_runner  # tests/ is on the path
 

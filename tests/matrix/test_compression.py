@@ -6,8 +6,9 @@ import scipy.linalg
 import torch
 
 from compressible.matrix.chains import compressed_factorization, full_width_factorization
-from compressible.matrix.completion import TrainConfig, track_compression
+from compressible.matrix.completion import TrainConfig
 from compressible.matrix.problems import ProblemConfig, make_problem
+from compressible.matrix.track import track_compression
 from compressible.matrix.compression import (
     compress_from_gradient,
     compression_basis,

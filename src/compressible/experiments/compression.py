@@ -5,9 +5,6 @@ the same initialisation, with every entry observed and the outer factors fixed (
 and timing each model's steps separately. :func:`run` trains (or loads from the result store) the
 run of a scale's :data:`PLANS` entry; :func:`summarise` turns it into a :class:`CompressionSummary`
 (pure: it reads nothing but the run).
-
-The helpers :func:`stored_frame` and :func:`finite_or_none` are shared with the completion
-chapter's experiments (:mod:`compressible.experiments.completion`).
 """
 
 from __future__ import annotations
@@ -21,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from ..matrix.chains import compressed_factorization, full_width_factorization
-from ..matrix.completion import TrainConfig, rescale_lr, track_compression
+from ..matrix.completion import TrainConfig, rescale_lr
+from ..matrix.track import track_compression
 from ..matrix.compression import parameter_counts, prop22_bound
 from ..matrix.problems import ProblemConfig, make_problem, torch_dtype
 from ..reference import PROVENANCE, paper_value
 from ..scales import check_scale, scale_label
 from ..store import ResultStore
-from ..summaries import Summary
+from ..summaries import Summary, finite
 from .contract import Execution, resolve
 
 __all__ = [
@@ -46,26 +44,19 @@ __all__ = [
     "plot_trajectories",
     "plot_loss_vs_time",
     "plot_prop22",
-    "stored_frame",
-    "finite_or_none",
 ]
 
 CHAPTER = "compression"
 """The chapter's file name in ``book/``."""
 
 
-def stored_frame(config, seed: int, compute: Callable[[], pd.DataFrame], store) -> pd.DataFrame:
+def _stored_frame(config, seed: int, compute: Callable[[], pd.DataFrame], store) -> pd.DataFrame:
     """``compute()`` once per ``(config, seed)``; with a :class:`~compressible.store.ResultStore` the
     rows are stored and a rerun only loads them."""
     if store is None:
         return compute()
     record = store.run(config, [seed], lambda c, s: {"rows": compute().to_dict("records")}, progress=False)[0]
     return pd.DataFrame(record["rows"])
-
-
-def finite_or_none(x) -> float | None:
-    """``float(x)``, or ``None`` when ``x`` is NaN or infinite (a summary stores no NaN)."""
-    return float(x) if np.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -91,7 +82,7 @@ class FactorizationTrackConfig:
 
 
 def run_factorization_track(config: FactorizationTrackConfig, seed: int = 0, store=None) -> pd.DataFrame:
-    """:func:`~compressible.matrix.completion.track_compression` at the Fig. 4 setting (``gamma = 0``,
+    """:func:`~compressible.matrix.track.track_compression` at the Fig. 4 setting (``gamma = 0``,
     every entry observed)."""
 
     def compute() -> pd.DataFrame:
@@ -102,7 +93,7 @@ def run_factorization_track(config: FactorizationTrackConfig, seed: int = 0, sto
         tc = TrainConfig(lr=config.lr, gamma=0.0, max_steps=config.steps, log_every=config.log_every, threads=config.threads)
         return track_compression(original, compressed, problem, tc)
 
-    return stored_frame(config, seed, compute, store)
+    return _stored_frame(config, seed, compute, store)
 
 
 PAPER_SETTING = dict(d=1000, true_rank=10, depth=3, epsilon=1e-3, lr=1e3)
@@ -237,7 +228,7 @@ def summarise(results: CompressionResults) -> CompressionSummary:
         params_original_paper=counts_paper["original"], params_compressed_paper=counts_paper["compressed"],
         prop22_bound=bound, prop22_max_distance=float(track.distance.max()),
         prop22_max_ratio=float(track.distance.max() / bound),
-        speedup_fig4=finite_or_none(wall_time_speedup(track)),
+        speedup_fig4=finite(wall_time_speedup(track)),
         final_loss_original=float(last.train_loss_original), final_loss_compressed=float(last.train_loss_compressed),
         prop22_holds=bool(track.distance.max() / bound <= 1), last_step=int(last.step),
     )

@@ -1,6 +1,6 @@
 """The GLUE runs of the two Deep LoRA chapters as data, and a resumable way to run and load them.
 
-An :class:`Experiment` is a :class:`~compressible.finetune.classify.RunConfig`, the seeds it
+An :class:`Experiment` is a :class:`~compressible.finetune.classify.config.RunConfig`, the seeds it
 runs at, the figure or table it feeds (``part``) and its method ``label``. Each chapter's module
 (:mod:`~compressible.experiments.fewshot_tuning`, :mod:`~compressible.experiments.fewshot_glue`,
 :mod:`~compressible.experiments.deep_lora_subspaces`)
@@ -8,7 +8,8 @@ lists its experiments from its frozen plan; :func:`run_experiments` computes the
 ``(config, seed)`` runs through a :class:`~compressible.store.ResultStore` (each stored
 atomically: a sweep killed half-way recomputes only what is missing) and :func:`results_frame`
 turns stored runs into a tidy table. What every run of a chapter shares at a scale (backbone, head,
-rates) is :mod:`~compressible.experiments.glue_methods`.
+rates) is :mod:`~compressible.experiments.glue_methods`; the order in which a pool of workers takes the
+runs (the longest first) is :mod:`~compressible.experiments.glue_costs`.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from ..finetune.classify import RunConfig, Runner
 from ..executors import execute
 from ..store import ResultStore, config_key
 from .contract import Execution
+from .glue_costs import longest_first
 from .glue_methods import GlueChapterPlan
-from .glue_stats import DEEP, LORA
+from .glue_stats import DEEP, FULL, LORA
 
 __all__ = [
     "METHOD_LABELS",
@@ -40,11 +42,6 @@ __all__ = [
     "run_experiments",
     "run_and_load",
     "cpu_execution",
-    "longest_first",
-    "FLOAT32_COST",
-    "SAMPLE_COST",
-    "ADAPTER_COST",
-    "run_cost",
     "results_frame",
     "load_runs",
 ]
@@ -54,7 +51,7 @@ log = logging.getLogger(__name__)
 METHOD_LABELS = {
     "lora": LORA,
     "compressed": DEEP,
-    "full": "Deep LoRA (full width)",
+    "full": FULL,
     "random": "Deep LoRA (random narrow)",
 }
 """Method name shown for each adapter kind."""
@@ -109,7 +106,7 @@ def run_experiments(
     """Compute every missing ``(config, seed)`` of ``experiments`` into ``store``; returns how many ran.
 
     ``experiments`` are ``(config, seeds)`` pairs or :class:`Experiment` s (merged first).
-    ``fn(config, seed) -> dict`` defaults to a :class:`~compressible.finetune.classify.Runner` on ``device``.
+    ``fn(config, seed) -> dict`` defaults to a :class:`~compressible.finetune.runner.Runner` on ``device``.
     Finished runs are never recomputed; a run that raises stops the sweep, keeping everything
     finished before it.
     """
@@ -139,34 +136,6 @@ def cpu_execution(p: GlueChapterPlan, device: str, threads: int | None = None,
     return (1 if threads is None else threads), (workers or max(1, min(8, os.cpu_count() or 1)))
 
 
-FLOAT32_COST = 1.7
-"""A float32 step's cost in bf16-autocast steps (the ci machine: 1.6-1.9x), for :func:`run_cost`."""
-
-SAMPLE_COST = 1.25
-"""A step's cost when the sample is larger than one batch, against one whose batch is the whole sample (the ci
-machine, LoRA at 200 steps: n = 64 and 256 took 1.2-1.3x the time of n = 16, whose batch holds its short
-examples every step), for :func:`run_cost`."""
-
-ADAPTER_COST = {"lora": 1.0, "compressed": 1.15, "full": 1.6}
-"""A step's cost per adapter kind against LoRA's (the ci machine, MiniLM at n = 16: compressed Deep LoRA r = 8
-1.1-1.2x, the full-width depth-3 adapter on the attention weights and the pooler 1.4-1.8x), for :func:`run_cost`."""
-
-
-def run_cost(config: RunConfig) -> float:
-    """A run's estimated cost, in bf16 LoRA steps on one batch that is the whole sample: its steps times
-    :data:`FLOAT32_COST` without autocast, :data:`SAMPLE_COST` when the sample is larger than a batch and
-    :data:`ADAPTER_COST` of its adapter kind (1 for kinds not listed). Only the order of runs depends on it."""
-    return (config.steps * (FLOAT32_COST if config.autocast == "off" else 1.0)
-            * (SAMPLE_COST if config.n_train is None or config.n_train > config.batch_size else 1.0)
-            * ADAPTER_COST.get(config.adapter.init, 1.0))
-
-
-def longest_first(runs: Sequence[tuple[RunConfig, tuple[int, ...]]]) -> list[tuple[RunConfig, tuple[int, ...]]]:
-    """``runs`` (``(config, seeds)``) with the costliest first by :func:`run_cost` (stable otherwise): in a pool
-    of workers, a long run started last would leave the other workers idle until it ends."""
-    return sorted(runs, key=lambda run: -run_cost(run[0]))
-
-
 def run_and_load(
     experiments: Sequence[Experiment],
     store: ResultStore | str | None = None,
@@ -174,7 +143,7 @@ def run_and_load(
     execution: Execution | None = None,
     plan: GlueChapterPlan | None = None,
 ) -> pd.DataFrame:
-    """Compute what ``store`` lacks of ``experiments`` with a :class:`~compressible.finetune.classify.Runner`
+    """Compute what ``store`` lacks of ``experiments`` with a :class:`~compressible.finetune.runner.Runner`
     on ``device``, then return :func:`results_frame` of them.
 
     ``execution`` (:class:`~compressible.experiments.contract.Execution`) says how: in this process, in
@@ -218,7 +187,7 @@ def results_frame(
     Columns: ``part, method, adapter, task, n_train, rank, steps, seed, metric, value`` (the final
     value of the paper's metric), ``final_<name>`` for every final metric, ``wall_time``,
     ``trainable_params``, ``key``, ``final_train_loss`` (mean of the last 10 steps), ``loss_baseline`` and
-    ``trained`` (see :func:`compressible.finetune.classify.run`). ``missing="raise"`` (default) fails on a run not yet stored and
+    ``trained`` (see :func:`compressible.finetune.classify.training.run`). ``missing="raise"`` (default) fails on a run not yet stored and
     names it; ``"skip"`` leaves it out.
     """
     if missing not in ("raise", "skip"):

@@ -27,13 +27,13 @@ from ..finetune.metrics import paired_differences
 __all__ = [
     "LORA",
     "DEEP",
+    "FULL",
     "CHANCE_MARGIN",
     "chance_level",
     "distance_from_chance",
     "above_chance",
     "paired_frame",
     "mean_pm_std",
-    "finite",
     "paired_power",
     "paired_seeds",
 ]
@@ -42,6 +42,8 @@ LORA = "LoRA"
 """Method label of vanilla LoRA in results frames, tables and plots."""
 DEEP = "Deep LoRA"
 """Method label of compressed Deep LoRA."""
+FULL = "Deep LoRA (full width)"
+"""Method label of the full-width, uncompressed depth-3 adapter (the authors' logged runs)."""
 
 CHANCE_MARGIN = 5.0
 """Points (metric x 100) a method's mean must be above the chance level to count as having learned."""
@@ -96,12 +98,6 @@ def mean_pm_std(mean: float | None, std: float | None, digits: int = 2) -> str:
     if mean is None:
         return "n/a"
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
-
-
-def finite(x) -> float | None:
-    """``float(x)``, or ``None`` when it is NaN or infinite (summaries hold no NaN)."""
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 def _check_positive(name: str, value: float) -> float:

@@ -17,8 +17,7 @@ import pandas as pd
 from ..matrix.nonlinear import NonlinearConfig, gradient_spectra, spectral_gap
 from ..reference import PROVENANCE
 from ..scales import check_scale, scale_label
-from ..summaries import Frozen, Summary
-from .compression import finite_or_none
+from ..summaries import Frozen, Summary, finite
 from .contract import Execution, resolve
 
 __all__ = [
@@ -176,8 +175,8 @@ def summarise(results: NonlinearResults) -> NonlinearSummary:
         linear_max_tail_ratio=float(gaps[gaps.activation == "linear"]["tail_ratio"].max()),
         per_seed=[
             SpectrumGaps(
-                activation=r.activation, seed=int(r.seed), gap_at_rank=finite_or_none(r.gap_at_rank),
-                gap_at_rank_plus_1=finite_or_none(r.gap_at_rank_plus_1), tail_ratio=float(r.tail_ratio),
+                activation=r.activation, seed=int(r.seed), gap_at_rank=finite(r.gap_at_rank),
+                gap_at_rank_plus_1=finite(r.gap_at_rank_plus_1), tail_ratio=float(r.tail_ratio),
                 energy_top_rank_plus_1=float(r.energy_top_rank_plus_1),
             )
             for r in gaps.itertuples()

@@ -13,7 +13,8 @@ import pandas as pd
 
 from ..finetune.metrics import t_interval, wilcoxon_pvalue
 from ..summaries import Frozen
-from .glue_stats import DEEP, LORA, finite
+from ..summaries import finite
+from .glue_stats import DEEP, LORA
 
 __all__ = ["PairedScores", "paired_scores"]
 

@@ -14,42 +14,32 @@ Kinds:
   :attr:`Backbone.random_parts`; each run re-draws it from its seed.
 - ``"seq2seq"`` / ``"causal"``: a generator (E2E NLG, paper App. C) -- ``t5-base`` (the paper's),
   ``smollm2`` (SmolLM2-135M-Instruct, ``ci``; ``COMPRESSIBLE_SMOLLM`` points it at a local 4-bit
-  GGUF, :func:`load_smollm`) and the tiny random ``tiny-llama`` / ``tiny-t5`` with a word-level
+  GGUF, :func:`~compressible.finetune.smollm.load_smollm`) and the tiny random ``tiny-llama`` / ``tiny-t5`` with a word-level
   tokenizer trained on the E2E training split (:func:`word_tokenizer`, :func:`tiny_model`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
-from ..hub import E2E_HUB_ID, ResourceMissingError, load_dataset, load_pretrained
+from ..hub import E2E_HUB_ID, load_dataset, load_pretrained
 from .glue import derived_seed
-
-log = logging.getLogger(__name__)
+from .smollm import SMOLLM_GGUF, SMOLLM_HUB_ID, SMOLLM_VARIABLE, load_smollm
 
 __all__ = [
     "BackboneSpec",
     "BACKBONES",
     "TINY_BERT",
-    "SMOLLM_GGUF",
-    "SMOLLM_VARIABLE",
-    "CACHE_VARIABLE",
-    "dequantised_cache",
     "Backbone",
     "backbone_spec",
     "load_backbone",
     "load_tokenizer",
-    "load_smollm",
     "word_tokenizer",
     "tiny_model",
     "HEAD_PREFIXES",
@@ -75,7 +65,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "all-MiniLM-L6-v2": BackboneSpec("classifier", "sentence-transformers/all-MiniLM-L6-v2"),
     TINY_BERT: BackboneSpec("classifier", "random BertConfig (2 layers, hidden 32), all-MiniLM-L6-v2 tokenizer"),
     "t5-base": BackboneSpec("seq2seq", "google-t5/t5-base"),
-    "smollm2": BackboneSpec("causal", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "smollm2": BackboneSpec("causal", SMOLLM_HUB_ID),
     "tiny-llama": BackboneSpec("causal", "random LlamaConfig, word-level tokenizer (no download)"),
     "tiny-t5": BackboneSpec("seq2seq", "random T5Config, word-level tokenizer (no download)"),
 }
@@ -88,48 +78,6 @@ POOLERS = ("pretrained", "random")
 """Where a classifier's pooler (the dense layer on the [CLS] token) comes from: ``"pretrained"``, the
 checkpoint's weights; ``"random"``, re-drawn at random for each run like the head (the authors'
 protocol: their Flax ``bert-base-cased`` had no pooler weights)."""
-
-SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-"""File name of the local 4-bit SmolLM2 (the ``ci`` generator) in the folder ``$COMPRESSIBLE_SMOLLM``."""
-
-SMOLLM_VARIABLE = "COMPRESSIBLE_SMOLLM"
-"""Environment variable naming the folder that holds :data:`SMOLLM_GGUF`."""
-
-CACHE_VARIABLE = "COMPRESSIBLE_CACHE"
-"""Environment variable naming the folder of derived files (default ``~/.cache/compressible``; ``off``: none).
-It holds the dequantised SmolLM2 (:func:`dequantised_cache`)."""
-
-
-def dequantised_cache(gguf: Path, dtype: torch.dtype) -> Path | None:
-    """Where :func:`load_smollm` keeps the model and tokenizer of ``gguf`` dequantised to ``dtype`` (``None``
-    when ``$COMPRESSIBLE_CACHE`` is ``off``). The folder name carries the file's size and modification time,
-    so a changed file is read afresh. Dequantising takes ~25 s on one CPU core; reading the cached
-    ``save_pretrained`` folder well under 1 s, with the same weights and tokenizer."""
-    root = os.environ.get(CACHE_VARIABLE, "~/.cache/compressible")
-    if root.strip().lower() == "off":
-        return None
-    stat = gguf.stat()
-    name = f"{gguf.stem}-{stat.st_size}-{stat.st_mtime_ns}-{str(dtype).removeprefix('torch.')}"
-    return Path(root).expanduser() / "dequantised" / name
-
-
-def _save_dequantised(model: Any, tokenizer: Any, folder: Path) -> None:
-    """Write ``model`` and ``tokenizer`` to ``folder`` atomically (a temporary folder renamed into place); a
-    folder another process wrote first is kept, and a cache that cannot be written is only logged."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        try:
-            model.save_pretrained(partial)
-            tokenizer.save_pretrained(partial)
-            partial.rename(folder)
-        except OSError:
-            shutil.rmtree(partial, ignore_errors=True)
-            if not folder.is_dir():
-                raise
-    except OSError as error:
-        log.info("could not cache the dequantised model in %s (%s); it is dequantised again next time", folder, error)
-
 
 _TINY_BERT_TOKENIZER = BACKBONES["all-MiniLM-L6-v2"].source
 
@@ -256,55 +204,6 @@ def _tiny_bert(labels: int, vocab_size: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derived_seed("tiny-random-bert"))  # the same "pretrained" weights every time
         return BertForSequenceClassification(config)
-
-
-def load_smollm(dtype: torch.dtype = torch.float32):
-    """``(model, tokenizer)`` of SmolLM2-135M-Instruct.
-
-    With ``COMPRESSIBLE_SMOLLM`` set, both are read from ``$COMPRESSIBLE_SMOLLM/SmolLM2-135M-Instruct.Q4_1.gguf``
-    (4-bit weights, dequantised to ``dtype``; the result is cached, see :func:`dequantised_cache`); otherwise
-    from the hub id ``HuggingFaceTB/SmolLM2-135M-Instruct``.
-
-    Raises:
-        ResourceMissingError: when ``COMPRESSIBLE_SMOLLM`` names a folder without the GGUF file,
-            or when the hub model cannot be loaded (the message names the variable to set).
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    hub_id = BACKBONES["smollm2"].source
-    folder = os.environ.get(SMOLLM_VARIABLE)
-    if folder:
-        path = Path(folder).expanduser()
-        if not (path / SMOLLM_GGUF).is_file():
-            raise ResourceMissingError(
-                f"{SMOLLM_VARIABLE}={folder} does not hold {SMOLLM_GGUF}; point {SMOLLM_VARIABLE} at a folder "
-                f"containing it, or unset {SMOLLM_VARIABLE} to load {hub_id!r} from the hub"
-            )
-        cache = dequantised_cache(path / SMOLLM_GGUF, dtype)
-        if cache is not None and cache.is_dir():
-            model = load_pretrained(AutoModelForCausalLM, str(cache), dtype=dtype)
-            tokenizer = load_pretrained(AutoTokenizer, str(cache))
-            # named as when read from the GGUF folder (PEFT export writes the name as the base model)
-            model.config._name_or_path = model.name_or_path = tokenizer.name_or_path = str(path)
-            return model, tokenizer
-        tokenizer = load_pretrained(AutoTokenizer, str(path), gguf_file=SMOLLM_GGUF)
-        model = load_pretrained(AutoModelForCausalLM, str(path), gguf_file=SMOLLM_GGUF, dtype=dtype)
-        # A GGUF-loaded model carries a quantizer that blocks save_pretrained; its weights are plain floats now.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        if cache is not None:
-            _save_dequantised(model, tokenizer, cache)
-        return model, tokenizer
-    try:
-        tokenizer = load_pretrained(AutoTokenizer, hub_id)
-        model = load_pretrained(AutoModelForCausalLM, hub_id, dtype=dtype)
-    except ResourceMissingError as error:
-        raise ResourceMissingError(
-            f"{hub_id!r} is not available: set {SMOLLM_VARIABLE} to a folder holding {SMOLLM_GGUF} "
-            f"to use the local 4-bit copy. {error}"
-        ) from error
-    return model, tokenizer
 
 
 def word_tokenizer(texts: Sequence[str], vocab_size: int = 2000):

@@ -1,6 +1,6 @@
 """The one runner: computes a run ``(config, seed)`` of either kind the book stores.
 
-- a :class:`~compressible.finetune.classify.RunConfig`: fine-tuning a classifier on a GLUE task
+- a :class:`~compressible.finetune.classify.config.RunConfig`: fine-tuning a classifier on a GLUE task
   (paper Sec. 4; :mod:`compressible.finetune.classify`);
 - a :class:`~compressible.finetune.generate.GenerationConfig`: few-shot generation on E2E NLG
   (paper App. C; :func:`compressible.finetune.generate.run_generation`).
@@ -47,7 +47,7 @@ class GenerationData:
 
 
 class Runner:
-    """Runs ``(config, seed)`` pairs of either kind (:class:`~compressible.finetune.classify.RunConfig` or
+    """Runs ``(config, seed)`` pairs of either kind (:class:`~compressible.finetune.classify.config.RunConfig` or
     :class:`~compressible.finetune.generate.GenerationConfig`),
     caching tokenizers, tokenised data and loaded backbones.
 
@@ -135,7 +135,7 @@ class Runner:
         return self.run(config, seed)
 
     def run(self, config: RunConfig | GenerationConfig, seed: int) -> dict:
-        """The result of ``(config, seed)``: that of :func:`compressible.finetune.classify.run` for a ``RunConfig``,
+        """The result of ``(config, seed)``: that of :func:`compressible.finetune.classify.training.run` for a ``RunConfig``,
         that of :func:`~compressible.finetune.generate.run_generation` for a ``GenerationConfig``."""
         if isinstance(config, GenerationConfig):
             return self._with_threads(config, lambda: run_generation(

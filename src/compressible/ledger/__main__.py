@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import pandas as pd
 
-    from .verify import VerificationError, verify as run_verify
+    from .checks import VerificationError
+    from .verify import verify as run_verify
 
     if not Path(root).is_dir():
         parser.error(f"no ledger at {root}")

@@ -25,7 +25,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..store import ResultStore, _config_dict, _json_default, environment_info
+from ..environment import environment_info
+from ..store import ResultStore, _config_dict, _json_default
 
 __all__ = ["Ledger", "LedgerRecord", "canonical", "digest", "check_digest", "provenance", "precision_of",
            "iter_records", "same_platform", "PLATFORM_FIELDS", "import_record"]

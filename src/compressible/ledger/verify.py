@@ -17,7 +17,9 @@ What is compared (:func:`verify`):
    another, the loss curve's first ``K`` steps are held to the tolerance and the final metrics to
    :data:`METRIC_TOLERANCE`.
 
-A mismatch fails with a table of what differed (:class:`VerificationError`).
+The comparisons themselves, their :class:`~compressible.ledger.checks.Check` records and the
+:class:`~compressible.ledger.checks.Report` are :mod:`compressible.ledger.checks`. A mismatch fails with a table
+of what differed (:class:`~compressible.ledger.checks.VerificationError`).
 """
 
 from __future__ import annotations
@@ -27,20 +29,17 @@ import hashlib
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd
-
-from ..executors import _Threads
-from ..store import _git_commit, environment_info
+from ..environment import environment_info, git_commit
+from ..workers import Threads
+from .checks import Check, Report, VerificationError, compare_curves, compare_metrics, compare_rows, differing_fields
 from .coverage import STORED_CHAPTERS, PlannedRun, planned_runs
 from .records import Ledger, check_digest, iter_records, same_platform
 from .replay import replay_precision, replayer_for
 
-__all__ = ["TOLERANCES", "METRIC_TOLERANCE", "Check", "Report", "VerificationError", "verify", "tolerance_for", "commit_seed",
-           "platform_now", "compare_curves"]
+__all__ = ["TOLERANCES", "METRIC_TOLERANCE", "verify", "ledger_runs", "tolerance_for", "commit_seed", "platform_now"]
 
 TOLERANCES = {
     "same platform": 0.0,
@@ -87,47 +86,10 @@ most 9.0e-4 in Pearson (2 pairs, ``benchmarks/ledger_tolerance.py``); a whole De
 0.05 leaves a margin of 3 over the larger; a seed's spread on these runs is larger still, so a whole run
 on another platform checks that a run lands where it should, not its last digits."""
 
-_VOLATILE = {"timings", "wall_time", "seconds", "_environment", "_provenance", "_digest", "threads", "device",
-             "setup_time", "time_original", "time_compressed", "train_time_original", "train_time_compressed",
-             "time_to_target", "total_time", "speedup", "time_compressed_total"}
-"""Fields of a record that measure time or name the machine: never compared."""
-
-
-def _is_time(name: str) -> bool:
-    """Whether a field measures the machine (a time, a speed-up, a measured FLOP rate) rather than the run."""
-    return name in _VOLATILE or "time" in name or name.startswith(("speedup", "matmul_flops"))
-
-
-class VerificationError(AssertionError):
-    """The ledger's records and their re-execution differ; ``table`` says where."""
-
-    def __init__(self, table: pd.DataFrame):
-        self.table = table
-        super().__init__("ledger verification failed:\n" + table.to_string(index=False))
-
-
-@dataclass
-class Check:
-    """One comparison of :func:`verify`."""
-
-    kind: str
-    """``digest``, ``first K steps`` or ``whole run``."""
-    group: str
-    """``chapter / method`` (or the record for a digest)."""
-    run: str
-    """Config class, key prefix and seed."""
-    platform: str
-    """``same platform`` or how the platforms differ (a key of :data:`TOLERANCES`)."""
-    difference: float
-    allowed: float
-    ok: bool
-    detail: str = ""
-    seconds: float = 0.0
-
 
 def commit_seed(commit: str | None = None) -> int:
     """A seed from the commit (``git rev-parse HEAD`` of the package), so a rerun of one commit draws the same runs."""
-    commit = commit or _git_commit() or "no-commit"
+    commit = commit or git_commit() or "no-commit"
     return int(hashlib.sha256(commit.encode()).hexdigest()[:12], 16)
 
 
@@ -157,21 +119,6 @@ def tolerance_for(record: dict, now: dict) -> tuple[str, float]:
     if "bfloat16" in (record.get("precision"), now.get("precision")):
         return "bfloat16 against float32", TOLERANCES["bfloat16 against float32"]
     return "float32, other CPU or versions", TOLERANCES["float32, other CPU or versions"]
-
-
-def compare_curves(stored: Sequence[float], replayed: Sequence[float]) -> float:
-    """Largest relative difference between two loss curves over the replayed steps (``inf`` when a
-    value is missing or not finite on one side only)."""
-    if len(replayed) > len(stored):
-        return math.inf
-    worst = 0.0
-    for a, b in zip(stored, replayed):
-        if a == b:
-            continue
-        if not (math.isfinite(a) and math.isfinite(b)):
-            return math.inf
-        worst = max(worst, abs(a - b) / max(abs(a), abs(b), 1e-3))
-    return worst
 
 
 def _run_label(run: PlannedRun) -> str:
@@ -220,42 +167,10 @@ def _cut_matrix(config: Any, steps: int) -> Any:
     return config
 
 
-def compare_rows(stored: list[dict], replayed: list[dict], keys: Sequence[str]) -> tuple[float, str]:
-    """Largest relative difference over the non-time numeric columns of the replayed rows, matched to the
-    stored rows by ``keys`` (``inf`` when a replayed row has no stored match or another value kind)."""
-    index = {tuple(str(r.get(k)) for k in keys): r for r in stored}
-    worst, where = 0.0, ""
-    for row in replayed:
-        match = index.get(tuple(str(row.get(k)) for k in keys))
-        if match is None:
-            return math.inf, f"row {dict((k, row.get(k)) for k in keys)} not stored"
-        for name, value in row.items():
-            if _is_time(name) or name in keys:
-                continue
-            other = match.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                if value != other and not (_nan(value) and _nan(other)):
-                    return math.inf, f"{name}: {other!r} stored, {value!r} now"
-                continue
-            if not isinstance(other, (int, float)) or isinstance(other, bool):
-                return math.inf, f"{name}: {other!r} stored, {value!r} now"
-            if value == other or (_nan(value) and _nan(other)):
-                continue
-            diff = math.inf if not (math.isfinite(value) and math.isfinite(other)) else (
-                abs(value - other) / max(abs(value), abs(other), 1e-12))
-            if diff > worst:
-                worst, where = diff, name
-    return worst, where
-
-
 def _cost(record: dict) -> float:
     """A record's recorded wall time (``inf`` when it has none)."""
     wall = record.get("_provenance", {}).get("wall_time")
     return float(wall) if isinstance(wall, (int, float)) else math.inf
-
-
-def _nan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
 
 
 # --- one check ------------------------------------------------------------------------------------
@@ -274,14 +189,14 @@ def _first_steps(run: PlannedRun, record: dict, steps: int, float32: bool, devic
 
     if replayer.first is None:  # a matrix part: cut it, re-execute, compare rows
         cut = _cut_matrix(run.config, steps)
-        with _Threads(threads):
+        with Threads(threads):
             replayed = replayer.whole(cut, run.seed, float32, device=device)
         diff, where = compare_rows(record["rows"], replayed["rows"], _ROW_KEYS[type(run.config).__name__])
         platform, allowed = _rows_tolerance(run.config, platform, allowed)
         return Check("first steps", group, _run_label(run), platform, diff, allowed, diff <= allowed,
                      where, time.perf_counter() - tic)
     k = min(steps, len(record["train_loss"]))
-    with _Threads(threads):
+    with Threads(threads):
         replayed = replayer.first(run.config, run.seed, k, float32, device=device)
     for name in replayer.exact:
         stored = record.get(name)
@@ -294,18 +209,10 @@ def _first_steps(run: PlannedRun, record: dict, steps: int, float32: bool, devic
                  "train_loss", time.perf_counter() - tic)
 
 
-def _final_metrics(record: dict) -> dict[str, float]:
-    if isinstance(record.get("final"), dict):
-        return {k: v for k, v in record["final"].items() if isinstance(v, (int, float)) and k != "step"}
-    if isinstance(record.get("metrics"), dict):
-        return {k: v for k, v in record["metrics"].items() if isinstance(v, (int, float))}
-    return {}
-
-
 def _whole(run: PlannedRun, record: dict, steps: int, float32: bool, device: str) -> Check:
     tic = time.perf_counter()
     replayer, threads, platform, allowed, group = _prepare(run, record, float32, device)
-    with _Threads(threads):
+    with Threads(threads):
         result = replayer.whole(run.config, run.seed, float32, device=device)
     if "rows" in record:
         diff, where = compare_rows(record["rows"], result["rows"], _ROW_KEYS[type(run.config).__name__])
@@ -313,58 +220,19 @@ def _whole(run: PlannedRun, record: dict, steps: int, float32: bool, device: str
         return Check("whole run", group, _run_label(run), platform, diff, allowed, diff <= allowed, where,
                      time.perf_counter() - tic)
     if platform == "same platform":
-        differ = sorted(k for k in set(record) | set(result)
-                        if not k.startswith("_") and not _is_time(k) and _strip(record.get(k)) != _strip(result.get(k)))
+        differ = differing_fields(record, result)
         return Check("whole run", group, _run_label(run), platform, 0.0 if not differ else math.inf, 0.0, not differ,
                      "every stored number" if not differ else "differ: " + ", ".join(differ[:6]), time.perf_counter() - tic)
     k = min(steps, len(record["train_loss"]))
     diff = compare_curves(record["train_loss"][:k], result["train_loss"][:k])
-    stored, now_metrics = _final_metrics(record), _final_metrics(result)
-    metric_diff = max((_metric_difference(stored[m], now_metrics.get(m)) for m in stored), default=0.0)
+    metric_diff = compare_metrics(record, result)
     ok = diff <= allowed and metric_diff <= METRIC_TOLERANCE
     return Check("whole run", group, _run_label(run), platform, diff, allowed, ok,
                  f"first {k} losses; final metrics differ by {metric_diff:.3g} (allowed {METRIC_TOLERANCE})",
                  time.perf_counter() - tic)
 
 
-def _metric_difference(a: float | None, b: float | None) -> float:
-    """``|a - b|``; 0 when both are NaN or missing (a constant predictor has no correlation), ``inf`` when one is."""
-    a_nan = a is None or (isinstance(a, float) and math.isnan(a))
-    b_nan = b is None or (isinstance(b, float) and math.isnan(b))
-    if a_nan or b_nan:
-        return 0.0 if a_nan and b_nan else math.inf
-    return abs(a - b)
-
-
-def _strip(value: Any) -> Any:
-    """A result value without its time measurements (nested dicts), for comparing whole runs."""
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if not _is_time(k)}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
 # --- the whole verification ---------------------------------------------------------------------
-
-@dataclass
-class Report:
-    """What :func:`verify` checked: one :class:`Check` per comparison, and the runs it drew."""
-
-    checks: list[Check] = field(default_factory=list)
-    records: int = 0
-    seed: int = 0
-
-    def table(self) -> pd.DataFrame:
-        rows = [{"check": c.kind, "group": c.group, "run": c.run, "platform": c.platform,
-                 "difference": c.difference, "allowed": c.allowed, "ok": c.ok, "compared": c.detail,
-                 "s": round(c.seconds, 1)} for c in self.checks]
-        return pd.DataFrame(rows)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
 
 def ledger_runs(ledger: Ledger, scales: Sequence[str] = ("ci",),
                 chapters: Sequence[str] = STORED_CHAPTERS) -> dict[str, list[PlannedRun]]:
@@ -385,7 +253,7 @@ def verify(ledger: str | Path | Ledger, *, steps: int = 5, whole: int = 1, whole
            scales: Sequence[str] = ("ci",), chapters: Sequence[str] = STORED_CHAPTERS, float32: bool = False,
            device: str = "cpu", commit: str | None = None, progress: bool = True, raise_on_failure: bool = True,
            runs: Sequence[PlannedRun] | None = None) -> Report:
-    """Verify ``ledger`` (see the module docstring); raises :class:`VerificationError` on a mismatch.
+    """Verify ``ledger`` (see the module docstring); raises :class:`~compressible.ledger.checks.VerificationError` on a mismatch.
 
     ``steps``: the first updates re-executed per group (``K``); ``whole``: how many whole runs to draw,
     among those whose recorded wall time is at most ``whole_budget`` seconds; ``float32``: compute in

@@ -15,16 +15,17 @@ from typing import Callable, Union
 import pandas as pd
 from pydantic import ValidationError
 
+# the chapters' summaries and the labels they are keyed by; nothing else of the chapters
+from ..experiments.completion.summary import CompletionSummary
 from ..experiments.compression import CompressionSummary
-from ..experiments.completion import CompletionSummary
-from ..experiments.deep_lora_subspaces import DeepLoraSubspacesSummary
-from ..experiments.fewshot_glue import METHOD_LABELS, FewshotGlueSummary
-from ..experiments.paired import PairedScores
-from ..experiments.glue_stats import DEEP, LORA
+from ..experiments.deep_lora_subspaces.summary import DeepLoraSubspacesSummary
 from ..experiments.fewshot_evidence.summary import Answer, EvidenceSummary
-from ..experiments.generation import GenerationSummary
+from ..experiments.fewshot_glue.summary import FewshotGlueSummary
+from ..experiments.generation.summary import GenerationSummary
+from ..experiments.glue_stats import DEEP, FULL, LORA
 from ..experiments.invariant_subspaces import InvariantSubspacesSummary
 from ..experiments.nonlinear import NonlinearSummary
+from ..experiments.paired import PairedScores
 from ..scales import check_scale
 from ..summaries import Summary, load_summary
 from ..reference import paper_value
@@ -216,7 +217,7 @@ def _fig6(s: FewshotGlueSummary) -> tuple[str, Parts]:
 def _fig6_full(s: FewshotGlueSummary) -> tuple[str, Parts]:
     """Fig. 6 with the adapter the authors' logged runs used (full width, uncompressed) against LoRA, at every
     ``n`` the plan ran it, over the seeds where both trained."""
-    f, full = s.fig6, METHOD_LABELS["full"]
+    f, full = s.fig6, FULL
     _need(f.full_by_n or None, "the full-width variant (not in this scale's plan)")
     parts: dict[str, Evidence] = {}
     notes = []

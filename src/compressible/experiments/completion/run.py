@@ -44,7 +44,7 @@ _KERNELS: dict[type, Callable[[Any, int], pd.DataFrame]] = {
 
 
 def run_part(config: Any, seed: int) -> dict:
-    """The stored record of one part of a :class:`~compressible.experiments.completion.CompletionPlan`:
+    """The stored record of one part of a :class:`~compressible.experiments.completion.plan.CompletionPlan`:
     ``{"rows": [...]}``, the rows of its kernel's frame (what the ledger keeps and replays)."""
     if type(config) not in _KERNELS:
         raise TypeError(f"no completion kernel for {type(config).__name__}; parts are "

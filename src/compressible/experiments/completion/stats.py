@@ -7,7 +7,7 @@ import pandas as pd
 
 from ...matrix.race import RandomVsCompressedConfig, race_summary, random_vs_compressed_summary
 from ...matrix.scaling import ScalingConfig, loglog_slope
-from ..compression import finite_or_none
+from ...summaries import finite
 from .run import CompletionRuns
 from .summary import (
     CompletionSummary,
@@ -33,7 +33,7 @@ def scaling_point(record: dict) -> ScalingPoint:
         steps_original=steps_o, steps_compressed=steps_c,
         time_original=float(record["time_original"]), time_compressed=float(record["time_compressed"]),
         setup_time=float(record["setup_time"]), reached=reached,
-        speedup=finite_or_none(record["time_original"] / record["time_compressed"]) if reached else None,
+        speedup=finite(record["time_original"] / record["time_compressed"]) if reached else None,
         error_original=float(record["error_original"]), error_compressed=float(record["error_compressed"]),
         step_time_original=float(record["train_time_original"]) / max(steps_o, 1),
         step_time_compressed=float(record["train_time_compressed"]) / max(steps_c, 1),
@@ -64,11 +64,11 @@ def width_sweep_stats(sweep: pd.DataFrame, d: int, true_rank: int) -> WidthSweep
     empty = steps_by_width.empty
     return WidthSweepStats(
         d=d, true_rank=true_rank,
-        error_widest={int(L): finite_or_none(e) for L, e in widest.items()},
+        error_widest={int(L): finite(e) for L, e in widest.items()},
         narrowest_width=None if empty else int(steps_by_width.index[0]),
         widest_width=None if empty else int(steps_by_width.index[-1]),
-        steps_narrowest=None if empty else finite_or_none(steps_by_width.iloc[0]),
-        steps_widest=None if empty else finite_or_none(steps_by_width.iloc[-1]),
+        steps_narrowest=None if empty else finite(steps_by_width.iloc[0]),
+        steps_widest=None if empty else finite(steps_by_width.iloc[-1]),
     )
 
 
@@ -83,16 +83,16 @@ def race_stats(history: pd.DataFrame, d: int) -> RaceStats:
     return RaceStats(
         d=d,
         gamma=float(gammas[gamma_pos[0]]) if gamma_pos else None,
-        speedup=finite_or_none(float(row_gp.speedup) if row_gp is not None else float("nan")),
-        error_original=finite_or_none(orig_row.final_test_loss),
-        error_compressed=finite_or_none(row_gp.final_test_loss) if row_gp is not None else None,
-        error_gamma0=finite_or_none(g0.iloc[0].final_test_loss) if len(g0) else None,
+        speedup=finite(float(row_gp.speedup) if row_gp is not None else float("nan")),
+        error_original=finite(orig_row.final_test_loss),
+        error_compressed=finite(row_gp.final_test_loss) if row_gp is not None else None,
+        error_gamma0=finite(g0.iloc[0].final_test_loss) if len(g0) else None,
         methods=[
             RaceMethod(
                 method=r.method, steps=int(r.steps), final_test_loss=float(r.final_test_loss),
-                final_train_loss=float(r.final_train_loss), step_to_target=finite_or_none(r.step_to_target),
-                time_to_target=finite_or_none(r.time_to_target), total_time=float(r.total_time),
-                speedup=finite_or_none(r.speedup),
+                final_train_loss=float(r.final_train_loss), step_to_target=finite(r.step_to_target),
+                time_to_target=finite(r.time_to_target), total_time=float(r.total_time),
+                speedup=finite(r.speedup),
             )
             for r in table.itertuples()
         ],
@@ -104,8 +104,8 @@ def d1_stats(results: pd.DataFrame, config: RandomVsCompressedConfig) -> RandomV
     per_rank = random_vs_compressed_summary(results)
     return RandomVsCompressedStats(
         d=config.d, max_steps=config.max_steps, trials=config.trials, tol=config.tol,
-        speedup=finite_or_none(float(np.exp(np.log(per_rank.time_ratio).mean()))),
-        steps_ratio=finite_or_none(float(np.exp(np.log(per_rank.steps_ratio).mean()))),
+        speedup=finite(float(np.exp(np.log(per_rank.time_ratio).mean()))),
+        steps_ratio=finite(float(np.exp(np.log(per_rank.steps_ratio).mean()))),
         ratio_is_lower_bound=bool(per_rank.ratio_is_lower_bound.any()),
         converged_random=float(per_rank.converged_random.mean()),
         converged_compressed=float(per_rank.converged_compressed.mean()),

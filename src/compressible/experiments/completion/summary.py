@@ -1,7 +1,7 @@
 """The completion chapter's summary: Fig. 1, Fig. 5, App. D.1 and the speed-up against ``d`` as typed data.
 
 Every number and decision the chapter shows is a field here (:class:`CompletionSummary`), computed by
-:func:`~compressible.experiments.completion.summarise` and read by the scorecard.
+:func:`~compressible.experiments.completion.stats.summarise` and read by the scorecard.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@
   lr 1e-4) vs compressed (rank 8, inner lr 1e-2, gamma 1e-2) vs random narrow (rank 8, lr 1e-4).
 
 ``PLANS`` holds the frozen plan of each scale (submodule ``plan``); :func:`run` runs what the result store
-lacks and loads the rest (``run``); :func:`summarise` computes every statistic and decision the chapter shows and
-the scorecard judges (:class:`DeepLoraSubspacesSummary`, submodule ``summary``); the submodules ``tables`` and
+lacks and loads the rest (``run``); :func:`~compressible.experiments.deep_lora_subspaces.summary.summarise` computes every statistic and decision the chapter shows and
+the scorecard judges (:class:`~compressible.experiments.deep_lora_subspaces.summary.DeepLoraSubspacesSummary`, submodule ``summary``); the submodules ``tables`` and
 ``figures`` build the chapter's tables and figures.
 """
 

@@ -11,7 +11,7 @@ import numpy as np
 from ...reference import paper_value
 from ...summaries import Frozen, Summary
 from ..glue_methods import ATTENTION_TARGETS
-from ..glue_stats import finite
+from ...summaries import finite
 from .plan import CHAPTER, D2_METHODS
 from .run import DeepLoraSubspacesResults
 

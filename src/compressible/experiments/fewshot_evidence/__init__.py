@@ -1,8 +1,8 @@
 """Settling the few-shot claim (paper Fig. 6, issue #26): every method tuned at every ``n``, then enough seeds.
 
 The chapter's contract (:mod:`compressible.experiments.contract`): ``PLANS``, :func:`~compressible.experiments.fewshot_evidence.plan.plan`, :func:`~compressible.experiments.fewshot_evidence.run.run`
-(the tuning grid, the rates it chooses, Fig. 6 at them), :func:`summarise` (pure) and the figures and
-tables in :mod:`.figures` and :mod:`.tables`.
+(the tuning grid, the rates it chooses, Fig. 6 at them), :func:`~compressible.experiments.fewshot_evidence.summary.summarise` (pure) and the figures and
+tables in ``figures`` and ``tables``.
 """
 
 from .plan import CHAPTER, LABELS, METHODS, PEFT_METHODS, PLANS, EvidencePlan, fig6, grid, plan

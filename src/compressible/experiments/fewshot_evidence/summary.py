@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ...reference import paper_value
-from ...summaries import Frozen, Summary
-from ..glue_stats import above_chance, distance_from_chance, finite, paired_power, paired_seeds
+from ...summaries import Frozen, Summary, finite
+from ..glue_stats import above_chance, distance_from_chance, paired_power, paired_seeds
 from ..paired import PairedScores, paired_scores
 from .plan import CHAPTER, PEFT_METHODS
 from .run import EvidenceRuns

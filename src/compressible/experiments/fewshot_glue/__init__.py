@@ -11,13 +11,12 @@
 ``PLANS`` holds the frozen plan of each scale (``paper`` is the protocol of ``paper-notes.md`` Sec. 4);
 :func:`run` runs the tuning chapter's grid (:mod:`compressible.experiments.fewshot_tuning`), takes the rates
 it chooses and runs the chapter's runs at them, then loads everything; :func:`summarise` computes every
-statistic and conclusion the chapter shows and the scorecard judges (:class:`FewshotGlueSummary`);
-:mod:`~compressible.experiments.fewshot_glue.tables` and :mod:`~compressible.experiments.fewshot_glue.figures`
+statistic and conclusion the chapter shows and the scorecard judges (:class:`~compressible.experiments.fewshot_glue.summary.FewshotGlueSummary`);
+``tables`` and ``figures``
 build the chapter's tables and figures from the summary. :func:`experiments` lists the runs of a plan at given
 rates (pure).
 """
 
-from ..glue_runs import METHOD_LABELS  # noqa: F401 (read by the scorecard)
 from . import figures, tables
 from .plan import CHAPTER, PARTS, PLANS, SCALED, FewshotGluePlan, plan
 from .run import FewshotGlueResults, run

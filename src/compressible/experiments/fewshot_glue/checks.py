@@ -16,7 +16,7 @@ import pandas as pd
 
 from ...finetune.metrics import TRAINED_FRACTION
 from ...summaries import Frozen
-from ..glue_stats import finite
+from ...summaries import finite
 
 __all__ = ["PrecisionPlan", "PrecisionSummary", "summarise_precision", "CheckedRun", "TrainingCheck", "training_check"]
 

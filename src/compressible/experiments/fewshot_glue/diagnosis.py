@@ -22,7 +22,8 @@ from ...finetune.classify import RunConfig
 from ...summaries import Frozen
 from ..glue_methods import GlueMethods
 from ..glue_runs import Experiment
-from ..glue_stats import DEEP, LORA, finite
+from ...summaries import finite
+from ..glue_stats import DEEP, LORA
 from .probes import SATURATED_SHARE, is_collapsed, rank_one_modules, spread_course
 
 __all__ = ["DiagnosisPlan", "WHOLE_SAMPLE", "free_outer_label", "inner_rate_label", "longer_label", "diagnosis_experiments",

@@ -25,7 +25,7 @@ def is_collapsed(start_spread: float, spread: float) -> bool:
 
 def spread_course(result: dict) -> dict | None:
     """What a stored run's probes of the head's input (``result["probes"]``, see
-    :func:`~compressible.finetune.classify.head_input_probe`) show, or ``None`` when it stored none:
+    :func:`~compressible.finetune.classify.evaluation.head_input_probe`) show, or ``None`` when it stored none:
     ``start_spread``, ``min_spread`` and ``final_spread`` (the spread over the first batch at the first,
     smallest and last probe), ``collapse_step`` (the first probed step whose spread is below
     :data:`COLLAPSED` of the start; ``None`` if none) and ``final_saturated`` (the share of saturated tanh
@@ -56,7 +56,7 @@ def rank_one_modules(result: dict) -> tuple[int, int] | None:
 
 
 class RunProbe(Frozen):
-    """What the head saw at the start and end of one run (:func:`~compressible.finetune.classify.head_input_probe`)."""
+    """What the head saw at the start and end of one run (:func:`~compressible.finetune.classify.evaluation.head_input_probe`)."""
 
     seed: int
     trained: bool

@@ -51,7 +51,7 @@ class FewshotGlueResults:
     """The diagnosis runs and the Fig. 6 LoRA and compressed runs they are set beside, ``{label: {seed: run}}``."""
     probes: dict[str, dict[int, dict[int, list[dict]]]] = field(default_factory=dict)
     """What the head saw along every Fig. 8 run, ``{method: {rank: {seed: probes}}}`` (the runs' ``probes``,
-    :func:`compressible.finetune.classify.head_input_probe`; runs stored without them are left out)."""
+    :func:`compressible.finetune.classify.evaluation.head_input_probe`; runs stored without them are left out)."""
     cards: dict[str, dict] = field(default_factory=dict)
     """:func:`compressible.finetune.glue.data_card` of every task used."""
     mirror: bool = False

@@ -20,8 +20,8 @@ _METHODS = ("lora", "compressed")
 
 def experiments(p: FewshotGluePlan, rates: Rates | None = None) -> list[Experiment]:
     """The runs of plan ``p`` at ``rates`` (``None``: the methods' own rates; else the rates a tuning chose,
-    :func:`~compressible.experiments.fewshot_tuning.chosen_rates`), tagged with the part they feed, in build
-    order. The tuning grid is not included (:func:`~compressible.experiments.fewshot_tuning.grid_runs`)."""
+    :func:`~compressible.experiments.fewshot_tuning.run.chosen_rates`), tagged with the part they feed, in build
+    order. The tuning grid is not included (:func:`~compressible.experiments.fewshot_tuning.plan.grid_runs`)."""
     def at(n: int) -> GlueMethods:
         return p.methods if rates is None else rates.methods(p.methods, n)
 

@@ -9,7 +9,8 @@ from ...finetune.metrics import primary_metric
 from ...reference import paper_value
 from ..fewshot_tuning.summary import summarise_tuning
 from ..glue_runs import METHOD_LABELS
-from ..glue_stats import DEEP, LORA, above_chance, distance_from_chance, finite, paired_frame
+from ...summaries import finite
+from ..glue_stats import DEEP, LORA, above_chance, distance_from_chance, paired_frame
 from ..paired import PairedScores, paired_scores
 from .checks import summarise_precision, training_check
 from .diagnosis import summarise_diagnosis

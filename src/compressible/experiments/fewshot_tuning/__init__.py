@@ -5,12 +5,12 @@ share bert-base's best rate. Every method therefore gets the same number of grid
 compressed Deep LoRA: ``(inner lr, gamma)``), each run at the tuning ``n`` and seeds, and scored on training
 examples *held out of every few-shot sample* (``RunConfig.holdout``), never on the validation split the
 Few-shot GLUE chapter reports. The grid point with the best mean held-out score is the method's rate
-(``choose``, as :class:`Rates`); a chosen point's runs are the Few-shot GLUE chapter's runs at that ``n``
+(``choose``, as :class:`~compressible.experiments.fewshot_tuning.plan.Rates`); a chosen point's runs are the Few-shot GLUE chapter's runs at that ``n``
 and seed (the same configuration).
 
-``PLANS`` holds the plan of each scale (:class:`FewshotTuningPlan`; at ``paper`` no grid: the paper's
-rates); :func:`run` runs the grid (and nothing else), :func:`summarise` gives :class:`FewshotTuningSummary`,
-:func:`chosen_rates` reads the choice back from a store holding the grid.
+``PLANS`` holds the plan of each scale (:class:`~compressible.experiments.fewshot_tuning.plan.FewshotTuningPlan`; at ``paper`` no grid: the paper's
+rates); :func:`run` runs the grid (and nothing else), :func:`~compressible.experiments.fewshot_tuning.summary.summarise` gives :class:`~compressible.experiments.fewshot_tuning.summary.FewshotTuningSummary`,
+:func:`~compressible.experiments.fewshot_tuning.run.chosen_rates` reads the choice back from a store holding the grid.
 """
 
 from .plan import CHAPTER, PLANS, FewshotTuningPlan, Rate, Rates, TuningPlan, grid_runs, plan, stsb_fields

@@ -19,7 +19,7 @@ __all__ = ["TuningResults", "run", "tuning_frame", "chosen_rates"]
 
 @dataclass(frozen=True, eq=False)
 class TuningResults:
-    """What :func:`~compressible.experiments.fewshot_tuning.summarise` needs: the grid's stored scores."""
+    """What :func:`~compressible.experiments.fewshot_tuning.summary.summarise` needs: the grid's stored scores."""
 
     scale: str
     plan: FewshotTuningPlan

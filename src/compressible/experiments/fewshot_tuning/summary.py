@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ...summaries import Frozen, Summary
-from ..glue_stats import DEEP, LORA, finite
+from ...summaries import finite
+from ..glue_stats import DEEP, LORA
 from .plan import CHAPTER, Rate, Rates, TuningPlan
 
 if TYPE_CHECKING:

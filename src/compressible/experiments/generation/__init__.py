@@ -6,9 +6,9 @@ With 16 training pairs per seed, adapters turn a meaning representation into one
 
 :data:`~compressible.experiments.generation.plan.PLANS` holds the frozen plan of each scale (:mod:`.plan`: one
 :class:`~compressible.finetune.generate.GenerationConfig` per method, the seeds); :func:`run` runs what
-the result store lacks and loads the rest (:mod:`.run`); :func:`summarise` computes every number the
-chapter shows (:class:`GenerationSummary`, :mod:`.summary`; the paired comparisons are
-:class:`~compressible.experiments.paired.PairedScores`); :mod:`.tables` and :mod:`.figures` build the
+the result store lacks and loads the rest (:mod:`.run`); :func:`~compressible.experiments.generation.summary.summarise` computes every number the
+chapter shows (:class:`~compressible.experiments.generation.summary.GenerationSummary`, :mod:`.summary`; the paired comparisons are
+:class:`~compressible.experiments.paired.PairedScores`); ``tables`` and ``figures`` build the
 chapter's tables and figures. The paper publishes no numbers for this experiment, so the summary holds
 ours only.
 """

@@ -16,14 +16,14 @@ One run is ``(RunConfig, seed)``; :func:`run` returns a JSON-ready dict that
   do); the default ``"pretrained"`` keeps the checkpoint's pooler;
 - ``autocast="bf16"`` runs the model's forward (and so its backward) under bf16 autocast, while
   adapters, head, loss and optimiser state stay float32; ``"auto"`` does so where bf16 is fast
-  (:func:`autocast_dtype`); the default ``"off"`` computes everything in float32;
+  (:func:`~compressible.finetune.precision.autocast_dtype`); the default ``"off"`` computes everything in float32;
 - STS-B is a regression: one output and MSE loss; every other task uses cross-entropy;
 - the compressed Deep LoRA of the paper (``DeepLoRAConfig()``: depth 3, rank 8) with the App. D.2
   learning rates: inner factors at ``1e-2``, outer factors at ``gamma * 1e-2`` with
   ``DeepLoRAConfig.gamma = 1e-2``. Other adapters default to ``lr = 1e-4``
   (:func:`compressible.finetune.optim.default_lr`).
 
-The package's rooms: :mod:`.config` (:class:`RunConfig`), :mod:`.training` (one run step by step:
+The package's rooms: :mod:`.config` (:class:`~compressible.finetune.classify.config.RunConfig`), :mod:`.training` (one run step by step:
 setup, update, evaluations, probes, checkpoints, the result dict), :mod:`.evaluation` (metrics and the
 head-input probe). The precision helpers are :mod:`compressible.finetune.precision`'s, re-exported here.
 A run is four steps of the one :class:`~compressible.finetune.runner.Runner` (which also computes the
@@ -43,13 +43,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
-from ..backbones import TINY_BERT, load_tokenizer  # noqa: F401  (imported from here by older code)
 from ..precision import AUTOCAST, autocast_dtype, autocast_region, cast_frozen_linears, cpu_has_bf16
 from .config import COMPRESS_FROM, DTYPES, RunConfig
 from .evaluation import PROBES, SATURATED, evaluate, head_input_probe
-from .training import RunState
+from .training import RunState, run
 
 __all__ = ["DTYPES", "AUTOCAST", "COMPRESS_FROM", "RunConfig", "Runner", "RunState", "run", "evaluate", "autocast_dtype",
            "autocast_region", "cpu_has_bf16", "cast_frozen_linears", "head_input_probe", "PROBES", "SATURATED"]
@@ -63,32 +60,3 @@ def __getattr__(name: str) -> Any:
 
         return Runner
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def run(config: RunConfig, seed: int, device: str | torch.device = "cpu", progress: bool = True) -> dict:
-    """Fine-tune ``config.backbone`` on ``config.task`` at ``seed`` and evaluate it.
-
-    Returns a JSON-ready dict:
-
-    - ``evals``: ``[{"step", <metrics>, "loss"}]`` at every evaluation; ``final``: the last one;
-      ``metric``: the paper's metric name (``final[metric]`` is the number to report);
-    - ``train_loss``: the loss of every step's batch (dropout on); ``lr``: the (inner) learning
-      rate of every step; ``loss_baseline``: the loss of the best constant predictor on the
-      training sample (:func:`~compressible.finetune.metrics.loss_baseline`) and ``trained``
-      whether the run's final loss fell well below it (:func:`~compressible.finetune.metrics.has_trained`);
-    - ``probes``: ``[{"step", "spread", "saturated"}]``, what the head sees on the first training batch
-      (:func:`head_input_probe`) at step 0, every ``steps // PROBES`` steps and after the last;
-    - ``holdout`` (if ``config.holdout`` and ``config.holdout_eval``): final metrics on the held-out training examples;
-    - ``trainable_params``, ``adapted_modules``, ``n_train``, ``train_pool``, ``n_eval``,
-      ``eval_split``, ``eval_dropped_by_filter``, ``sample_idx`` (GLUE ``idx`` of the sample);
-    - ``spectra`` (if ``spectrum_top``): ``{module: {"singular_values", "rank"}}`` of the final updates;
-    - ``checkpoints`` (if any): ``steps``, ``singular_values[module][i]`` at ``steps[i]`` and
-      ``alignment[module][i]`` = largest singular value of ``U_t^T U_final`` (top-``k`` left
-      singular vectors);
-    - ``timings`` (seconds of setup, compress, train, eval, analysis) and ``wall_time``.
-
-    For several runs, use one :class:`~compressible.finetune.runner.Runner` (it caches the data and the backbone).
-    """
-    from ..runner import Runner
-
-    return Runner(device, progress).run(config, seed)

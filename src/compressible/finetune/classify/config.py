@@ -41,7 +41,7 @@ def _positive_float(name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One fine-tuning experiment; run it at a seed with :func:`~compressible.finetune.classify.run`.
+    """One fine-tuning experiment; run it at a seed with :func:`~compressible.finetune.classify.training.run`.
 
     ``None`` defaults are resolved when the config is created (so a stored config shows the
     values actually used): ``lr`` by :func:`compressible.finetune.optim.default_lr` (1e-2 for

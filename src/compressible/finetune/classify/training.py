@@ -30,7 +30,7 @@ from .config import RunConfig
 from .evaluation import PROBES, classifier_loss, delta_snapshot, evaluate, head_input_probe
 
 __all__ = ["RunState", "init_random_parts", "start", "train_step", "evaluate_state", "evaluate_holdout", "probe",
-           "checkpoint", "report", "train"]
+           "checkpoint", "report", "train", "run"]
 
 
 @dataclass
@@ -57,7 +57,7 @@ class RunState:
     losses: list[float] = field(default_factory=list)
     lrs: list[float] = field(default_factory=list)
     probes: list[dict] = field(default_factory=list)
-    """``[{"step", "spread", "saturated"}]``: :func:`~compressible.finetune.classify.head_input_probe` on the first batch."""
+    """``[{"step", "spread", "saturated"}]``: :func:`~compressible.finetune.classify.evaluation.head_input_probe` on the first batch."""
     snapshots: dict[int, dict[str, tuple[Tensor, Tensor]]] = field(default_factory=dict)
     """``{step: {module: (top singular values, top left singular vectors)}}`` at the config's checkpoints."""
     autocast: torch.dtype | None = None
@@ -241,7 +241,7 @@ def evaluate_holdout(state: RunState) -> dict[str, float]:
 
 
 def probe(state: RunState, step: int) -> dict:
-    """:func:`~compressible.finetune.classify.head_input_probe` on the run's first training batch after
+    """:func:`~compressible.finetune.classify.evaluation.head_input_probe` on the run's first training batch after
     ``step`` updates (recorded in ``state.probes``)."""
     tic = time.perf_counter()
     state.probes.append({"step": step, **head_input_probe(state.model, state.first, state.device, state.autocast)})
@@ -259,7 +259,7 @@ def checkpoint(state: RunState, step: int) -> None:
 
 
 def report(state: RunState) -> dict:
-    """The JSON-ready result of a finished run (see :func:`compressible.finetune.classify.run`)."""
+    """The JSON-ready result of a finished run (see :func:`compressible.finetune.classify.training.run`)."""
     config, data, model = state.config, state.data, state.model
     baseline = loss_baseline(config.task, state.train_set.labels)
     result: dict[str, Any] = {
@@ -349,3 +349,32 @@ def train(state: RunState, progress: bool = False, until: int | None = None) -> 
     state.restore_weights()
     state.model.eval()
     return state.model, result
+
+
+def run(config: RunConfig, seed: int, device: str | torch.device = "cpu", progress: bool = True) -> dict:
+    """Fine-tune ``config.backbone`` on ``config.task`` at ``seed`` and evaluate it.
+
+    Returns a JSON-ready dict:
+
+    - ``evals``: ``[{"step", <metrics>, "loss"}]`` at every evaluation; ``final``: the last one;
+      ``metric``: the paper's metric name (``final[metric]`` is the number to report);
+    - ``train_loss``: the loss of every step's batch (dropout on); ``lr``: the (inner) learning
+      rate of every step; ``loss_baseline``: the loss of the best constant predictor on the
+      training sample (:func:`~compressible.finetune.metrics.loss_baseline`) and ``trained``
+      whether the run's final loss fell well below it (:func:`~compressible.finetune.metrics.has_trained`);
+    - ``probes``: ``[{"step", "spread", "saturated"}]``, what the head sees on the first training batch
+      (:func:`~compressible.finetune.classify.evaluation.head_input_probe`) at step 0, every ``steps // PROBES`` steps and after the last;
+    - ``holdout`` (if ``config.holdout`` and ``config.holdout_eval``): final metrics on the held-out training examples;
+    - ``trainable_params``, ``adapted_modules``, ``n_train``, ``train_pool``, ``n_eval``,
+      ``eval_split``, ``eval_dropped_by_filter``, ``sample_idx`` (GLUE ``idx`` of the sample);
+    - ``spectra`` (if ``spectrum_top``): ``{module: {"singular_values", "rank"}}`` of the final updates;
+    - ``checkpoints`` (if any): ``steps``, ``singular_values[module][i]`` at ``steps[i]`` and
+      ``alignment[module][i]`` = largest singular value of ``U_t^T U_final`` (top-``k`` left
+      singular vectors);
+    - ``timings`` (seconds of setup, compress, train, eval, analysis) and ``wall_time``.
+
+    For several runs, use one :class:`~compressible.finetune.runner.Runner` (it caches the data and the backbone).
+    """
+    from ..runner import Runner  # the runner imports this module
+
+    return Runner(device, progress).run(config, seed)
