@@ -148,7 +148,22 @@ def setup(app) -> dict:
     """
     app.connect("autodoc-process-docstring", _keep_attribute_docstring, priority=400)
     app.connect("autodoc-process-docstring", _restore_attribute_docstring, priority=600)
+    _import_package()
     return {"parallel_read_safe": False, "parallel_write_safe": True}
+
+
+def _import_package() -> None:
+    """Import every module of the package before autodoc documents any: autodoc rewrites a documented class's
+    ``__annotations__`` (it records the types it shows), and a pydantic model defined afterwards on that class
+    would inherit annotations it cannot resolve (a summary type in another chapter, e.g. ``Table1Task``)."""
+    import importlib
+    import pkgutil
+
+    import compressible
+
+    for module in pkgutil.walk_packages(compressible.__path__, "compressible."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
 
 
 def main(argv: list[str] | None = None) -> int:

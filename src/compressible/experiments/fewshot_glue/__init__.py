@@ -9,11 +9,11 @@
   (:mod:`~compressible.experiments.fewshot_glue.diagnosis`).
 
 ``PLANS`` holds the frozen plan of each scale (``paper`` is the protocol of ``paper-notes.md`` Sec. 4);
-:func:`run` runs the tuning chapter's grid (:mod:`compressible.experiments.fewshot_tuning`), takes the rates
+:func:`~compressible.experiments.fewshot_glue.run.run` runs the tuning chapter's grid (:mod:`compressible.experiments.fewshot_tuning`), takes the rates
 it chooses and runs the chapter's runs at them, then loads everything; :func:`summarise` computes every
 statistic and conclusion the chapter shows and the scorecard judges (:class:`~compressible.experiments.fewshot_glue.summary.FewshotGlueSummary`);
 ``tables`` and ``figures``
-build the chapter's tables and figures from the summary. :func:`experiments` lists the runs of a plan at given
+build the chapter's tables and figures from the summary. :func:`~compressible.experiments.fewshot_glue.runs.experiments` lists the runs of a plan at given
 rates (pure).
 """
 

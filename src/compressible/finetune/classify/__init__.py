@@ -1,6 +1,6 @@
 """Fine-tuning a sequence classifier with Deep LoRA adapters on GLUE (paper Sec. 4).
 
-One run is ``(RunConfig, seed)``; :func:`run` returns a JSON-ready dict that
+One run is ``(RunConfig, seed)``; :func:`~compressible.finetune.classify.training.run` returns a JSON-ready dict that
 :class:`compressible.store.ResultStore` can keep. The defaults are the authors' protocol
 (``dlt/train.py``, ``dlt/finetune.py`` and their logged configs):
 
