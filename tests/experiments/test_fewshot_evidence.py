@@ -127,7 +127,8 @@ def test_a_store_that_may_not_compute_lists_the_missing_runs_instead_of_failing(
 
 
 def test_the_scorecard_judges_fig6_from_the_evidence_at_every_n_and_leaves_missing_n_open():
-    from compressible.reproduction.scorecard import CLAIMS, judge
+    from compressible.reproduction.claims import CLAIMS
+    from compressible.reproduction.scorecard import judge
     from compressible.reproduction.verdicts import Verdict
 
     p = dataclasses.replace(fe.plan("smoke"), seeds=(1, 2, 3, 4))

@@ -335,7 +335,8 @@ def test_fig8_scaled_rate_variant_is_paired_with_lora_and_named_where_it_rescues
     assert table["rate ∝ 1/r − LoRA — ours, 95 % CI"].iloc[1].startswith("+0.250")
     assert any(row == "Fig. 8, r = 32, rate ∝ 1/r − LoRA" for row in tables.per_seed_table(s)["experiment"])
     assert figures.plot_fig8(results, s) is not None
-    from compressible.reproduction.scorecard import CLAIMS, chapter_verdicts, judge
+    from compressible.reproduction.claims import CLAIMS
+    from compressible.reproduction.scorecard import chapter_verdicts, judge
 
     verdicts = chapter_verdicts(s)
     ours = judge(next(c for c in CLAIMS if c.key == "fig8"), s)[0]

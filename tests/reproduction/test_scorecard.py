@@ -7,7 +7,8 @@ import pytest
 
 from compressible.experiments.compression import CompressionSummary
 from compressible.experiments.invariant_subspaces import InvariantSubspacesSummary, rounding_tolerance
-from compressible.reproduction.scorecard import CLAIMS, judge, scorecard
+from compressible.reproduction.claims import CLAIMS
+from compressible.reproduction.scorecard import judge, scorecard
 from compressible.summaries import save_summary
 
 
