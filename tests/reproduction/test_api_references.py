@@ -32,14 +32,24 @@ def _rendered_modules() -> set[str]:
 def _defined_in(module, name: str) -> bool:
     """Whether autodoc documents ``name`` (in ``__all__``) on ``module``'s page: a class or function always
     (it carries its docstring, even re-exported), a constant only where the module's source assigns it (its
-    docstring is read from that source, so a re-exported constant has none and is left out)."""
+    docstring is read from that source, so a re-exported constant has none and is left out; an undocumented
+    one is left out too)."""
     obj = getattr(module, name)
     if inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj):
         return True
-    tree = ast.parse(inspect.getsource(module))
-    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
-    return any(isinstance(t, ast.Name) and t.id == name for t in targets)
+    source = inspect.getsource(module)
+    lines = source.splitlines()
+    body = ast.parse(source).body
+    for node, after in zip(body, [*body[1:], None]):
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            # autodoc shows a constant only with a docstring: a string right after the assignment, or a #: comment above
+            comment = node.lineno > 1 and lines[node.lineno - 2].lstrip().startswith("#:")
+            return comment or (isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                               and isinstance(after.value.value, str))
+    return False
 
 
 def _documented(target: str, modules: set[str]) -> bool:

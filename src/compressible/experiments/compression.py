@@ -136,6 +136,7 @@ PLANS: dict[str, CompressionPlan] = {
         "a tiny problem with a larger initialisation, so that the plateau before learning is short (smoke test).",
     ),
 }
+"""The plan of each scale."""
 
 
 def plan(scale: str) -> CompressionPlan:

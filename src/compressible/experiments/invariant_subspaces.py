@@ -82,6 +82,7 @@ PLANS: dict[str, InvariantSubspacesPlan] = {
         notes="a smaller factorisation for a smoke test.",
     ),
 }
+"""The plan of each scale."""
 
 
 def plan(scale: str) -> InvariantSubspacesPlan:

@@ -354,3 +354,4 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("appc", "App. C", "Deep LoRA beats LoRA for few-shot generation (E2E NLG)", "no published numbers",
           GenerationSummary, _generation),
 )
+"""Every quantitative claim of the paper, in the order of the paper, with how it is read from its summary."""
