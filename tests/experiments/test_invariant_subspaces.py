@@ -94,3 +94,12 @@ def test_plans_cover_every_scale_and_ci_runs_the_paper_setting():
     with pytest.raises(ValueError, match="InvariantSubspacesPlan is none of this chapter's PLANS"):
         experiment.run(odd)
     assert experiment.run(odd, scale="smoke").scale == "smoke"
+
+
+def test_the_rounding_bound_counts_the_conditioning_of_the_measured_subspace():
+    # passive value rho = 1 three times, active ones 3 and 2: the nearest other singular value is 1 away
+    s = np.array([[3.0, 2.0, 1.0, 1.0, 1.0]])
+    assert experiment._subspace_conditioning(s, np.array([1.0]), passive=3) == 3.0
+    assert experiment._subspace_conditioning(s, np.array([1.0]), passive=5) == 0.0  # no other singular value
+    eps = np.finfo(float).eps
+    assert experiment.rounding_tolerance(2, 2, 10, 1.0, 3.0) == pytest.approx((2 * 2 * 2 * 1.0 + 3.0) * 10 * eps)

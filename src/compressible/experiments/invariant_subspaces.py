@@ -140,7 +140,7 @@ def theorem_check(weight_decay: float, report: pd.DataFrame, rho: np.ndarray, lo
     )
 
 
-def rounding_tolerance(steps: int, depth: int, d: int, conditioning: float) -> float:
+def rounding_tolerance(steps: int, depth: int, d: int, conditioning: float, subspace_conditioning: float = 0.0) -> float:
     """How far from exact a Theorem 2.1 check computed in float64 can be by rounding alone.
 
     Both checked quantities (the relative gap ``|sigma - rho_l(t)| / rho_l(t)`` and the passive-subspace drift)
@@ -150,10 +150,14 @@ def rounding_tolerance(steps: int, depth: int, d: int, conditioning: float) -> f
     ``gamma_d`` of an inner product of length ``d``, with ``eps = 2**-52`` the spacing of float64 at 1). To first
     order the errors of successive steps add up, so after ``steps`` steps a factor is off by at most
     ``steps * 2 L * d * eps`` of its norm; the checks divide by ``rho_l(t)``, not by the norm, which multiplies
-    that by ``conditioning`` = the largest ``sigma_max(W_l(t)) / rho_l(t)``. A gap or drift below this bound is
-    rounding; a real departure from the theorem would be many orders of magnitude above it.
+    that by ``conditioning`` = the largest ``sigma_max(W_l(t)) / rho_l(t)``. The drift is measured on the passive
+    subspace that an SVD of ``W_l`` at the first recorded step finds; the SVD is backward stable (an error of
+    ``d * eps`` relative to ``sigma_max``), and the subspace it returns moves by that over the gap between
+    ``rho_l`` and the nearest other singular value (Davis-Kahan): ``subspace_conditioning`` = the largest
+    ``sigma_max / gap`` adds ``d * eps`` times itself. A gap or drift below this bound is rounding; a real
+    departure from the theorem would be many orders of magnitude above it.
     """
-    return float(steps * 2 * depth * d * np.finfo(np.float64).eps * conditioning)
+    return float((steps * 2 * depth * conditioning + subspace_conditioning) * d * np.finfo(np.float64).eps)
 
 
 class InvariantSubspacesSummary(Summary):
@@ -182,11 +186,25 @@ class InvariantSubspacesSummary(Summary):
     conditioning: float | None = None
     """Largest ``sigma_max(W_l(t)) / rho_l(t)`` over all runs, steps ``t >= 1`` and layers: how much the checks,
     which are relative to ``rho_l(t)``, magnify rounding errors relative to the factors' norms."""
+    subspace_conditioning: float | None = None
+    """The largest ``sigma_max / gap`` of the passive subspace the drift is measured on (:func:`rounding_tolerance`)."""
     rounding_tolerance: float | None = None
     """:func:`rounding_tolerance` of this setting: the largest gap or drift that float64 rounding explains."""
     holds_to_rounding: bool | None = None
     """The theorem holds up to float64 rounding: multiplicity at least ``d - 2r``, and the largest gap and drift
     at most ``rounding_tolerance``."""
+
+
+def _subspace_conditioning(singular_values: np.ndarray, rho: np.ndarray, passive: int) -> float:
+    """The largest ``sigma_max / gap`` over the layers at the first recorded step, where ``gap`` separates
+    ``rho_l`` from the nearest singular value outside the ``passive`` ones closest to it (``singular_values``:
+    ``(L, d)``, ``rho``: ``(L,)``); 0 when every singular value is passive."""
+    worst = 0.0
+    for s, r in zip(singular_values, rho):
+        distance = np.sort(np.abs(s - r))
+        if len(s) > passive and distance[passive] > 0:
+            worst = max(worst, float(s.max() / distance[passive]))
+    return worst
 
 
 def summarise(results: InvariantSubspacesResults) -> InvariantSubspacesSummary:
@@ -195,7 +213,8 @@ def summarise(results: InvariantSubspacesResults) -> InvariantSubspacesSummary:
     checks = [theorem_check(wd, r.report, r.rho, r.trajectory.losses) for wd, r in runs.items()]
     cfg = next(iter(runs.values())).config
     conditioning = max(float((r.singular_values[1:].max(axis=2) / np.abs(r.rho[1:])).max()) for r in runs.values())
-    tolerance = rounding_tolerance(cfg.steps, cfg.depth, cfg.d, conditioning)
+    subspace = max(_subspace_conditioning(r.singular_values[1], r.rho[1], cfg.d - 2 * cfg.rank) for r in runs.values())
+    tolerance = rounding_tolerance(cfg.steps, cfg.depth, cfg.d, conditioning, subspace)
     max_rel_gap = max(c.max_rel_gap for c in checks)
     max_drift = max(c.max_subspace_drift for c in checks)
     min_multiplicity, required = min(c.min_multiplicity for c in checks), cfg.d - 2 * cfg.rank
@@ -207,6 +226,7 @@ def summarise(results: InvariantSubspacesResults) -> InvariantSubspacesSummary:
         required_multiplicity=required,
         checks=checks,
         conditioning=conditioning,
+        subspace_conditioning=subspace,
         rounding_tolerance=tolerance,
         holds_to_rounding=bool(min_multiplicity >= required and max_rel_gap <= tolerance and max_drift <= tolerance),
     )
