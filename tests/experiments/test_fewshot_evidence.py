@@ -160,3 +160,25 @@ def test_peft_family_runs_where_the_plan_says_and_is_compared_with_both_deep_lor
     assert all(c.paper_gain is None for c in s.comparisons if c.baseline != "lora")
     with pytest.raises(ValueError, match="peft_n=\\(64,\\) must be among n"):
         dataclasses.replace(p, peft_seeds=(99,))
+
+
+def test_the_ledger_fills_fig6_before_the_peft_family(tmp_path, monkeypatch):
+    """The order of issue #26: Fig. 6's grid, Fig. 6 at the rates it chose, then PEFT's grid and its runs."""
+    import importlib
+
+    run_module = importlib.import_module("compressible.experiments.fewshot_evidence.run")
+
+    p = fe.plan("smoke")
+    calls = []
+    monkeypatch.setattr(run_module, "run_and_load",
+                        lambda exps, *a, **k: calls.append({(e.part, run_module._LABEL_METHOD[e.label]) for e in exps}))
+    # every grid that has run chooses its first point
+    monkeypatch.setattr(run_module, "choose", lambda plan, frame: {
+        m: {n: plan.points(m)[0] for n in plan.n if m in plan.methods_at(n)}
+        for c in calls for part, m in c if part == "tuning"})
+    fe.run("smoke", ResultStore(tmp_path, ledger=None))
+    parts = [{part for part, _ in c} for c in calls]
+    methods = [{m for _, m in c} for c in calls]
+    assert parts == [{"tuning"}, {"fig6"}, {"tuning"}, {"peft"}]
+    assert methods[0] == methods[1] == set(fe.METHODS)
+    assert methods[2] == methods[3] == set(fe.PEFT_METHODS) & set(p.methods_at(16))

@@ -144,10 +144,12 @@ class EvidencePlan:
         return RunConfig(n_train=n, steps=self.steps, **fields, **self.methods.method("full", **targets)).replace(lr=lr)
 
 
-def grid(p: EvidencePlan) -> list[Experiment]:
-    """Every grid point of every method at every ``n``, at the tuning seeds (part ``"tuning"``), ``n`` first."""
+def grid(p: EvidencePlan, methods: tuple[str, ...] | None = None) -> list[Experiment]:
+    """Every grid point of every method (of ``methods``, if given) at every ``n``, at the tuning seeds (part
+    ``"tuning"``), ``n`` first."""
     return [Experiment("tuning", LABELS[method], p.config(method, n, rate), p.tuning_seeds)
-            for n in p.n for method in p.methods_at(n) for rate in p.points(method)]
+            for n in p.n for method in p.methods_at(n) if methods is None or method in methods
+            for rate in p.points(method)]
 
 
 def fig6(p: EvidencePlan, rates: dict[str, dict[int, Rate]]) -> list[Experiment]:

@@ -1,8 +1,9 @@
 """Running the evidence plan: the tuning grid, the rates it chooses, then Fig. 6 at those rates.
 
 :func:`run` is one linear script, shared by the book's chapter and ``python -m compressible.sweeps``:
-compute what the store lacks of the grid, choose each method's rate at each ``n`` on the held-out
-examples (:func:`choose`), compute Fig. 6 at the chosen rates, and load every run the store holds. A
+compute what the store lacks of Fig. 6's grid, choose each method's rate at each ``n`` on the held-out
+examples (:func:`choose`), compute Fig. 6 at the chosen rates, then do the same for PEFT's LoRA family,
+and load every run the store holds. A
 store that may not compute (a book built from the ledger alone, ``$COMPRESSIBLE_LEDGER_ONLY``) loads the
 runs it holds and lists the others as missing: a partly filled ledger gives a page that says what is
 missing instead of a failed build.
@@ -18,7 +19,7 @@ import pandas as pd
 from ...store import ResultStore
 from ..contract import Execution, resolve
 from ..glue_runs import Experiment, as_store, run_and_load
-from .plan import LABELS, PEFT_METHODS, PLANS, EvidencePlan, Rate, fig6, grid
+from .plan import LABELS, METHODS, PEFT_METHODS, PLANS, EvidencePlan, Rate, fig6, grid
 
 __all__ = ["EvidenceRuns", "load_frame", "choose", "run"]
 
@@ -110,13 +111,20 @@ def run(plan: EvidencePlan | str, store: ResultStore | str | None = None, device
     compute: then only loads), then loads every stored run of the plan."""
     scale, p = resolve(PLANS, plan, scale)
     store = as_store(store)
-    tuning = grid(p)
-    if store.compute_missing:
-        run_and_load(tuning, store, device, execution, p)
-    rates = choose(p, load_frame(tuning, store))
-    chapter = fig6(p, rates)
-    if store.compute_missing:
-        run_and_load(chapter, store, device, execution, p)
+    tuning: list[Experiment] = []
+    chapter: list[Experiment] = []
+    # the order the ledger fills in (issue #26): Fig. 6's grid, Fig. 6 at the rates it chose, then PEFT's family
+    for part in (METHODS, PEFT_METHODS):
+        part_grid = grid(p, part)
+        if not part_grid:
+            continue
+        if store.compute_missing:
+            run_and_load(part_grid, store, device, execution, p)
+        tuning += part_grid
+        rates = choose(p, load_frame(tuning, store))
+        chapter = fig6(p, rates)
+        if store.compute_missing:
+            run_and_load([e for e in chapter if _LABEL_METHOD[e.label] in part], store, device, execution, p)
     frame = load_frame(tuning + chapter, store)
     missing = [(e.part, _LABEL_METHOD[e.label], e.config.n_train, s) for e in tuning + chapter for s in e.seeds
                if not store.has(e.config, s)]
