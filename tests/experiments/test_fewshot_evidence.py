@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from compressible.experiments import fewshot_evidence as fe
-from compressible.experiments.fewshot_evidence.run import EvidenceRuns, choose
+from compressible.experiments.fewshot_evidence.run import FRAME_COLUMNS, EvidenceRuns, choose
 from compressible.experiments.fewshot_evidence.summary import Answer, Training, summarise
 from compressible.store import ResultStore, config_key
 
@@ -78,10 +78,10 @@ def _runs(p, fig6: dict) -> EvidenceRuns:
     rows = []
     for (method, n), values in fig6.items():
         for seed, (v, trained) in zip(p.seeds, values):
-            rows.append({"part": "fig6", "method": method, "n": n, "lr": 1e-4, "gamma": None, "seed": seed,
+            rows.append({"part": "fig6", "method": method, "task": "stsb", "n": n, "steps": p.steps,
+                         "rank": None if method == "full" else 8, "lr": 1e-4, "gamma": None, "seed": seed,
                          "holdout": np.nan, "value": v, "trained": trained, "wall_time": 2.0, "cpu_time": 1.0})
-    columns = ["part", "method", "n", "lr", "gamma", "seed", "holdout", "value", "trained", "wall_time", "cpu_time"]
-    return EvidenceRuns("smoke", p, pd.DataFrame(rows, columns=columns), {})
+    return EvidenceRuns("smoke", p, pd.DataFrame(rows, columns=FRAME_COLUMNS), {})
 
 
 def test_the_answers_follow_the_paired_interval_and_leave_out_untrained_seeds():
@@ -105,7 +105,7 @@ def test_the_answers_follow_the_paired_interval_and_leave_out_untrained_seeds():
 def test_the_power_against_the_authors_gain_uses_the_measured_spread():
     from compressible.experiments.glue_stats import paired_power, paired_seeds
 
-    p = dataclasses.replace(fe.plan("smoke"), n=(16,), seeds=(1, 2, 3))
+    p = dataclasses.replace(fe.plan("smoke"), n=(16,), seeds=(1, 2, 3), table1=None)
     s = summarise(_runs(p, {("lora", 16): [(0.1, True), (0.2, True), (0.3, True)],
                             ("full", 16): [(0.2, True), (0.25, True), (0.45, True)]}))
     c = next(c for c in s.comparisons if c.method == "full" and c.baseline == "lora")
@@ -120,7 +120,10 @@ def test_a_store_that_may_not_compute_lists_the_missing_runs_instead_of_failing(
     p = fe.plan("smoke")
     grid_runs = sum(len(e.seeds) for e in fe.grid(p))
     assert runs.runs.empty and runs.rates == {}
-    assert len(runs.missing) == grid_runs + sum(len(p.seeds_of(m)) for n in p.n for m in p.methods_at(n))
+    fig6_runs = sum(len(p.seeds_of(m)) for n in p.n for m in p.methods_at(n))
+    fig8_runs = (2 * len(p.fig8.ranks) + 1) * len(p.fig8.seeds)  # LoRA and compressed at every rank, full width once
+    table1_runs = len(fe.METHODS) * len(p.table1.tasks) * len(p.table1.seeds)
+    assert len(runs.missing) == grid_runs + fig6_runs + fig8_runs + table1_runs
     s = summarise(runs)
     assert s.runs_held == 0 and s.runs_planned == len(runs.missing)
     assert all(c.answer == Answer.NOT_RUN for c in s.comparisons)
@@ -162,16 +165,17 @@ def test_peft_family_runs_where_the_plan_says_and_is_compared_with_both_deep_lor
         dataclasses.replace(p, peft_seeds=(99,))
 
 
-def test_the_ledger_fills_fig6_before_the_peft_family(tmp_path, monkeypatch):
-    """The order of issue #26: Fig. 6's grid, Fig. 6 at the rates it chose, then PEFT's grid and its runs."""
+def test_the_ledger_fills_in_the_issues_order(tmp_path, monkeypatch):
+    """The order of issue #26: Fig. 6's grid, Fig. 6 at the rates it chose, PEFT's grid and its runs, Fig. 8,
+    then Table 1's screening seed (and no other seed of a task not screened yet)."""
     import importlib
 
     run_module = importlib.import_module("compressible.experiments.fewshot_evidence.run")
 
     p = fe.plan("smoke")
-    calls = []
-    monkeypatch.setattr(run_module, "run_and_load",
-                        lambda exps, *a, **k: calls.append({(e.part, run_module._LABEL_METHOD[e.label]) for e in exps}))
+    calls, seeds = [], []
+    monkeypatch.setattr(run_module, "run_and_load", lambda exps, *a, **k: (
+        calls.append({(e.part, run_module._LABEL_METHOD[e.label]) for e in exps}), seeds.append({s for e in exps for s in e.seeds})))
     # every grid that has run chooses its first point
     monkeypatch.setattr(run_module, "choose", lambda plan, frame: {
         m: {n: plan.points(m)[0] for n in plan.n if m in plan.methods_at(n)}
@@ -179,6 +183,88 @@ def test_the_ledger_fills_fig6_before_the_peft_family(tmp_path, monkeypatch):
     fe.run("smoke", ResultStore(tmp_path, ledger=None))
     parts = [{part for part, _ in c} for c in calls]
     methods = [{m for _, m in c} for c in calls]
-    assert parts == [{"tuning"}, {"fig6"}, {"tuning"}, {"peft"}]
+    assert parts == [{"tuning"}, {"fig6"}, {"tuning"}, {"peft"}, {"fig8"}, {"table1"}, {"table1"}]
+    assert seeds[-2] == seeds[-1] == {p.table1.seeds[0]}
     assert methods[0] == methods[1] == set(fe.METHODS)
     assert methods[2] == methods[3] == set(fe.PEFT_METHODS) & set(p.methods_at(16))
+
+
+def _part_runs(p, part: str, rows: list[tuple], chance=None, kept=None) -> EvidenceRuns:
+    """``rows``: ``(method, task, rank, seed, value)``, all trained."""
+    frame = pd.DataFrame([{"part": part, "method": m, "task": task, "n": 16, "steps": 2, "rank": rank, "lr": 1e-4,
+                           "gamma": None, "seed": seed, "holdout": np.nan, "value": v, "trained": True,
+                           "wall_time": 1.0, "cpu_time": 1.0} for m, task, rank, seed, v in rows], columns=FRAME_COLUMNS)
+    return EvidenceRuns("smoke", p, frame, {}, chance=chance or {}, kept=kept or {})
+
+
+def test_fig8_compares_each_deep_variants_gain_at_the_largest_and_smallest_rank_per_seed():
+    p = dataclasses.replace(fe.plan("smoke"), fig8=dataclasses.replace(fe.plan("smoke").fig8, seeds=(1, 2, 3)))
+    lora = {2: [0.5, 0.5, 0.5], 4: [0.3, 0.25, 0.28]}
+    rows = [("lora", "stsb", r, s, v) for r, vs in lora.items() for s, v in zip((1, 2, 3), vs)]
+    rows += [("compressed", "stsb", r, s, v) for r in (2, 4) for s, v in zip((1, 2, 3), (0.5, 0.6, 0.5))]
+    rows += [("full", "stsb", None, s, 0.4) for s in (1, 2, 3)]
+    f = summarise(_part_runs(p, "fig8", rows)).fig8
+    by = {c.method: c for c in f.change}
+    # (Deep - LoRA at r = 4) - (Deep - LoRA at r = 2) = LoRA's drop when Deep LoRA's score does not move
+    for method in ("compressed", "full"):
+        assert by[method].scores.differences == pytest.approx({1: 0.2, 2: 0.25, 3: 0.22}, abs=1e-12)
+        assert by[method].answer == Answer.BETTER
+    from compressible.reference import paper_value
+
+    gain = {r: paper_value("figure8_rank_sweep_stsb16", "deep", r) - paper_value("figure8_rank_sweep_stsb16", "vanilla", r)
+            for r in ("2", "4")}
+    assert by["compressed"].paper_gain == pytest.approx(gain["4"] - gain["2"])
+    points = {(x.method, x.rank): x for x in f.points}
+    assert points["full", None].seeds == 3 and points["lora", 4].mean == pytest.approx(np.mean(lora[4]))
+
+
+def test_table1_keeps_the_tasks_that_leave_chance_and_averages_over_them_per_seed():
+    p = fe.plan("smoke")  # Table 1: stsb and rte, seeds 1 (the screen) and 2
+    chance = {"stsb": 0.0, "rte": 52.7}
+    screened = [(m, "stsb", None, 1, v) for m, v in zip(fe.METHODS, (0.30, 0.40, 0.20))]
+    screened += [(m, "rte", None, 1, v) for m, v in zip(fe.METHODS, (0.53, 0.55, 0.50))]  # at most 2.3 points above
+    from compressible.experiments.fewshot_evidence.run import screen
+
+    kept = screen(p, _part_runs(p, "table1", screened).runs, chance)
+    assert kept == {"stsb": True, "rte": False}
+    assert screen(p, _part_runs(p, "table1", screened[:2]).runs, chance)["stsb"] is None  # not every method yet
+    second = [(m, "stsb", None, 2, v) for m, v in zip(fe.METHODS, (0.35, 0.50, 0.30))]
+    t = summarise(_part_runs(p, "table1", screened + second, chance, kept)).table1
+    assert (t.kept, t.left_out, t.unscreened) == (["stsb"], ["rte"], [])
+    c = next(c for c in t.average if c.method == "compressed")
+    assert c.scores.seeds == 2 and c.scores.gain == pytest.approx(12.5)  # (10 + 15) / 2 points, rte left out
+    assert fe.table1(p, {m: {32: p.points(m)[0]} for m in fe.METHODS}, kept)[0].seeds == p.table1.seeds
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"fig8": fe.Fig8Evidence(ranks=(8,), n=48, steps=2, seeds=(1,))}, r"fig8.n=48 must be one of n=\(16, 32\)"),
+    ({"table1": fe.Table1Evidence(tasks=("stsb",), n=32, steps=2, steps_sst2=2, seeds=(0, 1), rates_n=32)},
+     r"table1.seeds=\(0, 1\) must be given and disjoint from tuning_seeds=\(0,\)"),
+    ({"table1": fe.Table1Evidence(tasks=("sts",), n=32, steps=2, steps_sst2=2, seeds=(1,), rates_n=32)},
+     r"names \['sts'\]; valid tasks are"),
+])
+def test_fig8_and_table1_plans_are_checked(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(fe.plan("smoke"), **change)
+
+
+def test_the_full_width_adapter_has_no_rank():
+    p = fe.plan("smoke")
+    with pytest.raises(ValueError, match="full-width adapter has no rank"):
+        p.config("full", 16, p.points("full")[0], rank=8)
+
+
+def test_the_scorecard_reads_fig8_and_table1_from_the_evidence():
+    from compressible.reproduction.claims import CLAIMS
+    from compressible.reproduction.scorecard import judge
+    from compressible.reproduction.verdicts import Verdict
+
+    claims = {c.key: c for c in CLAIMS}
+    p = dataclasses.replace(fe.plan("smoke"), fig8=dataclasses.replace(fe.plan("smoke").fig8, seeds=(1, 2, 3)))
+    rows = [("lora", "stsb", 2, s, 0.5) for s in (1, 2, 3)]
+    rows += [("lora", "stsb", 4, s, v) for s, v in zip((1, 2, 3), (0.3, 0.25, 0.28))]
+    rows += [("compressed", "stsb", r, s, 0.5) for r in (2, 4) for s in (1, 2, 3)]
+    assert judge(claims["fig8tuned"], summarise(_part_runs(p, "fig8", rows)))[1] == Verdict.TREND
+    no_lora = [x for x in rows if x[0] == "compressed"]  # nothing to pair with
+    assert judge(claims["fig8tuned"], summarise(_part_runs(p, "fig8", no_lora)))[1] == Verdict.NOT_RUN
+    assert judge(claims["table1tuned"], summarise(_part_runs(p, "table1", [])))[1] == Verdict.NOT_RUN

@@ -8,7 +8,7 @@ import pytest
 from compressible.experiments import fewshot_glue as fg
 from compressible.experiments.fewshot_glue import diagnosis as dg
 from compressible.experiments.fewshot_glue.plan import Fig6Plan, Fig8Plan, Table1Plan
-from compressible.experiments.fewshot_glue.run import task_chance
+from compressible.experiments.glue_runs import task_chance
 from compressible.experiments.fewshot_tuning import Rates, chosen_rates, grid_runs
 from compressible.experiments.glue_runs import METHOD_LABELS
 from compressible.experiments.glue_stats import DEEP

@@ -24,13 +24,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..finetune import glue
 from ..finetune.classify import RunConfig, Runner
+from ..finetune.metrics import primary_metric
+from ..hub import load_dataset
 from ..executors import execute
 from ..store import ResultStore, config_key
 from .contract import Execution
 from .glue_costs import longest_first
 from .glue_methods import GlueChapterPlan
-from .glue_stats import DEEP, FULL, LORA
+from .glue_stats import DEEP, FULL, LORA, chance_level
 
 __all__ = [
     "METHOD_LABELS",
@@ -44,6 +47,7 @@ __all__ = [
     "cpu_execution",
     "results_frame",
     "load_runs",
+    "task_chance",
 ]
 
 log = logging.getLogger(__name__)
@@ -216,3 +220,10 @@ def results_frame(
                         "loss_baseline": r.get("loss_baseline", float("nan")), "trained": r.get("trained")})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def task_chance(task: str) -> float:
+    """Chance level (points) of ``task`` on its whole evaluation split (loads its labels for accuracy)."""
+    metric = primary_metric(task)
+    labels = np.asarray(load_dataset(glue.HUB_ID, task)[glue.eval_split(task)]["label"]) if metric == "accuracy" else None
+    return chance_level(metric, labels)

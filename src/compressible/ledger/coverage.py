@@ -59,11 +59,13 @@ def _glue(chapter: str, scale: str, store: ResultStore | None) -> list[PlannedRu
 
 
 def _evidence(scale: str, store: ResultStore | None) -> list[PlannedRun]:
-    """The evidence plan's grid, then Fig. 6 at the rates the grid in ``store`` chose (a method and ``n``
-    whose grid is not complete yet: at its first grid point, so that the count is right before the choice;
-    without a store, every Fig. 6 run so)."""
+    """The evidence plan's grid, then Fig. 6, Fig. 8 and Table 1 at the rates the grid in ``store`` chose (a
+    method and ``n`` whose grid is not complete yet: at its first grid point, so that the count is right before
+    the choice; without a store, every run so). Table 1 counts every seed of a task until its stored screening
+    runs leave it out."""
     from ..experiments import fewshot_evidence as fe
-    from ..experiments.fewshot_evidence.run import load_frame
+    from ..experiments.fewshot_evidence.run import load_frame, screen
+    from ..experiments.glue_runs import task_chance
 
     p = fe.plan(scale)
     grid = fe.grid(p)
@@ -71,10 +73,15 @@ def _evidence(scale: str, store: ResultStore | None) -> list[PlannedRun]:
     for n in p.n:
         for method in p.methods_at(n):
             rates.setdefault(method, {})[n] = p.points(method)[0]
+    kept = None
     if store is not None:
         for method, chosen in fe.choose(p, load_frame(grid, store)).items():
             rates[method].update(chosen)
-    experiments = grid + fe.fig6(p, rates)
+        screening = load_frame(fe.table1(p, rates, {}), store)
+        if len(screening):
+            kept = {task: keep is not False for task, keep in screen(
+                p, screening, {task: task_chance(task) for task in p.table1.tasks}).items()}
+    experiments = grid + fe.fig6(p, rates) + fe.fig8(p, rates) + fe.table1(p, rates, kept)
     return [PlannedRun("fewshot_evidence", e.part, e.label, e.config, seed) for e in experiments for seed in e.seeds]
 
 

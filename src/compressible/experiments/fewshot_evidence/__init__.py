@@ -5,9 +5,9 @@ The chapter's contract (:mod:`compressible.experiments.contract`): ``PLANS``, :f
 tables in ``figures`` and ``tables``.
 """
 
-from .plan import CHAPTER, LABELS, METHODS, PEFT_METHODS, PLANS, EvidencePlan, fig6, grid, plan
+from .plan import CHAPTER, LABELS, METHODS, PEFT_METHODS, PLANS, EvidencePlan, Fig8Evidence, Table1Evidence, fig6, fig8, grid, plan, table1
 from .run import EvidenceRuns, choose, run
 from .summary import EvidenceSummary, summarise
 
-__all__ = ["CHAPTER", "METHODS", "PEFT_METHODS", "LABELS", "PLANS", "EvidencePlan", "plan", "grid", "fig6", "EvidenceRuns", "choose", "run",
-           "EvidenceSummary", "summarise"]
+__all__ = ["CHAPTER", "METHODS", "PEFT_METHODS", "LABELS", "PLANS", "EvidencePlan", "Fig8Evidence", "Table1Evidence", "plan",
+           "grid", "fig6", "fig8", "table1", "EvidenceRuns", "choose", "run", "EvidenceSummary", "summarise"]

@@ -21,12 +21,14 @@ import dataclasses
 from dataclasses import dataclass
 
 from ...finetune.classify import RunConfig
+from ...finetune.glue import TASKS
 from ...finetune.peft_family import VARIANTS, PeftAdapter
 from ..contract import resolve
 from ..glue_methods import ATTENTION_POOLER_TARGETS, FEWSHOT_METHODS, GlueMethods
 from ..glue_runs import METHOD_LABELS, Experiment
 
-__all__ = ["CHAPTER", "METHODS", "PEFT_METHODS", "LABELS", "EvidencePlan", "PLANS", "plan", "Rate", "grid", "fig6"]
+__all__ = ["CHAPTER", "METHODS", "PEFT_METHODS", "LABELS", "Fig8Evidence", "Table1Evidence", "EvidencePlan", "PLANS", "plan",
+           "Rate", "grid", "fig6", "fig8", "table1"]
 
 CHAPTER = "fewshot_evidence"
 METHODS = ("lora", "compressed", "full")
@@ -43,6 +45,37 @@ Rate = tuple[float, float | None]
 
 def _span(values) -> float:
     return max(values) / min(values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fig8Evidence:
+    """Fig. 8 (STS-B, Pearson against the adapter's rank) at one rate per method, as the paper: the rate tuned at
+    ``n``. LoRA and compressed Deep LoRA at every rank; the full-width adapter has no rank (its width is the
+    weight's), so it runs once and is the same line at every rank."""
+
+    ranks: tuple[int, ...]
+    n: int
+    steps: int
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table1Evidence:
+    """Table 1 (GLUE at ``n`` examples) at the rates tuned on STS-B at ``rates_n``, for the tasks whose runs leave
+    chance: the first of ``seeds`` screens every task, and a task where no method's run at it is
+    :data:`~compressible.experiments.glue_stats.CHANCE_MARGIN` points above chance gets no more seeds."""
+
+    tasks: tuple[str, ...]
+    n: int
+    steps: int
+    steps_sst2: int
+    """SST-2's steps (the authors' logs: 600)."""
+    seeds: tuple[int, ...]
+    rates_n: int
+    """The ``n`` whose tuned rates every task uses (the largest few-shot ``n``: the closest to Table 1's)."""
+
+    def steps_for(self, task: str) -> int:
+        return self.steps_sst2 if task == "sst2" else self.steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +105,10 @@ class EvidencePlan:
     """The PEFT family's evaluation seeds, among ``seeds``."""
     spectrum_n: int | None = None
     """Runs at this ``n`` also store the top singular values of every update (Fig. 7's setting)."""
+    fig8: Fig8Evidence | None = None
+    """Fig. 8 at the tuned rates (``None``: not in this plan)."""
+    table1: Table1Evidence | None = None
+    """Table 1 at the tuned rates (``None``: not in this plan)."""
     min_span: float = 10.0
     """Each rate of each grid spans at least this factor (a decade)."""
     parallel_cpu: bool = True
@@ -100,6 +137,17 @@ class EvidencePlan:
                 or not set(self.peft_seeds) <= set(self.seeds):
             raise ValueError(f"EvidencePlan.peft_n={self.peft_n!r} must be among n={self.n!r} and peft_seeds="
                              f"{self.peft_seeds!r} among seeds; give both or neither")
+        for name, part, n in (("fig8", self.fig8, "n"), ("table1", self.table1, "rates_n")):
+            if part is None:
+                continue
+            if getattr(part, n) not in self.n:
+                raise ValueError(f"EvidencePlan.{name}.{n}={getattr(part, n)!r} must be one of n={self.n!r}: its rates are tuned there")
+            if set(part.seeds) & set(self.tuning_seeds) or not part.seeds:
+                raise ValueError(f"EvidencePlan.{name}.seeds={part.seeds!r} must be given and disjoint from tuning_seeds="
+                                 f"{self.tuning_seeds!r}: a score that chose a rate would also judge it")
+        unknown = [t for t in (self.table1.tasks if self.table1 else ()) if t not in TASKS]
+        if unknown:
+            raise ValueError(f"EvidencePlan.table1.tasks names {unknown}; valid tasks are {TASKS}")
         if self.methods.holdout < 1:
             raise ValueError("EvidencePlan needs methods.holdout >= 1 (held-out training examples to tune on)")
 
@@ -125,23 +173,29 @@ class EvidencePlan:
             return tuple((lr, None) for lr in self.peft)
         raise ValueError(f"unknown method {method!r}; valid methods are {METHODS + PEFT_METHODS}")
 
-    def config(self, method: str, n: int, rate: Rate) -> RunConfig:
-        """The STS-B run of ``method`` at ``n`` examples and ``rate``."""
+    def config(self, method: str, n: int, rate: Rate, *, task: str = "stsb", steps: int | None = None,
+               rank: int | None = None) -> RunConfig:
+        """The run of ``method`` on ``task`` (STS-B) at ``n`` examples and ``rate``, for ``steps`` (the plan's) at
+        ``rank`` (the methods' own; not for the full-width adapter, which has none)."""
         lr, gamma = rate
-        fields = {"task": "stsb", "backbone": self.backbone, "eval_limit": self.methods.eval_limit,
-                  "spectrum_top": 10 if n == self.spectrum_n else 0}
+        steps = self.steps if steps is None else steps
+        fields = {"task": task, "backbone": self.backbone, "eval_limit": self.methods.eval_limit,
+                  "spectrum_top": 10 if n == self.spectrum_n and task == "stsb" and steps == self.steps else 0}
+        ranked = {} if rank is None else {"rank": rank}
         if method == "lora":
-            return RunConfig(n_train=n, steps=self.steps, **fields,
-                             **dataclasses.replace(self.methods, lora_lr=lr).method("lora"))
+            return RunConfig(n_train=n, steps=steps, **fields,
+                             **dataclasses.replace(self.methods, lora_lr=lr).method("lora", **ranked))
         if method == "compressed":
-            return RunConfig(n_train=n, steps=self.steps, **fields,
-                             **dataclasses.replace(self.methods, deep_lr=lr, deep_gamma=gamma).method("compressed"))
+            return RunConfig(n_train=n, steps=steps, **fields,
+                             **dataclasses.replace(self.methods, deep_lr=lr, deep_gamma=gamma).method("compressed", **ranked))
         if method in PEFT_METHODS:
             adapter = PeftAdapter(method.removeprefix("peft-"), targets=self.methods.targets or "all-dense")
-            return RunConfig(n_train=n, steps=self.steps, **{**fields, "spectrum_top": 0}, adapter=adapter, lr=lr,
+            return RunConfig(n_train=n, steps=steps, **{**fields, "spectrum_top": 0}, adapter=adapter, lr=lr,
                              **self.methods.head())
+        if rank is not None:
+            raise ValueError(f"the full-width adapter has no rank (its width is the weight's); got rank={rank!r}")
         targets = {"targets": self.full_targets} if self.full_targets else {}
-        return RunConfig(n_train=n, steps=self.steps, **fields, **self.methods.method("full", **targets)).replace(lr=lr)
+        return RunConfig(n_train=n, steps=steps, **fields, **self.methods.method("full", **targets)).replace(lr=lr)
 
 
 def grid(p: EvidencePlan, methods: tuple[str, ...] | None = None) -> list[Experiment]:
@@ -161,6 +215,42 @@ def fig6(p: EvidencePlan, rates: dict[str, dict[int, Rate]]) -> list[Experiment]
             for n in p.n for method in p.methods_at(n) if n in rates.get(method, {})]
 
 
+def fig8(p: EvidencePlan, rates: dict[str, dict[int, Rate]]) -> list[Experiment]:
+    """Fig. 8's runs (part ``"fig8"``) of every method of :data:`METHODS` with a rate chosen at ``p.fig8.n``: LoRA
+    and compressed Deep LoRA at every rank, the full-width adapter once."""
+    f = p.fig8
+    if f is None:
+        return []
+    out = []
+    for method in METHODS:
+        rate = rates.get(method, {}).get(f.n)
+        if rate is None:
+            continue
+        ranks = (None,) if method == "full" else f.ranks
+        out += [Experiment("fig8", LABELS[method], p.config(method, f.n, rate, steps=f.steps, rank=r), f.seeds)
+                for r in ranks]
+    return out
+
+
+def table1(p: EvidencePlan, rates: dict[str, dict[int, Rate]], kept: dict[str, bool | None] | None = None) -> list[Experiment]:
+    """Table 1's runs (part ``"table1"``) of every method of :data:`METHODS` with a rate chosen at
+    ``p.table1.rates_n``: every task at the screening seed (the first), and the other seeds of the tasks that
+    ``kept`` (``{task: True}``, from the screen) keeps; without ``kept``, every task at every seed."""
+    t = p.table1
+    if t is None:
+        return []
+    out = []
+    for task in t.tasks:
+        keep = True if kept is None else kept.get(task)
+        seeds = t.seeds if keep else t.seeds[:1]
+        for method in METHODS:
+            rate = rates.get(method, {}).get(t.rates_n)
+            if rate is not None:
+                out.append(Experiment("table1", LABELS[method],
+                                      p.config(method, t.n, rate, task=task, steps=t.steps_for(task)), seeds))
+    return out
+
+
 _GRID = {
     "lora": (3e-5, 1e-4, 3e-4, 1e-3),
     "compressed": ((1e-3, 1e-2), (1e-3, 1e-1), (1e-2, 1e-2), (1e-2, 1e-1)),
@@ -174,6 +264,8 @@ PLANS: dict[str, EvidencePlan] = {
         methods=dataclasses.replace(FEWSHOT_METHODS["paper"], holdout=400),
         n=(16, 64, 256), steps=500, tuning_seeds=(0, 1), seeds=tuple(range(2, 22)), **_GRID, spectrum_n=256,
         peft_n=(16, 64, 256), peft=(1e-4, 3e-4, 1e-3, 3e-3), peft_seeds=tuple(range(2, 12)),
+        fig8=Fig8Evidence(ranks=(8, 16, 32, 64), n=16, steps=200, seeds=tuple(range(2, 7))),
+        table1=Table1Evidence(tasks=TASKS, n=1024, steps=1000, steps_sst2=600, seeds=tuple(range(2, 12)), rates_n=256),
     ),
     # ci: the Few-shot GLUE chapter's ci protocol (MiniLM, frozen random head and pooler, bf16 autocast, 400 held-out
     # pairs) at the paper's 500 steps. Grids of 4 points per method, a decade or more in every rate, around the rates
@@ -191,6 +283,11 @@ PLANS: dict[str, EvidencePlan] = {
         n=(16, 64, 256), steps=500, tuning_seeds=(0, 1), seeds=tuple(range(2, 12)), **_GRID,
         full_targets=ATTENTION_POOLER_TARGETS, spectrum_n=256,
         peft_n=(64,), peft=(1e-4, 3e-4, 1e-3, 3e-3), peft_seeds=tuple(range(2, 7)),
+        # Fig. 8 as the paper (r = 8 to 64 at n = 16, 200 steps, 5 seeds), each method at the rate tuned at n = 16 (500
+        # steps); Table 1 as the authors' logs (n = 1024, 1000 steps, SST-2 600) at the rates tuned at n = 256, 3 seeds,
+        # the first of which screens out the tasks where every method stays at chance on this backbone
+        fig8=Fig8Evidence(ranks=(8, 16, 32, 64), n=16, steps=200, seeds=tuple(range(2, 7))),
+        table1=Table1Evidence(tasks=TASKS, n=1024, steps=1000, steps_sst2=600, seeds=(2, 3, 4), rates_n=256),
     ),
     "smoke": EvidencePlan(
         methods=FEWSHOT_METHODS["smoke"],
@@ -198,6 +295,8 @@ PLANS: dict[str, EvidencePlan] = {
         lora=(1e-4, 1e-3), compressed=((1e-3, 1e-2), (1e-2, 1e-1)), full=(1e-4, 1e-3),
         full_targets=ATTENTION_POOLER_TARGETS, parallel_cpu=False,
         peft_n=(16,), peft=(1e-4, 1e-3), peft_seeds=(1,),
+        fig8=Fig8Evidence(ranks=(2, 4), n=16, steps=2, seeds=(1,)),
+        table1=Table1Evidence(tasks=("stsb", "rte"), n=32, steps=2, steps_sst2=2, seeds=(1, 2), rates_n=32),
     ),
 }
 """The plan of each scale."""

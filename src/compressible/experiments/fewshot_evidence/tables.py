@@ -8,7 +8,7 @@ from ..style import PAPER_LABEL
 from .plan import LABELS
 from .summary import EvidenceSummary
 
-__all__ = ["rates_table", "comparison_table", "family_table", "missing_table", "cost_table"]
+__all__ = ["rates_table", "comparison_table", "family_table", "rank_table", "glue_table", "missing_table", "cost_table"]
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -51,6 +51,49 @@ def comparison_table(summary: EvidenceSummary, baseline: str = "lora") -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def _mean_std(mean: float | None, std: float | None, seeds: int) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}") + f" ({seeds})"
+
+
+def rank_table(summary: EvidenceSummary) -> pd.DataFrame:
+    """Fig. 8: each method's validation Pearson (mean ± std, seeds) at every rank beside the authors' logged mean;
+    the full-width adapter, which has no rank, on every row. Empty without Fig. 8 in the plan."""
+    f = summary.fig8
+    if f is None:
+        return pd.DataFrame()
+    at = {(p.method, p.rank): p for p in f.points}
+    rows = []
+    for r in f.ranks:
+        lora, comp, full = at["lora", r], at["compressed", r], at["full", None]
+        rows.append({"r": r, "LoRA": _mean_std(lora.mean, lora.std, lora.seeds),
+                     f"LoRA, {PAPER_LABEL}": _fmt(lora.paper),
+                     LABELS["compressed"]: _mean_std(comp.mean, comp.std, comp.seeds),
+                     f"Deep LoRA (width r), {PAPER_LABEL}": _fmt(comp.paper),
+                     LABELS["full"] + " (no r)": _mean_std(full.mean, full.std, full.seeds)})
+    return pd.DataFrame(rows)
+
+
+def glue_table(summary: EvidenceSummary) -> pd.DataFrame:
+    """Table 1: each method's mean (points, seeds) per task beside the authors', the task's chance level and
+    whether the screen kept it. Empty without Table 1 in the plan."""
+    t = summary.table1
+    if t is None:
+        return pd.DataFrame()
+    screen = {True: "kept", False: "left out: at chance", None: "not screened yet"}
+    rows = []
+    for x in t.tasks:
+        row = {"task": x.task, "metric": x.metric, "chance": _fmt(x.chance, 1), "screen": screen[x.kept]}
+        for method in ("lora", "compressed", "full"):
+            mean = x.means.get(method)
+            row[LABELS[method]] = "—" if mean is None else f"{mean:.1f} ({x.seeds[method]})"
+        row[f"LoRA, {PAPER_LABEL}"] = f"{x.paper['vanilla']:.1f}"
+        row[f"Deep LoRA, {PAPER_LABEL}"] = f"{x.paper['deep']:.1f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def missing_table(summary: EvidenceSummary) -> pd.DataFrame:
     """The planned runs not held yet, per part, method and ``n``."""
     return pd.DataFrame([{"runs": what, "missing": k} for what, k in summary.missing.items()],
@@ -74,13 +117,12 @@ def family_table(summary: EvidenceSummary) -> pd.DataFrame:
 
 
 def cost_table(summary: EvidenceSummary) -> pd.DataFrame:
-    """Per method: runs planned and held, runs per core-hour measured on the held ones, and the core-hours the
-    missing runs would take at that rate (``—`` while a method has no run to measure)."""
+    """Per method: runs planned and held, runs per core-hour measured on the held ones of the plan's steps, and
+    the core-hours the missing runs would take at that rate (``—`` while a method has no run to measure)."""
     rows = []
     for method, planned in summary.planned_by_method.items():
-        rate = summary.runs_per_core_hour.get(method)
-        left = planned - summary.held_by_method.get(method, 0)
+        rate, left = summary.runs_per_core_hour.get(method), summary.core_hours_left.get(method)
         rows.append({"method": LABELS[method], "planned": planned, "held": summary.held_by_method.get(method, 0),
-                     "runs per core-hour": "—" if rate is None else f"{rate:.1f}",
-                     "core-hours left": "—" if rate is None else f"{left / rate:.1f}"})
+                     f"runs per core-hour ({summary.steps} steps)": "—" if rate is None else f"{rate:.1f}",
+                     "core-hours left": "—" if left is None else f"{left:.1f}"})
     return pd.DataFrame(rows)

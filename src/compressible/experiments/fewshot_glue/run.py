@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from ...finetune import glue
-from ...finetune.metrics import primary_metric
-from ...hub import load_dataset
 from ...store import ResultStore
 from ..contract import Execution, resolve
 from ..fewshot_tuning import grid_runs, tuning_frame
 from ..fewshot_tuning.summary import choose, rates_of
-from ..glue_runs import Experiment, as_store, load_runs, run_and_load
-from ..glue_stats import DEEP, LORA, chance_level
+from ..glue_runs import Experiment, as_store, load_runs, run_and_load, task_chance
+from ..glue_stats import DEEP, LORA
 from .plan import PLANS, FewshotGluePlan
 from .runs import experiments, rate_free_runs
 
-__all__ = ["FewshotGlueResults", "run", "task_chance"]
+__all__ = ["FewshotGlueResults", "run"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,13 +53,6 @@ class FewshotGlueResults:
     """:func:`compressible.finetune.glue.data_card` of every task used."""
     mirror: bool = False
     """Whether GLUE was read from the offline mirror (whose QQP validation split is not the official one)."""
-
-
-def task_chance(task: str) -> float:
-    """Chance level (points) of ``task`` on its whole evaluation split (loads its labels for accuracy)."""
-    metric = primary_metric(task)
-    labels = np.asarray(load_dataset(glue.HUB_ID, task)[glue.eval_split(task)]["label"]) if metric == "accuracy" else None
-    return chance_level(metric, labels)
 
 
 def run(plan: FewshotGluePlan | str, store: ResultStore | str | None = None, device: str = "cpu", *,
