@@ -41,12 +41,12 @@ scale = "ci"
 
 # %%
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
-from myst_nb import glue
+from IPython.display import display
 
 from compressible.experiments import completion as experiment
 from compressible.experiments.completion import figures, tables
 from compressible.ledger import coverage_table
+from compressible.reproduction.pages import glue_number, glue_numbers, glue_words
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
@@ -61,20 +61,9 @@ c2, c3 = plan.fig1
 race, d1, scaling = plan.race, plan.d1, plan.scaling
 f1, f5, s1, sc = summary.fig1, summary.fig5, summary.d1, summary.scaling
 
-
-def number(key, value):
-    """Glue a number for the Markdown below (NaN where the summary has none, so that formats still apply)."""
-    glue(key, float("nan") if value is None else value, display=False)
-
-
-def words(key, text):
-    """Glue Markdown words for the Markdown below."""
-    glue(key, Markdown(text), display=False)
-
-
-words("scale", scale_label(scale))
-words("scale_notes", plan.notes)
-for key, value in {
+glue_words("scale", scale_label(scale))
+glue_words("scale_notes", plan.notes)
+glue_numbers({
     "fig1_d": c3.d, "fig1_rank": c3.true_rank, "fig1_p": c3.observed_fraction, "fig1_eps": c3.epsilon,
     "fig1_lr2": c2.lr, "fig1_lr3": c3.lr, "fig1_max_steps": c3.max_steps, "fig1_tol": c3.tol, "fig1_trials": c3.trials,
     "race_d": race.d, "race_rank": race.true_rank, "race_p": race.observed_fraction, "race_depth": race.depth,
@@ -89,13 +78,12 @@ for key, value in {
     "steps_narrowest": f1.steps_narrowest, "steps_widest": f1.steps_widest,
     "width_narrowest": f1.narrowest_width, "width_widest": f1.widest_width,
     "fig5_d": f5.d, "error_original": f5.error_original,
-}.items():
-    number(key, value)
-words("fig1_dtype", c3.dtype)
-words("race_gammas", " and ".join(f"{g:g}" for g in race.gammas))
-words("race_dtype", race.dtype)
-words("scaling_sizes", ", ".join(map(str, scaling.sizes)))
-words("scaling_dtype", sc.dtype)
+})
+glue_words("fig1_dtype", c3.dtype)
+glue_words("race_gammas", " and ".join(f"{g:g}" for g in race.gammas))
+glue_words("race_dtype", race.dtype)
+glue_words("scaling_sizes", ", ".join(map(str, scaling.sizes)))
+glue_words("scaling_dtype", sc.dtype)
 
 # %% [markdown]
 # **Scale:** {glue:md}`scale` — {glue:md}`scale_notes`.
@@ -180,9 +168,9 @@ display(tables.scaling_table(summary).style.hide(axis="index").set_caption(
 # %% tags=["remove-cell"]
 # The speed-up's slope needs two sizes where the compression reached the same error.
 if sc.slope_speedup is not None:
-    words("scaling_slope_speedup", f"speed-up **{sc.slope_speedup:.2f}** (expected ≈ 1)")
+    glue_words("scaling_slope_speedup", f"speed-up **{sc.slope_speedup:.2f}** (expected ≈ 1)")
 else:
-    words("scaling_slope_speedup", "no speed-up slope: too few sizes reached the same error")
+    glue_words("scaling_slope_speedup", "no speed-up slope: too few sizes reached the same error")
 
 # %% [markdown]
 # Fitted log-log slopes against $d$: seconds per step of the original
@@ -202,31 +190,31 @@ else:
 # ratio that is only a lower bound), and the paragraph after it (glued Markdown renders no $math$).
 original, compressed = f5.row("original"), f5.compressed
 if f5.speedup is not None:
-    words("fig5_ours", f"{f5.speedup:.1f}× at d={f5.d}")
-    words("fig5_finding",
-          f"At d = {f5.d} on the CPU that computed the run, the compressed model with γ = {f5.gamma:g} "
-          f"reached the original's final recovery error ({f5.error_original:.2e}) after "
-          f"{compressed.step_to_target:.0f} iterations and {compressed.time_to_target:.2f} s, against "
-          f"{original.step_to_target:.0f} iterations and {original.time_to_target:.2f} s for the original: "
-          f"**{f5.speedup:.1f}×** (paper: ≈5× on a GPU at d = 1000)."
-          + (f" With γ = 0 the final recovery error was {f5.error_gamma0:.2e}." if f5.error_gamma0 is not None else ""))
+    glue_words("fig5_ours", f"{f5.speedup:.1f}× at d={f5.d}")
+    glue_words("fig5_finding",
+               f"At d = {f5.d} on the CPU that computed the run, the compressed model with γ = {f5.gamma:g} "
+               f"reached the original's final recovery error ({f5.error_original:.2e}) after "
+               f"{compressed.step_to_target:.0f} iterations and {compressed.time_to_target:.2f} s, against "
+               f"{original.step_to_target:.0f} iterations and {original.time_to_target:.2f} s for the original: "
+               f"**{f5.speedup:.1f}×** (paper: ≈5× on a GPU at d = 1000)."
+               + (f" With γ = 0 the final recovery error was {f5.error_gamma0:.2e}." if f5.error_gamma0 is not None else ""))
 else:
-    words("fig5_ours", f"not reached: γ>0 never came within 1 % of the original's error (d={f5.d})")
-    words("fig5_finding",
-          f"At d = {f5.d} the compressed model with γ > 0 did not come within 1 % of the original's final "
-          f"recovery error ({f5.error_original:.2e}) in the step budget.")
-words("gamma0_ours", "not run" if f5.error_gamma0 is None else f"{f5.error_gamma0:.2e}")
+    glue_words("fig5_ours", f"not reached: γ>0 never came within 1 % of the original's error (d={f5.d})")
+    glue_words("fig5_finding",
+               f"At d = {f5.d} the compressed model with γ > 0 did not come within 1 % of the original's final "
+               f"recovery error ({f5.error_original:.2e}) in the step budget.")
+glue_words("gamma0_ours", "not run" if f5.error_gamma0 is None else f"{f5.error_gamma0:.2e}")
 bound = "≥ " if s1.ratio_is_lower_bound else ""
 d1_ours = (f"{bound}{s1.speedup:.1f}× (geometric mean over r̂, d={s1.d}); iterations {bound}{s1.steps_ratio:.1f}×"
            if s1.speedup is not None and s1.steps_ratio is not None else f"not measured (d={s1.d})")
 if s1.ratio_is_lower_bound:
     d1_ours += (f"; random converged in {s1.converged_random:.0%} of runs within {s1.max_steps} steps, "
                 f"compressed in {s1.converged_compressed:.0%}")
-words("d1_ours", d1_ours)
+glue_words("d1_ours", d1_ours)
 ends = [p for p in sc.points if p.speedup is not None]
-words("scaling_ours", f"{ends[0].speedup:.1f}× at d={ends[0].d} to {ends[-1].speedup:.1f}× at d={ends[-1].d}"
-      if ends else "no size reached the same error")
-number("scaling_slope", sc.slope_speedup)
+glue_words("scaling_ours", f"{ends[0].speedup:.1f}× at d={ends[0].d} to {ends[-1].speedup:.1f}× at d={ends[-1].d}"
+           if ends else "no size reached the same error")
+glue_number("scaling_slope", sc.slope_speedup)
 
 # %% [markdown]
 # **Sec. 3: the paper and this build.**

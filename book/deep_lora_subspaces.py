@@ -73,6 +73,7 @@ from compressible.experiments.deep_lora_subspaces.summary import LEARNED, Target
 from compressible.finetune.backbones import TINY_BERT
 from compressible.ledger import coverage_table
 from compressible.reference import paper_value
+from compressible.reproduction.pages import glue_words, number
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
@@ -85,16 +86,6 @@ summary = dls.summarise(results)
 # %% tags=["remove-cell"]
 # the words of this page that depend on the numbers: each paragraph below pastes them with MyST-NB's glue
 f, d, r, data = summary.fig2, summary.d2, summary.runs, summary.data
-
-
-def number(value, spec: str) -> str:
-    """A measured number, or n/a when it is undefined (e.g. a Pearson of constant predictions)."""
-    return "n/a" if value is None else format(value, spec)
-
-
-def md(key: str, text: str) -> None:
-    glue(key, Markdown(text), display=False)
-
 
 BACKBONES = {
     "bert-base-cased": "bert-base-cased (the paper's backbone)",
@@ -111,11 +102,11 @@ TARGETS = {
 parts = ([("Fig. 2 and App. D.2", p.fig2.targets, summary.targets["fig2"])] if p.fig2.targets == p.d2.targets
          else [("Fig. 2", p.fig2.targets, summary.targets["fig2"]), ("App. D.2", p.d2.targets, summary.targets["d2"])])
 glue("settings_scale", scale_label(scale), display=False)
-md("settings_backbone", f"`{p.backbone}`: {BACKBONES.get(p.backbone, p.backbone)}")
-md("settings_device", f"`{device}`")
-md("settings_targets", "; ".join(f"{part} `{pattern}`: {TARGETS[kind]}" for part, pattern, kind in parts))
-md("settings_departures", "How this scale departs from the paper: " + "; ".join(p.notes) + "." if p.notes
-   else "This is the paper's protocol.")
+glue_words("settings_backbone", f"`{p.backbone}`: {BACKBONES.get(p.backbone, p.backbone)}")
+glue_words("settings_device", f"`{device}`")
+glue_words("settings_targets", "; ".join(f"{part} `{pattern}`: {TARGETS[kind]}" for part, pattern, kind in parts))
+glue_words("settings_departures", "How this scale departs from the paper: " + "; ".join(p.notes) + "." if p.notes
+           else "This is the paper's protocol.")
 
 # %% [markdown]
 # **Settings ({glue:text}`settings_scale`).** Backbone {glue:md}`settings_backbone:myst`. Device: {glue:md}`settings_device:myst`.
@@ -135,14 +126,14 @@ tables.settings_table(p).style.hide(axis="index")
 
 # %% tags=["remove-cell"]
 source = results.card["source"]  # where run() read the data
-md("data_source", f"`{data.hub_id}`, config `{data.task}`, read from "
-   + (f"a local mirror at `{source}`" if data.local_mirror else f"the hub (`{source}`)"))
-md("data_inputs", " + ".join(data.text_fields))
+glue_words("data_source", f"`{data.hub_id}`, config `{data.task}`, read from "
+           + (f"a local mirror at `{source}`" if data.local_mirror else f"the hub (`{source}`)"))
+glue_words("data_inputs", " + ".join(data.text_fields))
 glue("data_outputs", data.num_labels, display=False)
-md("data_kind", "regression (MSE loss)" if data.regression else "classification")
-md("data_splits", f"training split `{data.train_split}`, evaluation split `{data.eval_split}`")
-md("data_caveats", "Mirror caveats: " + " ".join(data.caveats) if data.caveats
-   else "Mirror caveats: none -- every split has the official number of rows.")
+glue_words("data_kind", "regression (MSE loss)" if data.regression else "classification")
+glue_words("data_splits", f"training split `{data.train_split}`, evaluation split `{data.eval_split}`")
+glue_words("data_caveats", "Mirror caveats: " + " ".join(data.caveats) if data.caveats
+           else "Mirror caveats: none -- every split has the official number of rows.")
 
 # %% [markdown]
 # **Data card.** {glue:md}`data_source:myst`. Inputs: {glue:md}`data_inputs:myst` (a sentence pair);
@@ -163,17 +154,17 @@ pd.DataFrame({"split": list(data.splits), "rows in this copy": list(data.splits.
 glue("runs_count", r.count, display=False)
 glue("runs_total", r.wall_time_total, display=False)
 glue("runs_fig2", r.wall_time["fig2"], display=False)
-md("runs_d2", ", ".join(f"{m} {r.wall_time[m]:.0f} s" for m in dls.D2_METHODS))
+glue_words("runs_d2", ", ".join(f"{m} {r.wall_time[m]:.0f} s" for m in dls.D2_METHODS))
 glue("runs_kept", r.train_kept, display=False)
 glue("runs_train_rows", data.splits[data.train_split], display=False)
 glue("runs_dropped", r.eval_dropped, display=False)
 glue("runs_eval_rows", data.splits[data.eval_split], display=False)
 glue("runs_fig2_eval", r.fig2_eval_examples, display=False)
 glue("runs_d2_eval", r.d2_eval_examples, display=False)
-md("runs_subset", " -- a fixed subset, the same for every run, not the whole split" if r.eval_subset else "")
+glue_words("runs_subset", " -- a fixed subset, the same for every run, not the whole split" if r.eval_subset else "")
 glue("runs_adapted", r.adapted_modules, display=False)
 glue("runs_params_full", r.trainable_params["fig2"], display=False)
-md("runs_params_d2", ", ".join(f"{r.trainable_params[m]:,} ({m})" for m in dls.D2_METHODS))
+glue_words("runs_params_d2", ", ".join(f"{r.trainable_params[m]:,} ({m})" for m in dls.D2_METHODS))
 
 # %% [markdown]
 # The {glue:}`runs_count` runs took {glue:text}`runs_total:.0f` s in total when they were computed
@@ -209,23 +200,23 @@ glue("fig2_adapted", summary.adapted_modules, display=False)
 glue("fig2_median_early", f.median_alignment_at_10pct_steps, display=False)
 glue("fig2_min_early", f.min_alignment_at_10pct_steps, display=False)
 glue("fig2_frac_early", f.frac_alignment_above_0_9_at_10pct_steps, display=False)
-md("fig2_step1", "" if f.median_alignment_step1 is None
-   else f"; after a single step it is already {f.median_alignment_step1:.3f}")
-md("fig2_step0", "" if f.median_alignment_step0 is None
-   else f", against {f.median_alignment_step0:.3f} for the arbitrary step-0 basis")
+glue_words("fig2_step1", "" if f.median_alignment_step1 is None
+           else f"; after a single step it is already {f.median_alignment_step1:.3f}")
+glue_words("fig2_step0", "" if f.median_alignment_step0 is None
+           else f", against {f.median_alignment_step0:.3f} for the arbitrary step-0 basis")
 glue("fig2_top_over_eps3", f.median_top_sv_over_eps3, display=False)
 glue("fig2_significant", f.median_significant_singular_values, display=False)
 glue("fig2_top_k", f.top_singular_values, display=False)
 glue("fig2_ratio_9_1", f.median_sv_ratio_9_to_1, display=False)
-md("fig2_by_kind", ", ".join(f"{k} {v:.3g}" for k, v in f.median_top_sv_over_eps3_by_kind.items()))
+glue_words("fig2_by_kind", ", ".join(f"{k} {v:.3g}" for k, v in f.median_top_sv_over_eps3_by_kind.items()))
 glue("fig2_loss_first", f.initial_train_loss, display=False)
 glue("fig2_loss_last", f.final_train_loss, display=False)
 glue("fig2_window", f.loss_window, display=False)
-md("fig2_pearson", number(f.final_pearson, ".4f"))
+glue_words("fig2_pearson", number(f.final_pearson, ".4f"))
 glue("fig2_eval", f.eval_examples, display=False)
-md("fig2_kinds", ", ".join(f.median_top_sv_over_eps3_by_kind))
+glue_words("fig2_kinds", ", ".join(f.median_top_sv_over_eps3_by_kind))
 # the caveat is said only when the updates have not left their initial scale (a decision of summarise)
-md("fig2_caveat", "" if not f.updates_still_at_init_scale else (
+glue_words("fig2_caveat", "" if not f.updates_still_at_init_scale else (
     f"**Caveat: at {label} the updates have barely left their initialisation.** After {f.steps} steps the "
     f"largest singular value of $\\Delta W$ is only {f.median_top_sv_over_eps3:.3g} × $\\varepsilon^3$ "
     f"(median over matrices); the training loss averaged {f.initial_train_loss:.2f} over the first {f.loss_window} "
@@ -283,23 +274,23 @@ display(tables.d2_within_table(summary).style.hide(axis="index").set_caption(
 
 # %% tags=["remove-cell"]
 glue("d2_steps", d.steps, display=False)
-md("d2_pearson", ", ".join(f"{number(d.pearson_final[m], '.3f')} ({m})" for m in dls.D2_METHODS))
+glue_words("d2_pearson", ", ".join(f"{number(d.pearson_final[m], '.3f')} ({m})" for m in dls.D2_METHODS))
 glue("d2_eval", d.eval_examples, display=False)
-md("d2_subset", " (a fixed subset: App. D.2 evaluates every few steps)" if d.eval_subset else "")
+glue_words("d2_subset", " (a fixed subset: App. D.2 evaluates every few steps)" if d.eval_subset else "")
 glue("d2_window", d.loss_window, display=False)
-md("d2_losses", ", ".join(f"{d.final_train_loss[m]:.3g} ({m})" for m in dls.D2_METHODS))
-md("d2_within", " ".join(
+glue_words("d2_losses", ", ".join(f"{d.final_train_loss[m]:.3g} ({m})" for m in dls.D2_METHODS))
+glue_words("d2_within", " ".join(
     f"The {m} variant is first within 0.05 of the original at step {d.first_step_within_0_05_of_original[m]}."
     if d.first_step_within_0_05_of_original[m] is not None
     else f"The {m} variant is never within 0.05 of the original in our {d.steps} steps."
     for m in ("compressed", "random")))
 glue("d2_paper_compressed", d.paper_first_step_within_0_05_of_original["compressed"], display=False)
 glue("d2_paper_random", d.paper_first_step_within_0_05_of_original["random"], display=False)
-md("d2_beyond", "" if not d.paper_steps_beyond_ours else (
+glue_words("d2_beyond", "" if not d.paper_steps_beyond_ours else (
     f" Our run stops at step {d.steps}, so the paper's steps {', '.join(map(str, d.paper_steps_beyond_ours))} have no "
     "counterpart here."))
 # the caveat is said only when the original has not learned (summarise's comparison_informative)
-md("d2_caveat", "" if d.comparison_informative else (
+glue_words("d2_caveat", "" if d.comparison_informative else (
     f"**Caveat: at {label} this comparison is not informative.** The original full-width adapter's best "
     f"validation Pearson in our run is {number(d.original_best_pearson, '.3f')} (below {LEARNED}): "
     f"within {d.steps} steps it does not rank validation pairs yet (its training loss went from "

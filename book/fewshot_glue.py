@@ -61,7 +61,6 @@ scale = "ci"
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
-from myst_nb import glue
 
 from compressible.experiments import fewshot_glue as fg
 from compressible.experiments.fewshot_glue import figures, tables
@@ -70,6 +69,7 @@ from compressible.experiments.fewshot_glue.probes import COLLAPSED
 from compressible.experiments.glue_stats import CHANCE_MARGIN, DEEP, LORA
 from compressible.ledger import coverage_table
 from compressible.reference import paper_value
+from compressible.reproduction.pages import glue_numbers, glue_words
 from compressible.reproduction.scorecard import chapter_verdicts
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
@@ -84,12 +84,6 @@ display(Markdown(
     f"(SST-2 {paper['table1']['steps_sst2']}); Fig. 6 {paper['fig6']['seeds']} seeds × {paper['fig6']['steps']} steps; "
     f"Fig. 8 {paper['fig8']['seeds']} seeds × {paper['fig8']['steps']} steps. Ours: the table below."))
 
-
-def untrained(runs, name: str) -> str:
-    """``"Deep LoRA at n = 64 (1 of 5 seeds); ..."`` of a summary's ``untrained_runs(...)`` (``name``: ``n`` or ``r``)."""
-    return "; ".join(f"{u.method} at {name} = {u.key} ({len(u.seeds)} of {u.of} seeds)" for u in runs)
-
-
 # %% [markdown]
 # ## Running the sweep
 #
@@ -102,11 +96,8 @@ def untrained(runs, name: str) -> str:
 results = fg.run(p, device=device, scale=scale)
 summary = fg.summarise(results)
 totals = summary.totals
-glue("runs_rows", totals.rows, display=False)
-glue("runs_configs", totals.configs, display=False)
-glue("runs_minutes", totals.minutes, display=False)
-glue("runs_trainable", Markdown(", ".join(f"{t.method} r = {t.rank}: {t.params:,}" for t in totals.trainable)),
-     display=False)
+glue_numbers({"runs_rows": totals.rows, "runs_configs": totals.configs, "runs_minutes": totals.minutes})
+glue_words("runs_trainable", ", ".join(f"{t.method} r = {t.rank}: {t.params:,}" for t in totals.trainable))
 tables.settings_table(results).style.hide(axis="index")
 
 # %% [markdown]
@@ -204,21 +195,22 @@ display(tables.fig6_table(summary).style.hide(axis="index").set_caption(
     f"Fig. 6, STS-B Pearson (paper: {paper['fig6']['seeds']} seeds, {paper['fig6']['steps']} steps; "
     f"ours: {f6.seeds} seed(s), {p.fig6.steps} steps, {scale_label(scale)})"))
 paper6 = {m: paper_value("figure6_stsb_fewshot", m) for m in ("vanilla", "deep")}
-glue("fig6_claim", Markdown(f"\"{paper_value('figure6_stsb_fewshot', 'paper_claim')}\""), display=False)
-glue("fig6_gains", Markdown(", ".join(
+glue_words("fig6_claim", f"\"{paper_value('figure6_stsb_fewshot', 'paper_claim')}\"")
+glue_words("fig6_gains", ", ".join(
     f"n = {n}: {s.gain if s.gain is not None else float('nan'):+.3f} (ahead on {s.deep_wins} of {s.seeds} seeds"
     + (f"; paper {paper6['deep'][str(n)]['mean'] - paper6['vanilla'][str(n)]['mean']:+.3f}" if str(n) in paper6["deep"] else "")
-    + ")" for n, s in f6.by_n.items())), display=False)
+    + ")" for n, s in f6.by_n.items()))
 warnings = []
 if f6.untrained:
     warnings.append("**Runs that did not train** (training loss not well below the constant predictor's): "
-                    + untrained(f6.untrained_runs(), "n") + ". Their Pearson says nothing about how the method generalises "
-                    "there, and the scorecard compares only the seeds where both methods trained.")
+                    + "; ".join(f"{u.method} at n = {u.key} ({len(u.seeds)} of {u.of} seeds)" for u in f6.untrained_runs())
+                    + ". Their Pearson says nothing about how the method generalises there, and the scorecard compares "
+                    "only the seeds where both methods trained.")
 if f6.at_chance:
     warnings.append(f"**The best mean Pearson here is {f6.best_mean or float('nan'):.3f}, within "
                     f"{CHANCE_MARGIN / 100:.2f} of a constant predictor**: with these few steps neither method has "
                     "learned STS-B yet, so the comparison is noise.")
-glue("fig6_warnings", Markdown(" ".join(warnings) or "Every run trained, and the methods left chance."), display=False)
+glue_words("fig6_warnings", " ".join(warnings) or "Every run trained, and the methods left chance.")
 
 # %% [markdown]
 # Mean paired gain of Deep LoRA in Pearson: {glue:md}`fig6_gains`. The paper's claim:
@@ -238,18 +230,14 @@ figures.plot_fig7(results, summary)
 plt.show()
 f7 = summary.fig7
 display(tables.fig7_table(summary).style.hide(axis="index").set_caption(f"Fig. 7 ({f7.n_updates} adapted weights per method)"))
-glue("fig7_updates", f7.n_updates, display=False)
-glue("fig7_lora_median", f7.lora_median_rank, display=False)
-glue("fig7_lora_full", 100 * f7.lora_fraction_full_rank, display=False)
-glue("fig7_cap", f7.rank_cap, display=False)
-glue("fig7_deep_median", f7.deep_median_rank, display=False)
-glue("fig7_deep_zero", 100 * f7.deep_fraction_rank0, display=False)
-glue("fig7_deep_norm", f7.deep_max_norm, display=False)
-glue("fig7_lora_norm", f7.lora_max_norm, display=False)
-glue("fig7_verdict", Markdown(
+glue_numbers({
+    "fig7_updates": f7.n_updates, "fig7_lora_median": f7.lora_median_rank, "fig7_lora_full": 100 * f7.lora_fraction_full_rank,
+    "fig7_cap": f7.rank_cap, "fig7_deep_median": f7.deep_median_rank, "fig7_deep_zero": 100 * f7.deep_fraction_rank0,
+    "fig7_deep_norm": f7.deep_max_norm, "fig7_lora_norm": f7.lora_max_norm,
+})
+glue_words("fig7_verdict", (
     "so here, as in the paper, most adapted weights are left numerically untouched (rank 0)." if f7.deep_mostly_rank0 else
-    f"but here only {100 * f7.deep_fraction_rank0:.0f}% of the updates stay at rank 0, not the majority the paper reports."),
-    display=False)
+    f"but here only {100 * f7.deep_fraction_rank0:.0f}% of the updates stay at rank 0, not the majority the paper reports."))
 
 # %% [markdown]
 # Of the {glue:}`fig7_updates` updates, LoRA's have median rank {glue:text}`fig7_lora_median:.0f` and
@@ -309,7 +297,8 @@ else:
     failed = f8.untrained_runs(methods=[m for m in sorted(f8.untrained) if m != fg.SCALED])
     if failed:
         text += ("**Runs that did not train** (training loss not well below the constant predictor's; LoRA and Deep LoRA "
-                 "at the same learning rate at every rank, as in the paper): " + untrained(failed, "r")
+                 "at the same learning rate at every rank, as in the paper): "
+                 + "; ".join(f"{u.method} at r = {u.key} ({len(u.seeds)} of {u.of} seeds)" for u in failed)
                  + ". Their Pearson says nothing about how the method generalises there, and the scorecard compares "
                  "only the seeds where both methods trained. ")
     if f8.at_chance:
@@ -335,12 +324,6 @@ plt.show()
 display(tables.fig8_probe_table(summary).style.hide(axis="index").set_caption(
     f"Fig. 8 runs: the head's input at the end against its start, per seed ({scale_label(scale)})"))
 found = None if f8 is None else f8.probe_findings
-
-
-def named(runs) -> str:
-    return ", ".join(f"{x.method} r = {x.rank} seed {x.seed}" for x in runs) or "none"
-
-
 if f8 is not None and found is None:
     display(Markdown("These runs were stored without probes of the head's input, so what stopped a run is not shown here."))
 elif found is not None:
@@ -348,9 +331,11 @@ elif found is not None:
     if not found.untrained:
         lines.append("Every run trained, so there is no stall to explain here.")
     else:
+        collapsed, saturated = (", ".join(f"{x.method} r = {x.rank} seed {x.seed}" for x in runs) or "none"
+                                for runs in (found.collapsed, found.saturated))
         lines.append(f"Of the {len(found.untrained)} runs that did not train, {len(found.collapsed)} ended collapsed "
-                     f"({named(found.collapsed)}); {len(found.saturated)} ended with over half of the pooler's units "
-                     f"saturated ({named(found.saturated)}), where tanh passes under 2 % of its gradient, so little is "
+                     f"({collapsed}); {len(found.saturated)} ended with over half of the pooler's units "
+                     f"saturated ({saturated}), where tanh passes under 2 % of its gradient, so little is "
                      "left to undo the collapse.")
     if found.collapse_marks_stall:
         lines.append("So each run that did not train ended mapping every example to nearly one point in front of the "
@@ -420,67 +405,61 @@ CAUSE = {
     Cause.PLATEAU: "a plateau that outlasts Fig. 6's steps (a slow run rather than a stuck one)",
 }
 
-
-def ratios(values) -> str:
-    return " / ".join(f"{v:.3f}" for v in values)
-
-
-def collapse_text(d) -> str:
-    c = d.collapse
-    if c is None:
-        return ""
-    k = len(c.ratios)
-    text = (f"{'Every stalled run' if k > 1 else 'The stalled run'} *collapsed*: by step {c.step} the spread of the "
-            f"head's input over the first batch fell below {COLLAPSED:g} of its start, and it ended at {ratios(c.ratios)} of it"
-            + (f" (LoRA's, same seed{'s' if len(c.lora_ratios) > 1 else ''}: {ratios(c.lora_ratios)})" if c.lora_ratios else "")
-            + ". Every example then reaches the frozen head as nearly the same input, so the run can only predict one "
-              "value, the label mean"
-            + (f"; {'none' if c.max_saturated == 0 else f'at most {c.max_saturated:.0%}'} of the pooler's tanh units ended "
-               "saturated, so the pooler did not block the gradient" if c.pooler_clear else "") + ".")
-    if not c.kept:
-        return text + " No change kept these seeds from collapsing."
-    parts = "; ".join(f"*{label}* (head input at the end {ratios(c.kept_ratios[label])} of its start; final loss "
-                      + " / ".join(f"{v:.2f}" for v in c.kept_losses[label]) + ")" for label in c.kept)
-    lowered = (f"; {'each of these changes lowers' if len(c.kept) > 1 else 'it lowers'} the outer factors' Adam rate "
-               f"(γ times the inner rate) from {c.outer_rate_from:g} to {c.outer_rate_to:g}" if c.outer_rate_to is not None else "")
-    cause = ("outer factors that move too fast" if c.causes == [Cause.OUTER_TOO_FAST] and len(c.kept) > 1
-             else " or ".join(CAUSE[x] for x in c.causes))
-    verdict = {1: "it did not pass", 2: "neither passed"}.get(len(c.kept), "none of them passed")
-    seeds = f"seed{'s' if k > 1 else ''} {', '.join(map(str, d.stalled))}"
-    return (f"{text} {parts} kept {seeds} from collapsing and ended with a lower training loss than Fig. 6's run "
-            f"({' / '.join(f'{v:.2f}' for v in c.baseline_losses)}){lowered}, though within {c.kept_steps} steps "
-            f"{verdict} the training check. So the collapse comes from {cause}, not from a broken method.")
-
-
-def rank_one_text(d) -> str:
-    r = d.rank_one
-    if r is None:
-        return "These runs stored no update spectra, so what the stalled adapters learned is not shown here."
-    if not r.label_mean:
-        lora = "" if r.lora_share is None else f" (LoRA's: {r.lora_share:.0%})"
-        return f"{r.deep_share:.0%} of the stalled runs' updates are rank one{lora}: the spectra do not single out one cause here."
-    lora = "" if r.lora_share is None else f", against {r.lora_share:.0%} of LoRA's"
-    return (f"What the stalled runs did learn: {r.deep_share:.0%} of their weight updates are rank one (second singular "
-            f"value under 1 % of the first){lora}, and their training loss went from {r.first_loss:.2f} over the first "
-            f"10 steps to {r.last_loss:.2f} over the last 10, against {r.baseline:.2f} for predicting the label mean: in "
-            "their steps they fitted the label mean, one direction per weight, and little else.")
-
-
 d = summary.diagnosis
 if d is None:
     display(Markdown("No diagnosis runs at this scale."))
 else:
-    k, stalled = len(d.seeds), ", ".join(map(str, d.stalled))
+    k, stalled, c, one = len(d.seeds), ", ".join(map(str, d.stalled)), d.collapse, d.rank_one
     head = (f"At n = {d.n} (seed{'s' if k > 1 else ''} {', '.join(map(str, d.seeds))}), LoRA trained on "
             f"{d.trained(LORA)} of {k} and compressed Deep LoRA at the chosen rates on {d.trained(DEEP)}; "
             + "; ".join(f"**{label}**: {d.trained(label)} of {k} trained" for label in d.variants) + ". ")
-    tail = " ".join(x for x in (collapse_text(d), rank_one_text(d)) if x)
+    collapse = "" if c is None else (
+        f"{'Every stalled run' if len(c.ratios) > 1 else 'The stalled run'} *collapsed*: by step {c.step} the spread of "
+        f"the head's input over the first batch fell below {COLLAPSED:g} of its start, and it ended at "
+        f"{' / '.join(f'{v:.3f}' for v in c.ratios)} of it"
+        + (f" (LoRA's, same seed{'s' if len(c.lora_ratios) > 1 else ''}: {' / '.join(f'{v:.3f}' for v in c.lora_ratios)})"
+           if c.lora_ratios else "")
+        + ". Every example then reaches the frozen head as nearly the same input, so the run can only predict one "
+          "value, the label mean"
+        + (f"; {'none' if c.max_saturated == 0 else f'at most {c.max_saturated:.0%}'} of the pooler's tanh units ended "
+           "saturated, so the pooler did not block the gradient" if c.pooler_clear else "") + ".")
+    if c is not None and not c.kept:
+        collapse += " No change kept these seeds from collapsing."
+    elif c is not None:
+        cause = ("outer factors that move too fast" if c.causes == [Cause.OUTER_TOO_FAST] and len(c.kept) > 1
+                 else " or ".join(CAUSE[x] for x in c.causes))
+        collapse += (
+            " " + "; ".join(f"*{label}* (head input at the end {' / '.join(f'{v:.3f}' for v in c.kept_ratios[label])} of "
+                            "its start; final loss " + " / ".join(f"{v:.2f}" for v in c.kept_losses[label]) + ")"
+                            for label in c.kept)
+            + f" kept seed{'s' if len(c.ratios) > 1 else ''} {stalled} from collapsing and ended with a lower training "
+            f"loss than Fig. 6's run ({' / '.join(f'{v:.2f}' for v in c.baseline_losses)})"
+            + (f"; {'each of these changes lowers' if len(c.kept) > 1 else 'it lowers'} the outer factors' Adam rate "
+               f"(γ times the inner rate) from {c.outer_rate_from:g} to {c.outer_rate_to:g}" if c.outer_rate_to is not None
+               else "")
+            + f", though within {c.kept_steps} steps "
+            + {1: "it did not pass", 2: "neither passed"}.get(len(c.kept), "none of them passed")
+            + f" the training check. So the collapse comes from {cause}, not from a broken method.")
+    if one is None:
+        rank_one = "These runs stored no update spectra, so what the stalled adapters learned is not shown here."
+    elif not one.label_mean:
+        rank_one = (f"{one.deep_share:.0%} of the stalled runs' updates are rank one"
+                    + ("" if one.lora_share is None else f" (LoRA's: {one.lora_share:.0%})")
+                    + ": the spectra do not single out one cause here.")
+    else:
+        rank_one = (f"What the stalled runs did learn: {one.deep_share:.0%} of their weight updates are rank one (second "
+                    "singular value under 1 % of the first)"
+                    + ("" if one.lora_share is None else f", against {one.lora_share:.0%} of LoRA's")
+                    + f", and their training loss went from {one.first_loss:.2f} over the first 10 steps to "
+                    f"{one.last_loss:.2f} over the last 10, against {one.baseline:.2f} for predicting the label mean: in "
+                    "their steps they fitted the label mean, one direction per weight, and little else.")
+    tail = " ".join(x for x in (collapse, rank_one) if x)
     if d.outcome == DiagnosisOutcome.NO_STALL:
         conclusion = ("The compressed runs trained at these seeds, so this build has no stall to diagnose; the variants "
                       "show only how much the changes matter when training works.")
     elif d.outcome == DiagnosisOutcome.NO_VARIANT:
         conclusion = (f"No change was run at seed(s) {stalled} (the plan's only variant would have repeated the Fig. 6 "
-                      f"runs at the chosen rates). {rank_one_text(d)}")
+                      f"runs at the chosen rates). {rank_one}")
     elif d.outcome == DiagnosisOutcome.NOT_FIXED:
         conclusion = (f"No change made the stalled seed(s) {stalled} pass the training check within its steps ("
                       + ("the change tests one cause: " if len(d.variants) == 1 else "the changes, each testing one cause: ")
@@ -569,26 +548,20 @@ display(Markdown(f"Wrote `{path.name}`."))
 # %%
 verdicts = chapter_verdicts(summary)
 
-
-def gain(s) -> str:
-    if s.gain is None:
-        return "n/a"
-    ci = "" if s.low is None else f", 95 % CI [{s.low:+.3f}, {s.high:+.3f}]"
-    pv = "" if s.wilcoxon_p is None else f", Wilcoxon p = {s.wilcoxon_p:.2g}"
-    return f"{s.gain:+.3f} ({s.deep_wins}/{s.seeds} seeds ahead{ci}{pv})"
-
-
-def failed_at(n: int, seeds: int) -> str:
-    failed = [f"{u.method}: {len(u.seeds)} of {seeds} runs did not train" for u in f6.untrained_runs(keys=[n])]
-    return f" [{'; '.join(failed)}]" if failed else ""
-
-
+gains = {(full, n): "n/a" if s.gain is None else (
+             f"{s.gain:+.3f} ({s.deep_wins}/{s.seeds} seeds ahead"
+             + ("" if s.low is None else f", 95 % CI [{s.low:+.3f}, {s.high:+.3f}]")
+             + ("" if s.wilcoxon_p is None else f", Wilcoxon p = {s.wilcoxon_p:.2g}") + ")")
+         for full, by_n in ((False, f6.by_n), (True, f6.full_by_n)) for n, s in by_n.items()}
+not_trained = {n: "; ".join(f"{u.method}: {len(u.seeds)} of {s.seeds} runs did not train"
+                            for u in f6.untrained_runs(keys=[n])) for n, s in f6.by_n.items()}
 lines = [f"**Finding ({scale_label(scale)}, `{summary.backbone}`, {p.fig6.steps} steps).** Compressed Deep LoRA minus "
-         "LoRA on STS-B, in Pearson: " + "; ".join(f"n = {n}: {gain(s)}" + failed_at(n, s.seeds) for n, s in f6.by_n.items())
+         "LoRA on STS-B, in Pearson: "
+         + "; ".join(f"n = {n}: {gains[False, n]}" + (f" [{not_trained[n]}]" if not_trained[n] else "") for n in f6.by_n)
          + (f". Fig. 6 verdict: **{verdicts['fig6'][0]}**." if "fig6" in verdicts else ".")]
 for n, s in f6.full_by_n.items():
     lines.append(f"The full-width uncompressed depth-3 adapter (what the authors' logged runs used) at n = {n}: Pearson "
-                 f"{s.deep:.3f} against LoRA's {s.lora:.3f} on the same seeds, a difference of {gain(s)}; the compressed "
+                 f"{s.deep:.3f} against LoRA's {s.lora:.3f} on the same seeds, a difference of {gains[True, n]}; the compressed "
                  f"adapter's mean there is {f6.by_n[n].deep:.3f}."
                  + (" **The compressed method generalises worse than the full-width one here**, a result about the method "
                     "as compressed, not about depth." if f6.full_beats_compressed.get(n) else ""))
@@ -606,7 +579,8 @@ if "fig8" in verdicts and f8 is not None:
                          "for the rank" + (" (one seed: a diagnosis, not an estimate)." if seeds == [1] else "."))
         if f8.scaled_untrained:
             lines.append(f"At r = {', '.join(map(str, f8.scaled_untrained))} runs at the scaled rate did not train either ("
-                         + untrained(f8.untrained_runs(methods=[fg.SCALED], scaled=True), "r")
+                         + "; ".join(f"{u.method} at r = {u.key} ({len(u.seeds)} of {u.of} seeds)"
+                                     for u in f8.untrained_runs(methods=[fg.SCALED], scaled=True))
                          + "): the rate does not explain those.")
         if not f8.scaled_rescued and not f8.scaled_untrained:
             lines.append(f"With its inner rate scaled as {f8.rate_rank}/r, compressed Deep LoRA trained wherever it did at "

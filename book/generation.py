@@ -59,12 +59,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
-from myst_nb import glue
+from IPython.display import display
 
 from compressible.experiments import generation as gen
 from compressible.experiments.generation import figures, tables
 from compressible.ledger import coverage_table
+from compressible.reproduction.pages import glue_numbers, glue_words
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
@@ -101,18 +101,12 @@ settings = pd.DataFrame(
 first = results.runs[gen.DEEP_LABEL][0]
 n_refs = np.array([len(r) for r in results.eval_set.references])
 
-
-def words(key, text):
-    """Glue Markdown words for the Markdown below."""
-    glue(key, Markdown(text), display=False)
-
-
-words("scale", scale_label(scale))
-words("scale_notes", p.notes)
-words("backbone_source", f"`{first['backbone_source']}`")
-words("eval_split", cfg.eval_split)
-words("model", summary.model)
-for key, value in {
+glue_words("scale", scale_label(scale))
+glue_words("scale_notes", p.notes)
+glue_words("backbone_source", f"`{first['backbone_source']}`")
+glue_words("eval_split", cfg.eval_split)
+glue_words("model", summary.model)
+glue_numbers({
     "adapted_modules": first["adapted_modules"],
     "params_vanilla": results.runs[gen.VANILLA_LABEL][0]["trainable_parameters"],
     "params_deep": first["trainable_parameters"],
@@ -120,23 +114,19 @@ for key, value in {
     "refs_mean": float(n_refs.mean()), "computed": results.computed, "runs": len(frame), "wall": wall,
     "train_seconds": float(frame["train_seconds"].sum()), "eval_seconds": float(frame["eval_seconds"].sum()),
     "loss_window": summary.loss_window, "steps": summary.steps, "seeds": summary.seeds,
-}.items():
-    glue(key, value, display=False)
+})
 for method, key in ((gen.VANILLA_LABEL, "vanilla"), (gen.DEEP_LABEL, "deep")):
-    glue(f"first_loss_{key}", summary.first_loss[method], display=False)
-    glue(f"last_loss_{key}", summary.last_loss[method], display=False)
+    glue_numbers({f"first_loss_{key}": summary.first_loss[method], f"last_loss_{key}": summary.last_loss[method]})
 for metric, scores in summary.paired.items():
-    glue(f"gain_{metric}", scores.gain, display=False)
-    glue(f"wins_{metric}", scores.deep_wins, display=False)
-    glue(f"vanilla_{metric}", summary.vanilla[metric], display=False)
-    glue(f"deep_{metric}", summary.deep[metric], display=False)
+    glue_numbers({f"gain_{metric}": scores.gain, f"wins_{metric}": scores.deep_wins,
+                  f"vanilla_{metric}": summary.vanilla[metric], f"deep_{metric}": summary.deep[metric]})
 # whether the stored runs carry METEOR (nltk's METEOR needs the WordNet corpus where they were computed)
-words("meteor", "computed with nltk's multi-reference METEOR" if "meteor" in summary.paired else
-      "**omitted**: nltk's METEOR needs the WordNet corpus, which was not installed where these runs were "
-      "computed (it cannot be downloaded during the build)")
-words("meteor_paired", (f", METEOR {summary.paired['meteor'].gain:+.2f} (Deep LoRA ahead on "
-                        f"{summary.paired['meteor'].deep_wins} of {summary.paired['meteor'].seeds} seeds)")
-      if "meteor" in summary.paired else "; METEOR not computed")
+glue_words("meteor", "computed with nltk's multi-reference METEOR" if "meteor" in summary.paired else
+           "**omitted**: nltk's METEOR needs the WordNet corpus, which was not installed where these runs were "
+           "computed (it cannot be downloaded during the build)")
+glue_words("meteor_paired", (f", METEOR {summary.paired['meteor'].gain:+.2f} (Deep LoRA ahead on "
+                             f"{summary.paired['meteor'].deep_wins} of {summary.paired['meteor'].seeds} seeds)")
+           if "meteor" in summary.paired else "; METEOR not computed")
 READING = {
     "smoke": "The smoke model is random and tiny: its scores are meaningless and only show that the pipeline runs.",
     "ci": "These are ci-scale numbers on a different, 4-bit-quantised decoder-only model with far fewer steps "
@@ -144,7 +134,7 @@ READING = {
           "end to end on a real generation task, not that either method wins on T5-base.",
     "paper": "These are the App. C protocol's numbers; the paper reports none to compare them with.",
 }
-words("reading", READING[scale])
+glue_words("reading", READING[scale])
 
 # %% [markdown]
 # **Settings ({glue:md}`scale`).** {glue:md}`scale_notes`.
