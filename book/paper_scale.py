@@ -78,9 +78,10 @@ glue("cost_note", Markdown(
 # ## The evidence plan of the few-shot claim
 #
 # {doc}`fewshot_evidence` is filled in the ledger rather than by a build: every method tuned at every $n$,
-# then Fig. 6 at 500 steps on 10 seeds, and PEFT's LoRA family at $n = 64$. What it costs per method, at
-# the rate its held runs were computed (processor time with one torch thread each, so a core-hour is one
-# core busy for an hour, whatever else the machine did), and what is left:
+# then Fig. 6 at 500 steps on 10 seeds, PEFT's LoRA family at $n = 64$, then Fig. 8 and Table 1 at the
+# tuned rates. What it costs per method, at the rate its held runs of the plan's steps were computed
+# (processor time with one torch thread each, so a core-hour is one core busy for an hour, whatever else the
+# machine did; a run of other length counts at its steps over the plan's), and what is left:
 
 # %%
 from compressible.experiments.fewshot_evidence import tables as evidence_tables
@@ -91,9 +92,13 @@ evidence = load_summary(EvidenceSummary)
 if evidence is None or evidence.scale != scale:
     display(Markdown("The evidence chapter did not run at this scale in this build."))
 else:
+    left = [h for h in evidence.core_hours_left.values() if h is not None]
+    unmeasured = [m for m, h in evidence.core_hours_left.items() if h is None]
     display(evidence_tables.cost_table(evidence).style.hide(axis="index").set_caption(
         f"The evidence plan ({scale_label(scale)}, {evidence.steps} steps): {evidence.runs_held} of "
-        f"{evidence.runs_planned} runs held; computed on {', '.join(evidence.platforms) or 'no platform yet'}"))
+        f"{evidence.runs_planned} runs held, {sum(left):.1f} core-hours left for the methods measured so far"
+        + (f" (not counting {len(unmeasured)} methods without a run yet)" if unmeasured else "")
+        + f"; computed on {', '.join(evidence.platforms) or 'no platform yet'}"))
 
 # %% [markdown]
 # A method none of whose runs is held has no measured rate yet ("—"); its cost is known once its first runs

@@ -12,6 +12,7 @@ from compressible.reproduction.execute import (
     BookBuildError,
     check_notebook,
     execute_chapter,
+    execution_order,
     quiet_kernel,
     read_toc,
 )
@@ -96,6 +97,31 @@ def test_toc_entry_without_source_is_an_error(tmp_path):
     (tmp_path / "intro.md").write_text("# Intro\n")
     with pytest.raises(BookBuildError, match="entry 'ghost' has no ghost.py or ghost.md"):
         read_toc(tmp_path)
+
+
+def _toc_with(tmp_path, needs: dict[str, list[str]]):
+    entries = "".join(f"  - file: {name}\n" for name in needs)
+    (tmp_path / "_toc.yml").write_text(f"format: jb-book\nroot: intro\nchapters:\n{entries}")
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    for name, wanted in needs.items():
+        line = f"#     needs: [{', '.join(wanted)}]\n" if wanted else ""
+        header = HEADER.format(figures=0).replace("#     figures: 0\n", "#     figures: 0\n" + line)
+        (tmp_path / f"{name}.py").write_text(header + "\n# %%\nx = 1\n")
+    return read_toc(tmp_path)
+
+
+def test_a_chapter_runs_after_the_chapters_it_needs_and_otherwise_in_toc_order(tmp_path):
+    order = execution_order(_toc_with(tmp_path, {"a": [], "b": ["d"], "c": [], "d": []}))
+    assert [c.name for c in order] == ["intro", "a", "d", "b", "c"]
+
+
+@pytest.mark.parametrize("needs, message", [
+    ({"a": ["ghost"]}, r"chapter 'a' needs \['ghost'\], which are not executable chapters of the toc; valid: \['a'\]"),
+    ({"a": ["b"], "b": ["a"]}, r"chapters need each other: a -> b -> a"),
+])
+def test_needs_that_cannot_be_met_are_errors(tmp_path, needs, message):
+    with pytest.raises(BookBuildError, match=message):
+        execution_order(_toc_with(tmp_path, needs))
 
 
 def stream(name, text):

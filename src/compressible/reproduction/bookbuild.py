@@ -6,7 +6,8 @@ Pipeline (``python -m compressible.reproduction.bookbuild build --scale ci``, wh
    a chapter when ``book/<name>.py`` exists (jupytext percent format) and a plain page when
    ``book/<name>.md`` exists;
 2. stage the book sources into ``_build/source/`` (config, toc, bibliography, pages; :func:`stage_sources`);
-3. execute each chapter with papermill in a quiet kernel and check what a reader will see
+3. execute each chapter, in toc order except that a chapter runs after those its header ``needs``
+   (:func:`~compressible.reproduction.execute.execution_order`), with papermill in a quiet kernel and check what a reader will see
    (:func:`~compressible.reproduction.execute.execute_chapter`: no errors, stderr, progress bars,
    tracebacks or warnings, and as many figures as the chapter declares), writing
    ``_build/source/book/<name>.ipynb`` with the parameter cells hidden;
@@ -29,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..scales import check_scale
-from .execute import PROGRESS_BAR, TRACEBACK, BookBuildError, ChapterRun, execute_chapter, read_toc  # noqa: F401
+from .execute import PROGRESS_BAR, TRACEBACK, BookBuildError, ChapterRun, execute_chapter, execution_order, read_toc  # noqa: F401
 
 __all__ = ["stage_sources", "build_book", "setup", "main"]
 
@@ -77,7 +78,7 @@ def build_book(
     root = Path(root).resolve()
     build_dir = Path(build_dir or root / "_build").resolve()
     staging = build_dir / "source"
-    chapters = read_toc(root)
+    chapters = execution_order(read_toc(root))
     if only:
         unknown = sorted(set(only) - {Path(c.name).name for c in chapters})
         if unknown:

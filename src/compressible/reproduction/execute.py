@@ -35,6 +35,7 @@ __all__ = [
     "Chapter",
     "ChapterRun",
     "read_toc",
+    "execution_order",
     "execute_chapter",
     "check_notebook",
     "output_problems",
@@ -107,6 +108,43 @@ def read_toc(root: Path) -> list[Chapter]:
         else:
             raise BookBuildError(f"{toc_path}: entry {entry!r} has no {entry}.py or {entry}.md")
     return chapters
+
+
+def execution_order(chapters: list[Chapter]) -> list[Chapter]:
+    """``chapters`` in toc order, except that a chapter runs after the chapters its header names in
+    ``compressible: needs: [<name>, ...]`` (whose saved summaries it reads). Raises :class:`BookBuildError`
+    for a name that is not an executable chapter of the toc, or for chapters that need each other."""
+    import jupytext
+
+    names = {Path(c.name).name: c for c in chapters if c.executable}
+    needs = {}
+    for name, chapter in names.items():
+        wanted = jupytext.read(chapter.source).metadata.get("compressible", {}).get("needs", [])
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise BookBuildError(f"chapter {name!r} needs {unknown}, which are not executable chapters of the toc; "
+                                 f"valid: {sorted(names)}")
+        needs[name] = list(wanted)
+    ordered: list[Chapter] = []
+    placing: list[str] = []
+
+    def place(name: str) -> None:
+        if any(Path(c.name).name == name for c in ordered):
+            return
+        if name in placing:
+            raise BookBuildError(f"chapters need each other: {' -> '.join(placing + [name])}")
+        placing.append(name)
+        for wanted in needs[name]:
+            place(wanted)
+        placing.pop()
+        ordered.append(names[name])
+
+    for chapter in chapters:
+        if chapter.executable:
+            place(Path(chapter.name).name)
+        else:
+            ordered.append(chapter)
+    return ordered
 
 
 def _expected_figures(notebook, name: str, scale: str) -> int:
