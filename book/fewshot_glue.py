@@ -10,6 +10,7 @@
 #     name: python3
 #   compressible:
 #     figures: {smoke: 7, ci: 6, paper: 7}
+#     needs: [fewshot_evidence]
 # ---
 
 # %% [markdown]
@@ -598,12 +599,6 @@ lines.append("What would change the answer: the paper's backbone, steps and seed
 display(Markdown("\n\n".join(lines)))
 
 # %% [markdown]
-# The next chapter, {doc}`fewshot_evidence`, asks the same question of Fig. 6 with what a build cannot afford:
-# every method's rates tuned at every $n$, the paper's 500 steps, ten seeds that chose nothing, and PEFT's
-# LoRA family beside them, all kept in the ledger. Its answer, and how many seeds it stands on, is the one
-# the scorecard's "Fig. 6, tuned" rows give.
-
-# %% [markdown]
 # ## Where these runs come from
 #
 # Every run this chapter shows, per figure and method: how many its plan has at this scale, how many
@@ -613,3 +608,51 @@ display(Markdown("\n\n".join(lines)))
 
 # %%
 display(coverage_table("fewshot_glue", scale))
+
+# %% [markdown]
+# ## The finding, with every method tuned
+#
+# The runs above are what one build of the book affords. The next chapter, {doc}`fewshot_evidence`, asks the
+# same question with what a build cannot afford, kept in the ledger: every method's rates tuned on held-out
+# examples at every $n$, the paper's 500 steps, seeds that chose nothing, and PEFT's LoRA family beside them.
+# Its answer is this chapter's finding; each line is chosen from its summary's decisions
+# (`EvidenceSummary.across_n`, `comparisons`, `compressed_training`) and says how many seeds it stands on.
+
+# %%
+from compressible.experiments.fewshot_evidence.plan import LABELS
+from compressible.experiments.fewshot_evidence.summary import Answer, EvidenceSummary, Training
+from compressible.summaries import load_summary
+
+evidence = load_summary(EvidenceSummary)
+ACROSS = {
+    Answer.BETTER: "beats the authors' LoRA at every $n$: at each, the 95 % interval of the paired gain lies above 0",
+    Answer.WORSE: "is behind the authors' LoRA at every $n$: at each, the 95 % interval lies below 0",
+    Answer.UNDECIDED: "does not beat the authors' LoRA at every $n$: at some $n$ the 95 % interval contains 0 or lies below it",
+    Answer.TOO_FEW: "cannot be judged yet: at some $n$ fewer than two seeds have both methods trained",
+    Answer.UNTRAINED: "cannot be compared at some $n$: at every seed stored there, one of the two did not train",
+    Answer.NOT_RUN: "cannot be judged yet: not every $n$ has paired runs in the ledger",
+}
+TRAINS = {Training.TRAINED: "trains at every seed", Training.PARTLY: "trains at some seeds only",
+          Training.UNTRAINED: "does not train", Training.NOT_RUN: "has no runs yet"}
+if evidence is None or evidence.scale != scale:
+    finding = ["The evidence chapter did not run at this scale in this build, so this page has no tuned finding."]
+else:
+    paired = {(c.method, c.baseline, c.n): c for c in evidence.comparisons}
+    interval = {key: "no paired runs" if c.scores is None or c.scores.gain is None else (
+        f"{c.scores.gain:+.3f}" + ("" if c.scores.low is None else f" [{c.scores.low:+.3f}, {c.scores.high:+.3f}]")
+        + f", {c.scores.seeds} seed{'s' if c.scores.seeds != 1 else ''}") for key, c in paired.items()}
+    finding = [f"**Finding (`{evidence.backbone}`, {evidence.steps} steps, every method tuned on {evidence.holdout} "
+               f"held-out pairs at every $n$; Pearson, paired gain with its 95 % interval).**"]
+    for method in ("compressed", "full"):
+        finding.append(f"{LABELS[method]} {ACROSS[evidence.across_n[method]]} ("
+                       + "; ".join(f"$n = {n}$: {interval[method, 'lora', n]}" for n in evidence.n) + ").")
+    for n in sorted({c.n for c in evidence.comparisons if c.baseline != "lora"}):
+        variants = list(dict.fromkeys(c.baseline for c in evidence.comparisons if c.baseline != "lora" and c.n == n))
+        finding.append(f"Against PEFT's LoRA family at $n = {n}$ (Deep LoRA − variant): " + "; ".join(
+            f"{LABELS[v]}: compressed {interval['compressed', v, n]} ({paired['compressed', v, n].answer}), full width "
+            f"{interval['full', v, n]} ({paired['full', v, n].answer})" for v in variants) + ".")
+    finding.append("Compressed Deep LoRA at the rates tuned at each $n$: " + "; ".join(
+        f"$n = {n}$: {TRAINS[t]}" for n, t in evidence.compressed_training.items()) + ".")
+    finding.append(f"The ledger holds {evidence.runs_held} of the {evidence.runs_planned} runs this stands on; "
+                   "the next chapter lists the others and what they cost.")
+display(Markdown("\n\n".join(finding)))

@@ -10,7 +10,8 @@ import pytest
 
 from compressible.experiments import fewshot_evidence as fe
 from compressible.experiments.fewshot_evidence.run import FRAME_COLUMNS, EvidenceRuns, choose
-from compressible.experiments.fewshot_evidence.summary import Answer, Training, summarise
+from compressible.experiments.fewshot_evidence.summarise import summarise
+from compressible.experiments.fewshot_evidence.summary import Answer, Training
 from compressible.store import ResultStore, config_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +100,7 @@ def test_the_answers_follow_the_paired_interval_and_leave_out_untrained_seeds():
     assert by["full", 16].answer == Answer.WORSE
     assert by["compressed", 32].answer == Answer.UNTRAINED and by["full", 32].answer == Answer.NOT_RUN
     assert s.compressed_training == {16: Training.PARTLY, 32: Training.UNTRAINED}
+    assert s.across_n["compressed"] == Answer.UNTRAINED and s.across_n["full"] == Answer.NOT_RUN  # n = 32 not run
     assert s.runs_per_core_hour == {m: 3600.0 for m in ("compressed", "full", "lora")}
 
 
@@ -268,3 +270,18 @@ def test_the_scorecard_reads_fig8_and_table1_from_the_evidence():
     no_lora = [x for x in rows if x[0] == "compressed"]  # nothing to pair with
     assert judge(claims["fig8tuned"], summarise(_part_runs(p, "fig8", no_lora)))[1] == Verdict.NOT_RUN
     assert judge(claims["table1tuned"], summarise(_part_runs(p, "table1", [])))[1] == Verdict.NOT_RUN
+
+
+@pytest.mark.parametrize("answers, expected", [
+    ([Answer.BETTER] * 3, Answer.BETTER),
+    ([Answer.WORSE] * 2, Answer.WORSE),
+    ([Answer.BETTER, Answer.UNDECIDED, Answer.BETTER], Answer.UNDECIDED),
+    ([Answer.BETTER, Answer.WORSE], Answer.UNDECIDED),
+    ([Answer.BETTER, Answer.NOT_RUN, Answer.UNTRAINED], Answer.NOT_RUN),
+    ([Answer.UNTRAINED, Answer.BETTER], Answer.UNTRAINED),
+    ([], Answer.NOT_RUN),
+])
+def test_a_method_beats_lora_across_n_only_where_it_does_at_every_n(answers, expected):
+    from compressible.experiments.fewshot_evidence.summarise import across_n
+
+    assert across_n(answers) == expected

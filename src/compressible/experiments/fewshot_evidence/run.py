@@ -29,7 +29,7 @@ _LABEL_METHOD = {label: m for m, label in LABELS.items()}
 
 @dataclass(frozen=True, eq=False)
 class EvidenceRuns:
-    """What :func:`~compressible.experiments.fewshot_evidence.summary.summarise` needs: the stored runs."""
+    """What :func:`~compressible.experiments.fewshot_evidence.summarise.summarise` needs: the stored runs."""
 
     scale: str
     plan: EvidencePlan
