@@ -102,7 +102,7 @@ def test_ci_and_smoke_scales():
     assert _part("fewshot_glue", "table1", "ci") == []  # not run at ci (the plan says why)
     assert fewshot_glue.PLANS["ci"].table1_note
     parts = {"deep_lora_subspaces": deep_lora_subspaces.PARTS, "fewshot_glue": fewshot_glue.PARTS,
-             "fewshot_evidence": ("tuning", "fig6", "peft")}
+             "fewshot_evidence": ("tuning", "fig6", "peft", "fig8", "table1")}
     for chapter in GLUE_CHAPTERS:
         assert {e.config.backbone for e in plan(chapter, "ci")} == {"all-MiniLM-L6-v2"}
         assert {e.config.backbone for e in plan(chapter, "smoke")} == {TINY_BERT}
