@@ -193,7 +193,13 @@ ANSWER = {
 lines = []
 for n, training in summary.compressed_training.items():
     lines.append(f"- At $n = {n}$, compressed Deep LoRA at its tuned rates {TRAINING[training]}.")
+waiting = [c for c in summary.comparisons if c.answer == Answer.NOT_RUN]
+if waiting:  # one line for every comparison without paired runs, instead of one each
+    lines.append(f"- {len(waiting)} of the {len(summary.comparisons)} comparisons have no paired runs in the ledger yet: "
+                 + "; ".join(f"{LABELS[c.method]} − {LABELS[c.baseline]} at $n = {c.n}$" for c in waiting) + ".")
 for c in summary.comparisons:
+    if c.answer == Answer.NOT_RUN:
+        continue
     s = c.scores
     numbers = "" if s is None or s.gain is None else (
         f" (gain {s.gain:+.3f}" + ("" if s.low is None else f", 95 % interval [{s.low:+.3f}, {s.high:+.3f}]")
