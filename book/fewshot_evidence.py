@@ -107,6 +107,11 @@ figures.plot_sensitivity(summary)
 plt.show()
 display(tables.rates_table(summary).style.hide(axis="index").set_caption(
     f"The chosen rates ({scale_label(scale)}, {summary.backbone}, {summary.steps} steps)"))
+edge = {m: ns for m, ns in summary.at_edge.items() if ns}
+if summary.rates:
+    display(Markdown("Every chosen rate lies inside its grid." if not edge else
+                     "On its grid's edge, where a better rate may lie outside the grid: " + "; ".join(
+                         f"{LABELS[m]} at $n$ = {', '.join(map(str, ns))}" for m, ns in edge.items()) + "."))
 
 # %% [markdown]
 # ## Fig. 6 at the chosen rates

@@ -27,10 +27,10 @@ def test_plans_give_every_method_the_same_grid_a_decade_wide_and_disjoint_seeds(
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"lora": (1e-4, 2e-4, 4e-4, 8e-4)}, r"span a factor >= 10 in every rate; \{'lora': 8.0\} do not"),
-    ({"full": (1e-4, 1e-3)}, r"grids of \{'lora': 4, 'compressed': 4, 'full': 2, 'peft': 4\} points"),
+    ({"lora": (1e-4, 2e-4, 4e-4, 8e-4, 9e-4)}, r"span a factor >= 10 in every rate; \{'lora': 9.0\} do not"),
+    ({"full": (1e-4, 1e-3)}, r"grids of \{'lora': 5, 'compressed': 5, 'full': 2, 'peft': 5\} points"),
     ({"seeds": (1, 2, 3)}, r"share \[1\]"),
-    ({"compressed": ((1e-3, 1e-2), (1e-3, 2e-2), (1e-2, 1e-2), (1e-2, 2e-2))}, r"'compressed gamma': 2.0"),
+    ({"compressed": ((1e-4, 1e-2), (1e-3, 1e-2), (1e-3, 2e-2), (1e-2, 1e-2), (1e-2, 2e-2))}, r"'compressed gamma': 2.0"),
 ])
 def test_a_plan_that_would_not_compare_fairly_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
@@ -285,3 +285,18 @@ def test_a_method_beats_lora_across_n_only_where_it_does_at_every_n(answers, exp
     from compressible.experiments.fewshot_evidence.summarise import across_n
 
     assert across_n(answers) == expected
+
+
+def test_a_chosen_rate_on_its_grids_edge_is_flagged():
+    from compressible.experiments.fewshot_evidence.summarise import on_edge
+
+    grid = ((1e-4, 1.0), (1e-3, 1e-2), (1e-3, 1e-1), (1e-2, 1e-2), (1e-2, 1e-1))
+    assert not on_edge(grid, (1e-3, 1e-1))  # inside in both rates
+    assert on_edge(grid, (1e-3, 1e-2)) and on_edge(grid, (1e-2, 1e-1)) and on_edge(grid, (1e-4, 1.0))
+    assert on_edge(((1e-5, None), (1e-4, None), (1e-3, None)), (1e-5, None))
+    assert not on_edge(((1e-5, None), (1e-4, None), (1e-3, None)), (1e-4, None))
+    p = fe.plan("smoke")  # two points a method: every choice is on the edge
+    lora = p.points("lora")
+    frame = _grid_frame(p, {("lora", 16, lora[0]): [0.2], ("lora", 16, lora[1]): [0.5]})
+    s = summarise(EvidenceRuns("smoke", p, frame.reindex(columns=FRAME_COLUMNS), choose(p, frame)))
+    assert s.at_edge == {"lora": [16]}

@@ -16,7 +16,7 @@ from .run import EvidenceRuns
 from .summary import (Answer, Comparison, EvidenceSummary, GlueTable, GridPoint, MethodScores, RankScores, RankSweep,
                       TaskScores, Training)
 
-__all__ = ["across_n", "summarise"]
+__all__ = ["on_edge", "across_n", "summarise"]
 
 
 def _grid(runs: EvidenceRuns) -> list[GridPoint]:
@@ -166,6 +166,15 @@ def _table1(runs: EvidenceRuns) -> GlueTable | None:
                      unscreened=[x.task for x in tasks if x.kept is None], average=comparisons)
 
 
+def on_edge(points: tuple, rate: tuple) -> bool:
+    """Whether ``rate`` (``(lr, gamma)``) is the lowest or highest learning rate of the grid ``points``, or its lowest
+    or highest gamma."""
+    lrs = [lr for lr, _ in points]
+    gammas = [g for _, g in points if g is not None]
+    lr, gamma = rate
+    return lr in (min(lrs), max(lrs)) or (gamma is not None and gamma in (min(gammas), max(gammas)))
+
+
 def across_n(answers: list[Answer]) -> Answer:
     """One method's answers against LoRA at every ``n``, as one (:attr:`~compressible.experiments.fewshot_evidence.summary.EvidenceSummary.across_n`)."""
     if not answers:
@@ -218,6 +227,7 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
         core_hours_left={m: finite(left.get(m, 0.0) / per_hour[m]) if m in per_hour else None for m in planned_by},
         held_by_method={m: held_by.get(m, 0) for m in planned_by},
         platforms=sorted(set(frame.platform.dropna())) if "platform" in frame else [],
+        at_edge={m: [n for n, rate in chosen.items() if on_edge(p.points(m), rate)] for m, chosen in runs.rates.items()},
         across_n={m: across_n([c.answer for c in comparisons if c.method == m and c.baseline == "lora"])
                   for m in dict.fromkeys(c.method for c in comparisons)},
         fig8=_fig8(runs), table1=_table1(runs),

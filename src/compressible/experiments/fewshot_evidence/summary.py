@@ -195,6 +195,9 @@ class EvidenceSummary(Summary):
     """Of those, the runs held."""
     platforms: list[str] = []
     """Where the held runs were computed (``"cpu"``/``"cuda"`` and, on a CPU, its capability), sorted."""
+    at_edge: dict[str, list[int]] = {}
+    """Per method, the ``n`` whose chosen point lies on its grid's edge in some rate (the lowest or highest learning
+    rate, or gamma): a better rate may lie outside the grid there."""
     across_n: dict[str, Answer] = {}
     """Per method of Fig. 6 and PEFT's family, against the authors' LoRA at every ``n`` it runs at:
     :attr:`Answer.BETTER` (or ``WORSE``) where the answer is that at every ``n``; ``UNDECIDED`` where every ``n``
