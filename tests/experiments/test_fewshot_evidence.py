@@ -27,10 +27,11 @@ def test_plans_give_every_method_the_same_grid_a_decade_wide_and_disjoint_seeds(
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"lora": (1e-4, 2e-4, 4e-4, 8e-4, 9e-4)}, r"span a factor >= 10 in every rate; \{'lora': 9.0\} do not"),
-    ({"full": (1e-4, 1e-3)}, r"grids of \{'lora': 5, 'compressed': 5, 'full': 2, 'peft': 5\} points"),
+    ({"lora": (1e-4, 2e-4, 4e-4, 6e-4, 8e-4, 9e-4)}, r"span a factor >= 10 in every rate; \{'lora': 9.0\} do not"),
+    ({"full": (1e-4, 1e-3)}, r"grids of \{'lora': 6, 'compressed': 6, 'full': 2, 'peft': 6\} points"),
     ({"seeds": (1, 2, 3)}, r"share \[1\]"),
-    ({"compressed": ((1e-4, 1e-2), (1e-3, 1e-2), (1e-3, 2e-2), (1e-2, 1e-2), (1e-2, 2e-2))}, r"'compressed gamma': 2.0"),
+    ({"compressed": ((1e-4, 1e-2), (3e-4, 1e-2), (1e-3, 1e-2), (1e-3, 2e-2), (1e-2, 1e-2), (1e-2, 2e-2))},
+     r"'compressed gamma': 2.0"),
 ])
 def test_a_plan_that_would_not_compare_fairly_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
