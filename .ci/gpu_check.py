@@ -14,8 +14,9 @@ c. mirrors: finds the model (``sentence-transformers/all-MiniLM-L6-v2`` in a hub
    ``./shared``, or the two parts of ``.gpu-mirror/`` (below); says exactly what is missing (exit 2);
 d. tests: ``pytest -q -x -m device`` on the device-aware tests with ``COMPRESSIBLE_TEST_DEVICE=cuda``;
 e. timing: one Fig. 6 run of the ci plan (Deep LoRA, seed 0) through ``Runner(device="cuda")``;
-f. ledger: ``timeout -s INT <rest> python -m compressible.sweeps run fewshot_glue --scale ci --device cuda
-   --into ledger --nice 0`` for the rest of the budget (finished runs stay: each is a sealed record labelled
+f. ledger: ``timeout -s INT <rest> python -m compressible.sweeps run fewshot_evidence --scale ci --device cuda
+   --into ledger --nice 0`` for the rest of the budget (the evidence plan: the chapter whose ledger is not
+   complete; ``--chapter`` names another) (finished runs stay: each is a sealed record labelled
    ``device: cuda`` with the GPU's name), then a verification of the grown chapter's ledger runs on cuda
    (:func:`compressible.ledger.verify`) in what time remains; the new records are packed into one tar.gz;
 g. a summary table of every step's time and result.
@@ -31,11 +32,13 @@ The mirrors: ``../shared`` does not travel. What a ci run needs, measured with `
 ``../shared/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2`` is 88 MB, of which
 ``model.safetensors`` is 90,868,376 bytes (86.7 MiB: over the 64 MiB a call may carry, on its own) and
 the files transformers reads besides it (config.json, tokenizer.json, tokenizer_config.json, vocab.txt,
-special_tokens_map.json) 0.7 MB; ``../shared/data/glue/stsb`` is 632 KB (Fewshot GLUE at ci uses STS-B
-only). So the mirror travels in two parts over two calls on one warm machine (it keeps /tmp for 30 s
-after a call)::
+special_tokens_map.json) 0.7 MB; ``../shared/data/glue`` is 10.2 MB for the eight tasks the evidence plan
+uses (STS-B alone, all Few-shot GLUE needs at ci: 632 KB). So the mirror travels in two parts over two calls
+on one warm machine (it keeps /tmp for 30 s after a call), each beside the checkout (4.8 MB with the
+ledger in December 2026): part 1 the first 40 MiB of the weights and GLUE (~51 MiB), part 2 the rest of the
+weights (~47 MiB) and the wheels::
 
-    python3 .ci/gpu_check.py pack [--wheels]   # here: .gpu-mirror/1 and /2 (~45 MiB each, ignored by git)
+    python3 .ci/gpu_check.py pack [--wheels]   # here: .gpu-mirror/1 and /2 (~51 and ~47 MiB, ignored by git)
     # device tool, first call:   command "python3 .ci/gpu_check.py stage"  carry [".gpu-mirror/1"]
     # within 30 s, second call:  command "make gpu-check"  carry [".gpu-mirror/2", ".whl"]  timeout_s 600
 
@@ -83,7 +86,9 @@ SITE = Path("/tmp/compressible-site")
 DEFAULT_BUDGET = 540
 OUTPUTS = ("gpu-check.log", "pytest.log", "fig6-timing.json", "sweep.log", "ledger-new.tar.gz", "verify.log", "summary.json")
 """What a check writes into its output folder (the device tool brings back at most 8 files)."""
-CHAPTER_VERIFIED = {"fewshot_glue": ("fewshot_tuning", "fewshot_glue"), "deep_lora_subspaces": ("deep_lora_subspaces",)}
+CHAPTER_VERIFIED = {"fewshot_glue": ("fewshot_tuning", "fewshot_glue"), "deep_lora_subspaces": ("deep_lora_subspaces",),
+                    "fewshot_evidence": ("fewshot_evidence",)}
+GLUE_TASKS = "cola,sst2,mrpc,qqp,stsb,mnli,qnli,rte"  # what the evidence plan's Table 1 reads
 
 PACKAGES = (  # (import name, distribution name)
     ("torch", "torch"), ("transformers", "transformers"), ("peft", "peft"), ("datasets", "datasets"),
@@ -383,7 +388,8 @@ def probe(args) -> int:
 
 
 def time_fig6(args) -> int:
-    """One Fig. 6 run of the plan at ``args.scale`` (Deep LoRA, smallest n, seed 0) on ``args.device``."""
+    """One Fig. 6 run of ``args.chapter``'s plan at ``args.scale`` (compressed Deep LoRA, smallest n, seed 0) on
+    ``args.device``: at ci, the evidence plan's is 500 steps, Few-shot GLUE's 200."""
     import torch
 
     from compressible import sweeps
@@ -391,8 +397,8 @@ def time_fig6(args) -> int:
     from compressible.environment import environment_info
     from compressible.store import config_key
 
-    experiments = sweeps.plan("fewshot_glue", args.scale, ["fig6"])
-    experiment = next((e for e in experiments if e.label == "Deep LoRA"), experiments[0])
+    experiments = sweeps.plan(args.chapter, args.scale, ["fig6"])
+    experiment = next((e for e in experiments if e.label in ("Deep LoRA", "compressed")), experiments[0])
     config, seed = experiment.config, 0
     runner = Runner(device=args.device, progress=False)
     tic = time.perf_counter()
@@ -559,7 +565,8 @@ def check(args) -> int:
         record("e. Fig. 6 run", tic, "skipped", "no budget left")
     else:
         rc, seconds, timed_out = run_capped([sys.executable, __file__, "_fig6", "--device", args.device, "--scale", args.scale,
-                                             "--json", str(out / "fig6-timing.json")], cap, out / "gpu-check.log", env)
+                                             "--chapter", args.chapter, "--json", str(out / "fig6-timing.json")],
+                                            cap, out / "gpu-check.log", env)
         timing = json.loads((out / "fig6-timing.json").read_text()) if rc == 0 else None
         if rc:
             print("\n".join(tail(out / "gpu-check.log", 20)))
@@ -640,15 +647,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: $OUT, else _build/gpu-check)")
     parser.add_argument("--device", default="cuda", help="torch device (cuda; cpu checks the script itself)")
     parser.add_argument("--scale", default="ci", help="scale of the Fig. 6 run and of the sweep (default ci)")
-    parser.add_argument("--chapter", default="fewshot_glue", help="the chapter whose sweep grows the ledger")
+    parser.add_argument("--chapter", default="fewshot_evidence",
+                        help="the chapter whose sweep grows the ledger (default fewshot_evidence, whose ledger is not complete)")
     parser.add_argument("--ledger", default="ledger", help="the ledger folder, relative to the project (default ledger)")
     parser.add_argument("--test-cap", type=float, default=150.0, help="seconds at most for the tests (default 150)")
     parser.add_argument("--fig6-cap", type=float, default=180.0, help="seconds at most for the Fig. 6 run (default 180)")
     p = sub.add_parser("pack", help="here: pack the mirrors into .gpu-mirror/1 and /2 (and wheels into .whl/)")
     p.add_argument("--shared", default=str(ROOT.parent / "shared"))
     p.add_argument("--into", default=str(ROOT / ".gpu-mirror"))
-    p.add_argument("--tasks", default="stsb", help="GLUE tasks to pack (default stsb: what Fewshot GLUE at ci uses)")
-    p.add_argument("--chunk-mib", type=float, default=44.0, help="MiB of the weights in part 1 (default 44)")
+    p.add_argument("--tasks", default=GLUE_TASKS, help="GLUE tasks to pack (default: the eight the evidence plan uses; "
+                   "stsb is all Few-shot GLUE needs at ci)")
+    p.add_argument("--chunk-mib", type=float, default=40.0, help="MiB of the weights in part 1 (default 40)")
     p.add_argument("--wheels", action="store_true", help="also pip download the wheels the lent machines lack")
     p.add_argument("--wheel-dir", default=str(ROOT / ".whl"))
     sub.add_parser("stage", help="there, first call: copy the carried mirror part(s) to /tmp for the next call")
@@ -656,8 +665,8 @@ def main(argv: list[str] | None = None) -> int:
         q = sub.add_parser(name)
         q.add_argument("--device", default="cuda")
         q.add_argument("--scale", default="ci")
-        q.add_argument("--chapter", default="fewshot_glue")
-        q.add_argument("--chapters", default="fewshot_glue")
+        q.add_argument("--chapter", default="fewshot_evidence")
+        q.add_argument("--chapters", default="fewshot_evidence")
         q.add_argument("--json", default=None)
         q.add_argument("--ledger", default="ledger")
     args = parser.parse_args(argv)

@@ -173,6 +173,16 @@ def test_bad_names():
         plan("fewshot_glue", "ci", parts=["fig9"])
 
 
+def test_every_part_of_the_evidence_plan_can_be_asked_for_alone():
+    everything = plan("fewshot_evidence", "smoke")
+    parts = sorted({e.part for e in everything})
+    assert parts == ["fig6", "fig8", "peft", "table1", "tuning"]
+    assert sum(len(plan("fewshot_evidence", "smoke", parts=[part])) for part in parts) == len(everything)
+    with pytest.raises(ValueError, match=r"unknown parts \['fig7'\] of 'fewshot_evidence'; valid parts are "
+                                         r"\('tuning', 'fig6', 'peft', 'fig8', 'table1'\)"):
+        plan("fewshot_evidence", "smoke", parts=["fig7"])
+
+
 def _fake(config, seed):
     return {"metric": "pearson", "final": {"step": config.steps, "pearson": seed / 10}, "wall_time": 0.0, "trainable_params": 1}
 

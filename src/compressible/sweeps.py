@@ -90,7 +90,7 @@ def plan(chapter: str, scale: str, parts: Sequence[str] | None = None,
         for r in runs:
             seeds.setdefault((r.part, r.method, r.config), []).append(r.seed)
         experiments = [Experiment(part, method, config, tuple(s)) for (part, method, config), s in seeds.items()]
-        valid = ("tuning", "fig6", "peft")
+        valid = ("tuning", "fig6", "peft", "fig8", "table1")
     else:
         experiments = module.planned(p, store)
         valid = module.PARTS

@@ -103,6 +103,16 @@ def test_the_answers_follow_the_paired_interval_and_leave_out_untrained_seeds():
     assert s.compressed_training == {16: Training.PARTLY, 32: Training.UNTRAINED}
     assert s.across_n["compressed"] == Answer.UNTRAINED and s.across_n["full"] == Answer.NOT_RUN  # n = 32 not run
     assert s.runs_per_core_hour == {m: 3600.0 for m in ("compressed", "full", "lora")}
+    assert s.runs_per_gpu_hour == {}
+
+
+def test_runs_computed_on_a_gpu_are_costed_per_gpu_hour_not_per_core_hour():
+    p = dataclasses.replace(fe.plan("smoke"), seeds=(1, 2))
+    runs = _runs(p, {("lora", 16): [(0.1, True), (0.2, True)], ("full", 16): [(0.2, True), (0.3, True)]})
+    gpu = runs.runs.iloc[[0]].assign(seed=9, cpu_time=100.0, wall_time=10.0, platform="cuda (NVIDIA H100)")
+    s = summarise(dataclasses.replace(runs, runs=pd.concat([runs.runs, gpu], ignore_index=True)))
+    assert s.runs_per_core_hour == {"lora": 3600.0, "full": 3600.0}  # the GPU run's processor time is left out
+    assert s.runs_per_gpu_hour == {"lora": 360.0}
 
 
 def test_the_power_against_the_authors_gain_uses_the_measured_spread():

@@ -209,7 +209,9 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
         missing[key] = missing.get(key, 0) + 1
     planned = len(runs.runs) + len(runs.missing)
     full_length = frame[frame.steps == p.steps]  # every kind of run costs about its steps at this rate
-    per_hour = {m: 3600.0 / float(g.cpu_time.mean()) for m, g in full_length.groupby("method") if len(g)}
+    on_gpu = full_length.platform.astype(str).str.startswith("cuda")
+    per_hour = {m: 3600.0 / float(g.cpu_time.mean()) for m, g in full_length[~on_gpu].groupby("method") if len(g)}
+    per_gpu_hour = {m: 3600.0 / float(g.wall_time.mean()) for m, g in full_length[on_gpu].groupby("method") if len(g)}
     steps = {"fig8": p.fig8.steps if p.fig8 else p.steps, "table1": p.table1.steps if p.table1 else p.steps}
     left: dict[str, float] = {}
     for part, method, _, _ in runs.missing:
@@ -223,7 +225,7 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
         tuning_seeds=len(p.tuning_seeds), seeds_planned=len(p.seeds), grid=_grid(runs),
         rates={m: dict(r) for m, r in runs.rates.items()}, methods=methods, comparisons=comparisons,
         compressed_training=training, runs_planned=planned, runs_held=len(runs.runs), missing=missing,
-        runs_per_core_hour=per_hour, planned_by_method=planned_by,
+        runs_per_core_hour=per_hour, runs_per_gpu_hour=per_gpu_hour, planned_by_method=planned_by,
         core_hours_left={m: finite(left.get(m, 0.0) / per_hour[m]) if m in per_hour else None for m in planned_by},
         held_by_method={m: held_by.get(m, 0) for m in planned_by},
         platforms=sorted(set(frame.platform.dropna())) if "platform" in frame else [],

@@ -183,8 +183,11 @@ class EvidenceSummary(Summary):
     missing: dict[str, int]
     """Missing runs per ``"<part> <method> n=<n>"``."""
     runs_per_core_hour: dict[str, float]
-    """Per method, 3600 s over the mean processor time of its held runs of the plan's ``steps`` (one torch
-    thread each: a core-hour)."""
+    """Per method, 3600 s over the mean processor time of its held runs of the plan's ``steps`` computed on a
+    CPU (one torch thread each: a core-hour)."""
+    runs_per_gpu_hour: dict[str, float] = {}
+    """Per method, 3600 s over the mean wall time of its held runs of the plan's ``steps`` computed on a CUDA GPU
+    (one run at a time; empty while the ledger holds none)."""
     core_hours_left: dict[str, float | None] = {}
     """Per method, the core-hours its missing runs would take at ``runs_per_core_hour``, each run counted at its
     steps over the plan's (Fig. 8's 200 steps as 0.4 of a run; Table 1's at its ``steps``); ``None`` while the

@@ -117,12 +117,16 @@ def family_table(summary: EvidenceSummary) -> pd.DataFrame:
 
 
 def cost_table(summary: EvidenceSummary) -> pd.DataFrame:
-    """Per method: runs planned and held, runs per core-hour measured on the held ones of the plan's steps, and
-    the core-hours the missing runs would take at that rate (``—`` while a method has no run to measure)."""
+    """Per method: runs planned and held, runs per core-hour measured on the held CPU runs of the plan's steps, and
+    the core-hours the missing runs would take at that rate (``—`` while a method has no run to measure); runs
+    per GPU-hour too once the ledger holds runs computed on a GPU."""
     rows = []
     for method, planned in summary.planned_by_method.items():
         rate, left = summary.runs_per_core_hour.get(method), summary.core_hours_left.get(method)
         rows.append({"method": LABELS[method], "planned": planned, "held": summary.held_by_method.get(method, 0),
                      f"runs per core-hour ({summary.steps} steps)": "—" if rate is None else f"{rate:.1f}",
                      "core-hours left": "—" if left is None else f"{left:.1f}"})
+        if summary.runs_per_gpu_hour:
+            gpu = summary.runs_per_gpu_hour.get(method)
+            rows[-1][f"runs per GPU-hour ({summary.steps} steps)"] = "—" if gpu is None else f"{gpu:.0f}"
     return pd.DataFrame(rows)
