@@ -158,6 +158,9 @@ def test_longest_runs_go_first_to_the_workers():
     larger = compressed.replace(n_train=64)
     order = longest_first([(c, (0,)) for c in (lora, compressed, larger, full)])
     assert [c for c, _ in order] == [full, larger, compressed, lora]
+    # seed by seed: a sweep stopped after k runs holds whole seeds, every configuration of each
+    order = longest_first([(lora, (3, 2)), (full, (2, 3))])
+    assert order == [(full, (2,)), (lora, (2,)), (full, (3,)), (lora, (3,))]
 
 
 def test_fig6_seeds_per_n():

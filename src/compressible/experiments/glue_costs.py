@@ -1,9 +1,9 @@
 """What a GLUE run costs, so that a pool of workers starts the longest runs first.
 
 :func:`run_cost` estimates a run's cost from its steps, precision, sample size and adapter kind (factors
-measured on the ci machine); :func:`longest_first` orders a sweep's runs by it
-(:func:`~compressible.experiments.glue_runs.run_and_load` does, before handing them to worker processes or
-Ray). Only the order of the runs depends on these numbers, never a result.
+measured on the ci machine); :func:`longest_first` orders a sweep's runs seed by seed and, within a seed, by
+that cost (:func:`~compressible.experiments.glue_runs.run_and_load` does, before handing them to worker processes
+or Ray). Only the order of the runs depends on these numbers, never a result.
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def run_cost(config: RunConfig) -> float:
 
 
 def longest_first(runs: Sequence[tuple[RunConfig, tuple[int, ...]]]) -> list[tuple[RunConfig, tuple[int, ...]]]:
-    """``runs`` (``(config, seeds)``) with the costliest first by :func:`run_cost` (stable otherwise): in a pool
-    of workers, a long run started last would leave the other workers idle until it ends."""
-    return sorted(runs, key=lambda run: -run_cost(run[0]))
+    """``runs`` (``(config, seeds)``) as one ``(config, (seed,))`` per run, seed by seed (the lowest first) and,
+    within a seed, the costliest first by :func:`run_cost` (stable otherwise).
+
+    A sweep stopped part way then holds whole seeds, every configuration of each, which is what a paired
+    comparison over seeds needs; and within a seed a long run started last would leave the other workers idle
+    until it ends."""
+    one = [(config, (seed,)) for config, seeds in runs for seed in seeds]
+    return sorted(one, key=lambda run: (run[1][0], -run_cost(run[0])))
