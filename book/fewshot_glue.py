@@ -434,9 +434,14 @@ else:
         + f", {c.scores.seeds} seed{'s' if c.scores.seeds != 1 else ''}") for key, c in paired.items()}
     finding = [f"**Finding (`{evidence.backbone}`, {evidence.steps} steps, every method tuned on {evidence.holdout} "
                f"held-out pairs at every $n$; Pearson, paired gain with its 95 % interval).**"]
+    AT = {Answer.WORSE: "behind LoRA (interval below 0)", Answer.BETTER: "ahead of LoRA (interval above 0)",
+          Answer.UNDECIDED: "undecided (interval contains 0)"}
     for method in ("compressed", "full"):
+        per_n = {answer: [n for n in evidence.n if paired[method, "lora", n].answer == answer] for answer in AT}
         finding.append(f"{LABELS[method]} {ACROSS[evidence.across_n[method]]} ("
-                       + "; ".join(f"$n = {n}$: {interval[method, 'lora', n]}" for n in evidence.n) + ").")
+                       + "; ".join(f"$n = {n}$: {interval[method, 'lora', n]}" for n in evidence.n) + ")."
+                       + ("" if not any(per_n.values()) else " Per $n$: " + "; ".join(
+                           f"{AT[answer]} at $n$ = {', '.join(map(str, ns))}" for answer, ns in per_n.items() if ns) + "."))
     for n in sorted({c.n for c in evidence.comparisons if c.baseline != "lora"}):
         variants = list(dict.fromkeys(c.baseline for c in evidence.comparisons if c.baseline != "lora" and c.n == n))
         finding.append(f"Against PEFT's LoRA family at $n = {n}$ (Deep LoRA − variant): " + "; ".join(
