@@ -15,8 +15,8 @@ c. mirrors: finds the model (``sentence-transformers/all-MiniLM-L6-v2`` in a hub
 d. tests: ``pytest -q -x -m device`` on the device-aware tests with ``COMPRESSIBLE_TEST_DEVICE=cuda``;
 e. timing: one Fig. 6 run of the ci plan (Deep LoRA, seed 0) through ``Runner(device="cuda")``;
 f. ledger: ``timeout -s INT <rest> python -m compressible.sweeps run fewshot_evidence --scale ci --device cuda
-   --into ledger --nice 0`` for the rest of the budget (the evidence plan: the chapter whose ledger is not
-   complete; ``--chapter`` names another) (finished runs stay: each is a sealed record labelled
+   --into ledger --nice 0`` for the rest of the budget (the evidence plan, whose ledger is not complete;
+   ``--chapter`` names another; finished runs stay: each is a sealed record labelled
    ``device: cuda`` with the GPU's name), then a verification of the grown chapter's ledger runs on cuda
    (:func:`compressible.ledger.verify`) in what time remains; the new records are packed into one tar.gz;
 g. a summary table of every step's time and result.
