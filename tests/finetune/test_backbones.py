@@ -48,6 +48,14 @@ def test_smollm_missing_gguf_names_the_variable(tmp_path, monkeypatch):
         smollm.load_smollm()
 
 
+def test_smollm_source_names_no_folder(tmp_path, monkeypatch):
+    """What records keep as SmolLM2's source is the same on every machine: the file and hub id, not the folder."""
+    monkeypatch.setenv("COMPRESSIBLE_SMOLLM", str(tmp_path))
+    assert smollm.smollm_source() == "SmolLM2-135M-Instruct.Q4_1.gguf (4-bit GGUF of HuggingFaceTB/SmolLM2-135M-Instruct)"
+    monkeypatch.delenv("COMPRESSIBLE_SMOLLM")
+    assert smollm.smollm_source() == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
 def test_smollm_offline_without_variable_names_it(tmp_path, monkeypatch):
     monkeypatch.delenv("COMPRESSIBLE_SMOLLM", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -65,6 +73,7 @@ def test_smollm_gguf_loads_as_a_float_llama():
     assert next(backbone.model.parameters()).dtype == torch.float32
     assert backbone.tokenizer.convert_ids_to_tokens(backbone.eos_token_id) == "<|im_end|>"
     assert backbone.chat
+    assert backbone.source == f"{smollm.SMOLLM_GGUF} (4-bit GGUF of {smollm.SMOLLM_HUB_ID})"  # no folder
     # the dequantised model is cached (written on a miss, here or by an earlier run): a second load reads the
     # cache, with the same weights, tokenizer and chat template
     gguf = Path(os.environ["COMPRESSIBLE_SMOLLM"]) / smollm.SMOLLM_GGUF

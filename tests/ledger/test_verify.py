@@ -229,3 +229,27 @@ def test_a_sweep_into_the_ledger_writes_sealed_records_and_resumes(tmp_path, cap
     assert sweeps.main(["run", "compression", "--scale", "smoke", "--into", str(ledger), "--nice", "0",
                         "--no-progress"]) == 0
     assert record.path.stat().st_mtime_ns == written  # stored runs are not recomputed
+
+
+def _strings(value, where=""):
+    """Every string in ``value`` (nested dicts and lists), with where it sits."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{where}[{i}]")
+
+
+def test_committed_records_name_no_folder_of_the_machine_that_computed_them():
+    """A compared field of a record (one not starting with ``_``) must not hold an absolute path: it would
+    differ on a machine whose checkout or mirrors sit elsewhere, and the whole-run check would fail there."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "ledger"
+    paths = [(str(record.path), where) for record in iter_records(root)
+             for key, value in record.data.items() if not key.startswith("_")
+             for where, text in _strings(value, key) if text.startswith("/") and "/" in text[1:]]
+    assert paths == []

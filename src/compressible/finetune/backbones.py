@@ -20,7 +20,6 @@ Kinds:
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Sequence
@@ -30,7 +29,7 @@ from torch import nn
 
 from ..hub import E2E_HUB_ID, load_dataset, load_pretrained
 from .glue import derived_seed
-from .smollm import SMOLLM_GGUF, SMOLLM_HUB_ID, SMOLLM_VARIABLE, load_smollm
+from .smollm import SMOLLM_HUB_ID, load_smollm, smollm_source
 
 __all__ = [
     "BackboneSpec",
@@ -155,8 +154,7 @@ def load_backbone(
     source = spec.source
     if name == "smollm2":
         model, tokenizer = load_smollm()
-        folder = os.environ.get(SMOLLM_VARIABLE)
-        source = f"{folder}/{SMOLLM_GGUF} (4-bit GGUF)" if folder else spec.source
+        source = smollm_source()
         eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
         chat = tokenizer.chat_template is not None
     elif name == "t5-base":

@@ -22,7 +22,8 @@ from ..hub import ResourceMissingError, load_pretrained
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SMOLLM_HUB_ID", "SMOLLM_GGUF", "SMOLLM_VARIABLE", "CACHE_VARIABLE", "dequantised_cache", "load_smollm"]
+__all__ = ["SMOLLM_HUB_ID", "SMOLLM_GGUF", "SMOLLM_VARIABLE", "CACHE_VARIABLE", "dequantised_cache", "load_smollm",
+           "smollm_source"]
 
 SMOLLM_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """Hub id of SmolLM2-135M-Instruct, read when ``$COMPRESSIBLE_SMOLLM`` is not set."""
@@ -36,6 +37,15 @@ SMOLLM_VARIABLE = "COMPRESSIBLE_SMOLLM"
 CACHE_VARIABLE = "COMPRESSIBLE_CACHE"
 """Environment variable naming the folder of derived files (default ``~/.cache/compressible``; ``off``: none).
 It holds the dequantised SmolLM2 (:func:`dequantised_cache`)."""
+
+
+def smollm_source() -> str:
+    """Where :func:`load_smollm` reads SmolLM2 from, as records keep it: the GGUF's file name and hub id when
+    ``$COMPRESSIBLE_SMOLLM`` is set, else the hub id. It never names the folder, which differs between
+    machines, so a record computed on one machine equals its re-execution on another."""
+    if os.environ.get(SMOLLM_VARIABLE):
+        return f"{SMOLLM_GGUF} (4-bit GGUF of {SMOLLM_HUB_ID})"
+    return SMOLLM_HUB_ID
 
 
 def dequantised_cache(gguf: Path, dtype: torch.dtype) -> Path | None:
