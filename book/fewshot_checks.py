@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Few-shot GLUE: did the runs train?
 #
-# *Paper: Sec. 4; the checks behind {doc}`fewshot_glue`'s Table 1 and Figs. 6 and 8.*
+# *Paper: Sec. 4; the checks behind Table 1 and Figs. 6 and 8 ({doc}`fewshot_glue`, {doc}`fewshot_glue_tasks`).*
 #
 # A paired difference between two methods is evidence only if both runs trained. This page reads the
 # same runs as {doc}`fewshot_glue` (from the result store and the ledger; it computes nothing the
