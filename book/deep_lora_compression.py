@@ -46,6 +46,7 @@ label = tables.build_label(scale)  # on every figure and table
 results = dls.run(scale, device=device)  # loads the runs of the first page
 summary = dls.summarise(results)
 d = summary.d2
+glue("label", label, display=False)
 
 # %% [markdown]
 # ## App. D.2: compressed vs original vs random narrow

@@ -5,12 +5,13 @@ import textwrap
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from compressible.reproduction.execute import (
     KERNEL_ENVIRONMENT,
     BookBuildError,
     check_notebook,
+    glue_problems,
     execute_chapter,
     execution_order,
     quiet_kernel,
@@ -160,6 +161,27 @@ def test_harmless_stderr_is_dropped_and_everything_else_on_stderr_fails():
     _, problems = check_notebook(nb, "toy")
     assert nb.cells[0].outputs == [stream("stdout", "ok\n")]
     assert problems == ["cell 1 ('log()') writes to stderr ('INFO loaded 3 runs')"]
+
+
+def _glued(key):
+    """The output MyST-NB's ``glue(key, value, display=False)`` leaves in a notebook."""
+    return new_output("display_data", data={"application/papermill.record/text/plain": "1"},
+                      metadata={"scrapbook": {"name": key, "mime_prefix": "application/papermill.record/"}})
+
+
+def test_a_glue_key_that_no_cell_glues_is_named_with_its_cell():
+    nb = new_notebook(cells=[
+        new_code_cell("glue('a', 1)", outputs=[_glued("a"), _glued("b")]),
+        new_markdown_cell("A {glue:text}`a:.3f`, B {glue:md}`b:myst`, C {glue}`c`, D {glue:text}`other::d`."),
+        new_markdown_cell("# Title\n\nE {glue:md}`e`"),
+    ])
+    assert glue_problems(nb) == [
+        "cell 1 ('A {glue:text}`a:.3f`, B {glue:md}`b:myst`, C {glue}`c`, D {g') pastes the glue key 'c', "
+        "which no cell of this chapter glues",
+        "cell 2 ('# Title') pastes the glue key 'e', which no cell of this chapter glues",
+    ]
+    _, problems = check_notebook(nb, "toy")
+    assert problems == glue_problems(nb)
 
 
 def test_quiet_kernel_sets_and_restores_the_environment(monkeypatch):

@@ -12,8 +12,10 @@
   :data:`HARMLESS_STDERR`, which are dropped (stderr is what nobody chose to show a reader: anything a
   chapter means to show it prints or displays); and exactly as many ``image/png`` figures as the
   chapter declares in its header (``compressible: figures: N``) -- a chapter whose figures do not
-  render (``matplotlib.use("Agg")``, a deleted ``plt.show()``) fails by name. The parameter cells
-  are tagged ``remove-cell``.
+  render (``matplotlib.use("Agg")``, a deleted ``plt.show()``) fails by name; and every key that a
+  markdown cell pastes with MyST-NB's glue roles is glued by a cell of the same chapter
+  (:func:`glue_problems`; jupyter-book would otherwise fail on it only at the HTML build). The parameter
+  cells are tagged ``remove-cell``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "execution_order",
     "execute_chapter",
     "check_notebook",
+    "glue_problems",
     "output_problems",
     "quiet_kernel",
     "KERNEL_ENVIRONMENT",
@@ -296,7 +299,27 @@ def check_notebook(notebook, name: str) -> tuple[int, list[str]]:
             if "image/png" in output.get("data", {}):
                 figures += 1
             errors += [f"{_cell_label(cell, index)} {problem}" for problem in output_problems(output)]
-    return figures, errors
+    return figures, errors + glue_problems(notebook)
+
+
+_GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`]+)`")
+
+
+def glue_problems(notebook) -> list[str]:
+    """Each markdown cell's use of a glue key (``{glue}`key```, ``{glue:text}`key:.3f```, ``{glue:md}`key```)
+    that no output of ``notebook`` glues, naming the cell and the key. Keys of another document
+    (``path::key``) are not checked."""
+    glued = {output.get("metadata", {}).get("scrapbook", {}).get("name")
+             for cell in notebook.cells for output in cell.get("outputs", [])}
+    problems = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.get("cell_type") != "markdown":
+            continue
+        for reference in _GLUE_ROLE.findall(cell.get("source", "")):
+            key = reference.split(":")[0]
+            if "::" not in reference and key not in glued:
+                problems.append(f"{_cell_label(cell, index)} pastes the glue key {key!r}, which no cell of this chapter glues")
+    return problems
 
 
 def _prefer_environment_kernel() -> None:
