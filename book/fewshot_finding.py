@@ -157,6 +157,11 @@ else:
             f"{interval['full', v, n]} ({paired['full', v, n].answer})" for v in variants) + ".")
     finding.append("Compressed Deep LoRA at the rates tuned at each $n$: " + "; ".join(
         f"$n = {n}$: {TRAINS[t]}" for n, t in evidence.compressed_training.items()) + ".")
+    edge = {m: ns for m, ns in evidence.at_edge.items() if ns}
+    if edge:
+        finding.append("Chosen on its grid's edge, so a better rate may lie outside the grid: " + "; ".join(
+            f"{LABELS[m]} at $n$ = {', '.join(map(str, ns))}" for m, ns in edge.items())
+            + ". A comparison at such an $n$ is against that method as tuned on its grid.")
     finding.append(f"The ledger holds {evidence.runs_held} of the {evidence.runs_planned} runs this stands on; "
                    "the evidence chapter lists the others and what they cost.")
 display(Markdown("\n\n".join(finding)))
