@@ -174,6 +174,12 @@ def test_peft_family_runs_where_the_plan_says_and_is_compared_with_both_deep_lor
     against = {(c.method, c.baseline) for c in s.comparisons if c.n == 16 and c.baseline != "lora"}
     assert against == {(m, b) for m in ("compressed", "full") for b in fe.PEFT_METHODS}
     assert all(c.paper_gain is None for c in s.comparisons if c.baseline != "lora")
+    # against the authors' LoRA, the paper's gain (and the power against it) is Deep LoRA's, not a PEFT variant's
+    gains = {c.method: c.paper_gain for c in s.comparisons if c.n == 16 and c.baseline == "lora"}
+    assert set(gains) == {"compressed", "full", *fe.PEFT_METHODS}
+    assert gains["compressed"] == gains["full"] == 0.069
+    assert all(gains[m] is None for m in fe.PEFT_METHODS)
+    assert all(c.power is None and c.seeds_for_power is None for c in s.comparisons if c.method in fe.PEFT_METHODS)
     with pytest.raises(ValueError, match="peft_n=\\(64,\\) must be among n"):
         dataclasses.replace(p, peft_seeds=(99,))
 

@@ -93,7 +93,8 @@ class Comparison(Frozen):
     points above chance (Pearson 0): their difference would compare noise."""
     paper_gain: float | None
     """The authors' logged mean paired gain at this ``n`` (full-width Deep LoRA against their LoRA, bert-base,
-    20 seeds); ``None`` against another baseline."""
+    20 seeds); ``None`` against another baseline, and for a method other than Deep LoRA's (PEFT's family against
+    the authors' LoRA)."""
     power: float | None
     """Power of the two-sided paired t-test (5 %) with ``scores.seeds`` seeds and the measured paired spread
     to detect ``paper_gain`` (``None`` without a spread or a paper gain)."""
