@@ -152,7 +152,9 @@ display(family.style.hide(axis="index").set_caption(f"Deep LoRA − PEFT's varia
 # Fig. 8 asks whether LoRA falls behind as its rank grows while Deep LoRA does not: ranks
 # {glue:md}`fig8_ranks` at $n = $ {glue:}`fig8_n`, {glue:}`fig8_steps` steps, {glue:}`fig8_seeds` seeds, each
 # method at the one rate tuned at that $n$ for every rank, as the paper used one rate. Each cell is the
-# mean ± std of the validation Pearson and, in brackets, its seeds. The full-width adapter has no rank (its
+# mean ± std of the validation Pearson and, in brackets, its seeds; a cell also says when some or all of its
+# runs did not train (their training loss stayed near the constant predictor's), and the change with the rank
+# below is paired only over the seeds where every run trained. The full-width adapter has no rank (its
 # width is the weight's), so it runs once and its cell repeats; the authors' Deep LoRA column is their
 # width-$r$ uncompressed adapter.
 

@@ -237,6 +237,17 @@ def test_fig8_compares_each_deep_variants_gain_at_the_largest_and_smallest_rank_
     points = {(x.method, x.rank): x for x in f.points}
     assert points["full", None].seeds == 3 and points["lora", 4].mean == pytest.approx(np.mean(lora[4]))
 
+    # a run that did not train: its seed leaves the change, and its cell in the table says so
+    runs = _part_runs(p, "fig8", rows)
+    runs.runs.loc[(runs.runs.method == "lora") & (runs.runs["rank"] == 2) & (runs.runs.seed == 1), "trained"] = False
+    s = summarise(runs)
+    assert {c.method: sorted(c.scores.differences) for c in s.fig8.change} == {"compressed": [2, 3], "full": [2, 3]}
+    from compressible.experiments.fewshot_evidence.tables import UNTRAINED_MARK, rank_table
+
+    table = rank_table(s).set_index("r")
+    assert table.loc[2, "LoRA"].endswith("; " + UNTRAINED_MARK[Training.PARTLY])
+    assert not any(mark in cell for mark in UNTRAINED_MARK.values() for cell in table.loc[4])
+
 
 def test_table1_keeps_the_tasks_that_leave_chance_and_averages_over_them_per_seed():
     p = fe.plan("smoke")  # Table 1: stsb and rte, seeds 1 (the screen) and 2

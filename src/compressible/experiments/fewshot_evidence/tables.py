@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..style import PAPER_LABEL
 from .plan import LABELS
-from .summary import EvidenceSummary
+from .summary import EvidenceSummary, RankScores, Training
 
 __all__ = ["rates_table", "comparison_table", "family_table", "rank_table", "glue_table", "missing_table", "cost_table"]
 
@@ -57,21 +57,29 @@ def _mean_std(mean: float | None, std: float | None, seeds: int) -> str:
     return f"{mean:.3f}" + ("" if std is None else f" ± {std:.3f}") + f" ({seeds})"
 
 
+UNTRAINED_MARK = {Training.UNTRAINED: "no seed trained", Training.PARTLY: "some seeds did not train"}
+"""What a Fig. 8 cell adds when runs in it left the constant predictor's training loss nowhere."""
+
+
 def rank_table(summary: EvidenceSummary) -> pd.DataFrame:
-    """Fig. 8: each method's validation Pearson (mean ± std, seeds) at every rank beside the authors' logged mean;
-    the full-width adapter, which has no rank, on every row. Empty without Fig. 8 in the plan."""
+    """Fig. 8: each method's validation Pearson (mean ± std, seeds; :data:`UNTRAINED_MARK` where runs did not train)
+    at every rank beside the authors' logged mean; the full-width adapter, which has no rank, on every row. Empty
+    without Fig. 8 in the plan."""
     f = summary.fig8
     if f is None:
         return pd.DataFrame()
     at = {(p.method, p.rank): p for p in f.points}
+
+    def cell(x: RankScores) -> str:
+        mark = UNTRAINED_MARK.get(x.training)
+        return _mean_std(x.mean, x.std, x.seeds) + ("" if mark is None or x.mean is None else f"; {mark}")
+
     rows = []
     for r in f.ranks:
         lora, comp, full = at["lora", r], at["compressed", r], at["full", None]
-        rows.append({"r": r, "LoRA": _mean_std(lora.mean, lora.std, lora.seeds),
-                     f"LoRA, {PAPER_LABEL}": _fmt(lora.paper),
-                     LABELS["compressed"]: _mean_std(comp.mean, comp.std, comp.seeds),
-                     f"Deep LoRA (width r), {PAPER_LABEL}": _fmt(comp.paper),
-                     LABELS["full"] + " (no r)": _mean_std(full.mean, full.std, full.seeds)})
+        rows.append({"r": r, "LoRA": cell(lora), f"LoRA, {PAPER_LABEL}": _fmt(lora.paper),
+                     LABELS["compressed"]: cell(comp), f"Deep LoRA (width r), {PAPER_LABEL}": _fmt(comp.paper),
+                     LABELS["full"] + " (no r)": cell(full)})
     return pd.DataFrame(rows)
 
 
