@@ -296,9 +296,20 @@ def test_the_scorecard_reads_fig8_and_table1_from_the_evidence():
     rows += [("lora", "stsb", 4, s, v) for s, v in zip((1, 2, 3), (0.3, 0.25, 0.28))]
     rows += [("compressed", "stsb", r, s, 0.5) for r in (2, 4) for s in (1, 2, 3)]
     assert judge(claims["fig8tuned"], summarise(_part_runs(p, "fig8", rows)))[1] == Verdict.TREND
-    no_lora = [x for x in rows if x[0] == "compressed"]  # nothing to pair with
-    assert judge(claims["fig8tuned"], summarise(_part_runs(p, "fig8", no_lora)))[1] == Verdict.NOT_RUN
-    assert judge(claims["table1tuned"], summarise(_part_runs(p, "table1", [])))[1] == Verdict.NOT_RUN
+    no_lora = [x for x in rows if x[0] == "compressed"]  # nothing to pair with yet: open, not "not run"
+    assert judge(claims["fig8tuned"], summarise(_part_runs(p, "fig8", no_lora)))[1] == Verdict.INCONCLUSIVE
+    untrained = _part_runs(p, "fig8", rows)
+    untrained.runs.loc[(untrained.runs["rank"] == 2) & (untrained.runs.method == "lora"), "trained"] = False
+    assert judge(claims["fig8tuned"], summarise(untrained))[1] == Verdict.UNTRAINED
+    no_plan = dataclasses.replace(p, fig8=None, table1=None)
+    assert {judge(claims[k], summarise(_part_runs(no_plan, "fig8", [])))[1] for k in ("fig8tuned", "table1tuned")} == {
+        Verdict.NOT_RUN}
+    waiting = dataclasses.replace(_part_runs(p, "table1", []), missing=[("table1", m, 32, 1) for m in fe.METHODS]
+                                  + [("fig8", "lora", 16, 1)])
+    assert judge(claims["table1tuned"], summarise(waiting))[1] == Verdict.INCONCLUSIVE  # planned, not computed yet
+    from compressible.reproduction.claims import _missing
+
+    assert (_missing(summarise(waiting), "table1"), _missing(summarise(waiting), "fig8")) == (3, 1)
 
 
 @pytest.mark.parametrize("answers, expected", [

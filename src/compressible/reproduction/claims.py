@@ -294,13 +294,20 @@ def _evidence(method: str, name: str):
     return read
 
 
-def _change(c, name: str, what: str, full_scale: bool) -> tuple[str, Evidence]:
-    """One comparison of the evidence plan (Fig. 8's change of the gain, Table 1's average) as a note and evidence."""
+def _change(c, name: str, runs: str, missing: int, full_scale: bool) -> tuple[str, Evidence]:
+    """One comparison of the evidence plan (Fig. 8's change of the gain, Table 1's average) as a note and evidence:
+    ``runs`` names the runs it pairs, ``missing`` counts the part's planned runs not stored yet."""
     if c.answer == Answer.UNTRAINED:
-        return f"{name}: did not train", Untrained(f"{name} or LoRA ({len(c.untrained_seeds)} of {c.seeds_planned} seeds)")
-    _need(None if c.scores is None else c.scores.gain, what)
+        return f"{name}: did not train", Untrained(f"{runs} ({len(c.untrained_seeds)} of {c.seeds_planned} seeds)")
+    if c.scores is None or c.scores.gain is None:  # planned, not in the ledger yet: open, not "not run"
+        return f"{name}: no paired runs yet", Missing(f"{runs} ({missing} planned runs not in the ledger yet)")
     return (f"{name}: {c.scores.gain:+.3f} over {c.scores.seeds} seed(s)",
             Difference.from_differences(_differences(c.scores), at_chance=c.at_chance, full_scale=full_scale))
+
+
+def _missing(s: EvidenceSummary, part: str) -> int:
+    """How many of the evidence plan's runs of ``part`` (``"fig8"``, ``"table1"``) the ledger does not hold."""
+    return sum(k for key, k in s.missing.items() if key.split()[0] == part)
 
 
 def _evidence_fig8(s: EvidenceSummary) -> tuple[str, Parts]:
@@ -308,7 +315,8 @@ def _evidence_fig8(s: EvidenceSummary) -> tuple[str, Parts]:
     (above 0: LoRA falls behind as r grows), at the rates tuned at Fig. 8's n."""
     f = _need(s.fig8, "Fig. 8 (not in this scale's evidence plan)")
     c = next(c for c in f.change if c.method == "compressed")
-    note, evidence = _change(c, f"gain at r = {max(f.ranks)} minus at r = {min(f.ranks)}", f"Fig. 8 runs at n = {f.n}", _paper(s))
+    note, evidence = _change(c, f"gain at r = {max(f.ranks)} minus at r = {min(f.ranks)}",
+                             f"LoRA or Deep LoRA at r = {min(f.ranks)} or {max(f.ranks)}", _missing(s, "fig8"), _paper(s))
     return note + f" (tuned rates, {f.steps} steps)", evidence
 
 
@@ -317,7 +325,8 @@ def _evidence_table1(s: EvidenceSummary) -> tuple[str, Parts]:
     left chance (points)."""
     t = _need(s.table1, "Table 1 (not in this scale's evidence plan)")
     c = next(c for c in t.average if c.method == "compressed")
-    note, evidence = _change(c, f"average over {len(t.kept)} task(s) that left chance", "Table 1 runs", _paper(s))
+    note, evidence = _change(c, f"average over {len(t.kept)} task(s) that left chance",
+                             "Table 1 runs of LoRA or Deep LoRA", _missing(s, "table1"), _paper(s))
     left = f"; left out at chance: {', '.join(t.left_out)}" if t.left_out else ""
     waiting = f"; not screened yet: {', '.join(t.unscreened)}" if t.unscreened else ""
     return note + left + waiting, evidence
