@@ -79,9 +79,9 @@ glue("cost_note", Markdown(
 #
 # {doc}`fewshot_evidence` is filled in the ledger rather than by a build: every method tuned at every $n$,
 # then Fig. 6 at 500 steps on 10 seeds, PEFT's LoRA family at $n = 64$, then Fig. 8 and Table 1 at the
-# tuned rates. What it costs per method, at the rate its held runs of the plan's steps were computed
+# tuned rates. What it costs per method, at the rate its held STS-B runs of the plan's steps were computed
 # (processor time with one torch thread each, so a core-hour is one core busy for an hour, whatever else the
-# machine did; a run of other length counts at its steps over the plan's), and what is left:
+# machine did), and what is left:
 
 # %%
 from compressible.experiments.fewshot_evidence import tables as evidence_tables
@@ -102,7 +102,14 @@ else:
 
 # %% [markdown]
 # A method none of whose runs is held has no measured rate yet ("—"); its cost is known once its first runs
-# are in the ledger.
+# are in the ledger. A missing run is costed at what the held runs of its own part cost (Fig. 8 runs 200 steps
+# at $n = 16$; Table 1 runs other tasks at $n = 1024$), and at the rate above scaled by its steps while its part
+# has none. Per part, what one run cost:
+
+# %%
+if evidence is not None and evidence.scale == scale:
+    display(evidence_tables.part_cost_table(evidence).style.hide(axis="index").set_caption(
+        f"Core-seconds per run of each part of the evidence plan ({scale_label(scale)}), as held in the ledger"))
 
 # %% [markdown]
 # ## On one GPU

@@ -373,3 +373,21 @@ def test_the_answer_has_a_line_per_decision_with_its_numbers_and_the_paper_gain_
     extra = [x for x in finding_lines(with_edge) if x not in finding]
     assert len(extra) == 1 and LABELS["lora"] in extra[0] and LABELS["compressed"] not in extra[0]
 
+
+
+def test_missing_runs_are_costed_at_their_parts_measured_cost_or_else_scaled_by_steps():
+    from compressible.experiments.fewshot_evidence.tables import part_cost_table
+
+    p = dataclasses.replace(fe.plan("smoke"), seeds=(1, 2))
+    runs = _runs(p, {("lora", 16): [(0.1, True), (0.2, True)]})  # Fig. 6 runs of 1 core-second each
+    t1 = runs.runs.iloc[[0]].assign(part="table1", seed=7, cpu_time=50.0)
+    frame = pd.concat([runs.runs, t1], ignore_index=True)
+    missing = [("table1", "lora", 32, 2), ("table1", "lora", 32, 3), ("fig8", "lora", 16, 1), ("fig6", "full", 16, 1)]
+    s = summarise(dataclasses.replace(runs, runs=frame, missing=missing))
+    assert s.core_seconds_by_part == {"fig6": {"lora": 1.0}, "table1": {"lora": 50.0}}
+    # two Table 1 runs at 50 s, one Fig. 8 run at 1 s x its steps over the plan's; the full width has no run to measure
+    assert s.core_hours_left["lora"] == pytest.approx((2 * 50.0 + 1.0 * p.fig8.steps / p.steps) / 3600.0)
+    assert s.core_hours_left["full"] is None
+    table = part_cost_table(s)
+    assert table[["part", "core-seconds per run", "runs per core-hour"]].values.tolist() == [
+        ["Fig. 6", "1", "3600.0"], ["Table 1", "50", "72.0"]]

@@ -209,14 +209,25 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
         key = f"{part} {method} n={n}"
         missing[key] = missing.get(key, 0) + 1
     planned = len(runs.runs) + len(runs.missing)
-    full_length = frame[frame.steps == p.steps]  # every kind of run costs about its steps at this rate
+    # Fig. 6's kind of run (STS-B, the plan's steps): every other kind costs about its steps at this rate
+    full_length = frame[(frame.steps == p.steps) & frame.part.isin(["tuning", "fig6", "peft"])]
     on_gpu = full_length.platform.astype(str).str.startswith("cuda")
     per_hour = {m: 3600.0 / float(g.cpu_time.mean()) for m, g in full_length[~on_gpu].groupby("method") if len(g)}
     per_gpu_hour = {m: 3600.0 / float(g.wall_time.mean()) for m, g in full_length[on_gpu].groupby("method") if len(g)}
+    by_part: dict[str, dict[str, float]] = {}  # mean processor seconds of a held CPU run, per part and method
+    for (part, method), g in frame[~frame.platform.astype(str).str.startswith("cuda")].groupby(["part", "method"]):
+        by_part.setdefault(str(part), {})[str(method)] = float(g.cpu_time.mean())
     steps = {"fig8": p.fig8.steps if p.fig8 else p.steps, "table1": p.table1.steps if p.table1 else p.steps}
-    left: dict[str, float] = {}
+    left: dict[str, float] = {}  # core-hours: at the part's measured cost, else at the method's scaled by steps
+    unmeasured: set[str] = set()
     for part, method, _, _ in runs.missing:
-        left[method] = left.get(method, 0.0) + steps.get(part, p.steps) / p.steps
+        seconds = by_part.get(part, {}).get(method)
+        if seconds is None and method in per_hour:
+            seconds = 3600.0 / per_hour[method] * steps.get(part, p.steps) / p.steps
+        if seconds is None:
+            unmeasured.add(method)
+        else:
+            left[method] = left.get(method, 0.0) + seconds / 3600.0
     held_by = {m: int(len(g)) for m, g in frame.groupby("method")}
     planned_by = dict(held_by)
     for _, method, _, _ in runs.missing:
@@ -227,7 +238,8 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
         rates={m: dict(r) for m, r in runs.rates.items()}, methods=methods, comparisons=comparisons,
         compressed_training=training, runs_planned=planned, runs_held=len(runs.runs), missing=missing,
         runs_per_core_hour=per_hour, runs_per_gpu_hour=per_gpu_hour, planned_by_method=planned_by,
-        core_hours_left={m: finite(left.get(m, 0.0) / per_hour[m]) if m in per_hour else None for m in planned_by},
+        core_hours_left={m: None if m in unmeasured else finite(left.get(m, 0.0)) for m in planned_by},
+        core_seconds_by_part=by_part,
         held_by_method={m: held_by.get(m, 0) for m in planned_by},
         platforms=sorted(set(frame.platform.dropna())) if "platform" in frame else [],
         at_edge={m: [n for n, rate in chosen.items() if on_edge(p.points(m), rate)] for m, chosen in runs.rates.items()},

@@ -184,15 +184,19 @@ class EvidenceSummary(Summary):
     missing: dict[str, int]
     """Missing runs per ``"<part> <method> n=<n>"``."""
     runs_per_core_hour: dict[str, float]
-    """Per method, 3600 s over the mean processor time of its held runs of the plan's ``steps`` computed on a
-    CPU (one torch thread each: a core-hour)."""
+    """Per method, 3600 s over the mean processor time of its held STS-B runs of the plan's ``steps`` (the tuning
+    grid, Fig. 6, PEFT's family) computed on a CPU (one torch thread each: a core-hour)."""
     runs_per_gpu_hour: dict[str, float] = {}
     """Per method, 3600 s over the mean wall time of its held runs of the plan's ``steps`` computed on a CUDA GPU
     (one run at a time; empty while the ledger holds none)."""
     core_hours_left: dict[str, float | None] = {}
-    """Per method, the core-hours its missing runs would take at ``runs_per_core_hour``, each run counted at its
+    """Per method, the core-hours its missing runs would take: each at the mean cost of the method's held CPU runs of
+    the same part (``core_seconds_by_part``), or, while that part has none, at ``runs_per_core_hour`` scaled by its
     steps over the plan's (Fig. 8's 200 steps as 0.4 of a run; Table 1's at its ``steps``); ``None`` while the
     method has no run to measure."""
+    core_seconds_by_part: dict[str, dict[str, float]] = {}
+    """Per part (``tuning``, ``fig6``, ``peft``, ``fig8``, ``table1``) and method, the mean processor seconds of a
+    held run computed on a CPU (one torch thread: core-seconds)."""
     planned_by_method: dict[str, int] = {}
     """Runs of the plan per method (grid and evaluation)."""
     held_by_method: dict[str, int] = {}

@@ -8,7 +8,8 @@ from ..style import PAPER_LABEL
 from .plan import LABELS
 from .summary import EvidenceSummary, RankScores, Training
 
-__all__ = ["rates_table", "comparison_table", "family_table", "rank_table", "glue_table", "missing_table", "cost_table"]
+__all__ = ["rates_table", "comparison_table", "family_table", "rank_table", "glue_table", "missing_table", "cost_table",
+           "part_cost_table"]
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -137,4 +138,20 @@ def cost_table(summary: EvidenceSummary) -> pd.DataFrame:
         if summary.runs_per_gpu_hour:
             gpu = summary.runs_per_gpu_hour.get(method)
             rows[-1][f"runs per GPU-hour ({summary.steps} steps)"] = "—" if gpu is None else f"{gpu:.0f}"
+    return pd.DataFrame(rows)
+
+
+PARTS = {"tuning": "tuning grid", "fig6": "Fig. 6", "peft": "PEFT family", "fig8": "Fig. 8", "table1": "Table 1"}
+"""The plan's parts, as the cost table names them."""
+
+
+def part_cost_table(summary: EvidenceSummary) -> pd.DataFrame:
+    """Per part of the plan and method, what one held CPU run cost: mean core-seconds and runs per core-hour (a part
+    runs its own steps, ``n`` and tasks, so its cost is measured on its own runs)."""
+    steps = {"fig8": summary.fig8.steps if summary.fig8 else None,
+             "table1": summary.table1.steps if summary.table1 else None}
+    rows = [{"part": PARTS.get(part, part), "method": LABELS[method], "steps": steps.get(part) or summary.steps,
+             "core-seconds per run": f"{seconds:.0f}", "runs per core-hour": f"{3600.0 / seconds:.1f}"}
+            for part in PARTS if part in summary.core_seconds_by_part
+            for method, seconds in summary.core_seconds_by_part[part].items()]
     return pd.DataFrame(rows)
