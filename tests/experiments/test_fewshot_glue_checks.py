@@ -198,35 +198,3 @@ def test_diagnosis_without_a_variant_says_so():
     s = dg.summarise_diagnosis(curves, dg.DiagnosisPlan(n=256, seeds=(0,), whole_sample=False, gamma=0.01, lr_factor=None))
     assert (s.outcome, s.stalled, s.variants, s.collapse) == (dg.DiagnosisOutcome.NO_VARIANT, [0], [], None)
     assert list(tables.diagnosis_table(s)[""]) == [LORA, DEEP]
-
-
-def test_the_diagnosis_in_words_follows_its_outcome_and_names_every_variant():
-    from compressible.experiments.fewshot_glue.words import CAUSE, diagnosis_words
-
-    fixed = dg.summarise_diagnosis(_diagnosis(deep=(2.3, 0.8), whole=(0.5, 0.6), free=(2.2, 0.7)), DP)
-    neither = dg.summarise_diagnosis(_diagnosis((2.3, 2.2), (2.3, 0.5), (2.1, 2.3)), DP)
-    none = dg.summarise_diagnosis(_diagnosis((0.5, 0.5), (0.5, 0.5), (0.4, 0.5)), DP)
-    words = {s.outcome: diagnosis_words(s) for s in (fixed, neither, none)}
-    for s in (fixed, neither, none):
-        assert all(f"**{label}**: {s.trained(label)} of 2 trained" in words[s.outcome] for label in s.variants)
-    # the fix names its cause; the changes that did not make it train are named as ruled out
-    assert CAUSE[fixed.causes[dg.WHOLE_SAMPLE]] in words[dg.DiagnosisOutcome.FIXED]
-    assert all(CAUSE[fixed.causes[v]] in words[dg.DiagnosisOutcome.FIXED] for v in fixed.variants)
-    # nothing fixed: every change's cause is listed; nothing stalled: no cause at all
-    assert all(CAUSE[neither.causes[v]] in words[dg.DiagnosisOutcome.NOT_FIXED] for v in neither.variants)
-    assert not any(text in words[dg.DiagnosisOutcome.NO_STALL] for text in CAUSE.values())
-    assert len(set(words.values())) == 3
-
-
-def test_the_probes_in_words_name_every_run_that_did_not_train():
-    from compressible.experiments.fewshot_glue.summary import ProbedRun, ProbeFindings
-    from compressible.experiments.fewshot_glue.words import probe_words
-
-    stalled = [ProbedRun(method="Deep LoRA", rank=r, seed=0) for r in (8, 64)]
-    found = ProbeFindings(trained=3, trained_collapsed=0, untrained=stalled, collapsed=stalled, saturated=stalled[1:],
-                          collapse_marks_stall=True)
-    text = probe_words(found)
-    assert all(f"Deep LoRA r = {r} seed 0" in text for r in (8, 64))
-    clean = probe_words(found.model_copy(update={"untrained": [], "collapsed": [], "saturated": [],
-                                                 "collapse_marks_stall": False}))
-    assert not any(f"r = {r}" in clean for r in (8, 64)) and len(clean) < len(text)

@@ -6,7 +6,7 @@
   as Fig. 6 when that ``n`` is one of Fig. 6's).
 - **Fig. 8**: STS-B at one small ``n`` for several adapter ranks ``r``.
 - **Checks**: float32 twins of bf16 runs, whether every run trained, and why compressed runs stall
-  (:mod:`~compressible.experiments.fewshot_glue.diagnosis`; in words, :mod:`~compressible.experiments.fewshot_glue.words`).
+  (:mod:`~compressible.experiments.fewshot_glue.diagnosis`).
 
 ``PLANS`` holds the frozen plan of each scale (``paper`` is the protocol of ``paper-notes.md`` Sec. 4);
 :func:`~compressible.experiments.fewshot_glue.run.run` runs the tuning chapter's grid (:mod:`compressible.experiments.fewshot_tuning`), takes the rates
