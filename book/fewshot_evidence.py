@@ -54,6 +54,7 @@ from myst_nb import glue
 from compressible.experiments import fewshot_evidence as fe
 from compressible.experiments.fewshot_evidence import figures, tables
 from compressible.experiments.fewshot_evidence.plan import LABELS
+from compressible.experiments.fewshot_evidence.summary import Answer, Training
 from compressible.scales import scale_label
 from compressible.summaries import save_summary
 
@@ -185,9 +186,64 @@ display(tables.glue_table(summary).style.hide(axis="index").set_caption(
 # `compressed_training`), and says how many seeds it stands on.
 
 # %%
-from compressible.experiments.fewshot_evidence.answers import answer_lines
-
-display(Markdown("\n".join(answer_lines(summary))))
+TRAINING = {
+    Training.TRAINED: "trains at every seed",
+    Training.PARTLY: "trains at some seeds and not at others",
+    Training.UNTRAINED: "does not train at any seed",
+    Training.NOT_RUN: "has no Fig. 6 runs in the ledger yet",
+}
+ANSWER = {
+    Answer.BETTER: "is ahead: the 95 % interval of the paired gain lies above 0",
+    Answer.WORSE: "is behind: the 95 % interval of the paired gain lies below 0",
+    Answer.UNDECIDED: "is not separated from it: the 95 % interval of the paired gain contains 0",
+    Answer.TOO_FEW: "has fewer than two seeds where both trained, so no interval",
+    Answer.UNTRAINED: "cannot be compared with it: at every seed stored, one of the two did not train",
+    Answer.NOT_RUN: "has no paired runs yet",
+}
+lines = []
+for n, training in summary.compressed_training.items():
+    lines.append(f"- At $n = {n}$, compressed Deep LoRA at its tuned rates {TRAINING[training]}.")
+waiting = [c for c in summary.comparisons if c.answer == Answer.NOT_RUN]
+if waiting:  # one line for every comparison without paired runs, instead of one each
+    lines.append(f"- {len(waiting)} of the {len(summary.comparisons)} comparisons have no paired runs in the ledger yet: "
+                 + "; ".join(f"{LABELS[c.method]} − {LABELS[c.baseline]} at $n = {c.n}$" for c in waiting) + ".")
+for c in summary.comparisons:
+    if c.answer == Answer.NOT_RUN:
+        continue
+    s = c.scores
+    numbers = "" if s is None or s.gain is None else (
+        f" (gain {s.gain:+.3f}" + ("" if s.low is None else f", 95 % interval [{s.low:+.3f}, {s.high:+.3f}]")
+        + f", {s.seeds} seed{'s' if s.seeds != 1 else ''}"
+        + ("" if c.paper_gain is None else f"; authors' logs {c.paper_gain:+.3f}") + ")")
+    against = "the authors' LoRA" if c.baseline == "lora" else LABELS[c.baseline]
+    lines.append(f"- At $n = {c.n}$, against {against}, {LABELS[c.method]} {ANSWER[c.answer]}{numbers}.")
+CHANGE = {
+    Answer.BETTER: "grows with the rank: the 95 % interval of the change lies above 0, so LoRA falls behind as r grows",
+    Answer.WORSE: "shrinks as the rank grows: the 95 % interval of the change lies below 0",
+    Answer.UNDECIDED: "does not change measurably with the rank: the 95 % interval of the change contains 0",
+    Answer.TOO_FEW: "has fewer than two seeds with every run trained, so no interval",
+    Answer.UNTRAINED: "cannot be measured: at every seed stored, some run did not train",
+    Answer.NOT_RUN: "has no runs yet",
+}
+f8 = summary.fig8
+for c in f8.change:
+    s = c.scores
+    numbers = "" if s is None or s.gain is None else (
+        f" (change {s.gain:+.3f}" + ("" if s.low is None else f", 95 % interval [{s.low:+.3f}, {s.high:+.3f}]")
+        + f", {s.seeds} seed{'s' if s.seeds != 1 else ''}; authors' logs {c.paper_gain:+.3f})")
+    lines.append(f"- Fig. 8: {LABELS[c.method]}'s gain over LoRA from r = {min(f8.ranks)} to r = {max(f8.ranks)} "
+                 f"{CHANGE[c.answer]}{numbers}.")
+t1 = summary.table1
+for c in t1.average:
+    s = c.scores
+    numbers = "" if s is None or s.gain is None else (
+        f" (gain {s.gain:+.2f} points" + ("" if s.low is None else f", 95 % interval [{s.low:+.2f}, {s.high:+.2f}]")
+        + f", {s.seeds} seed{'s' if s.seeds != 1 else ''}; authors' logs on the same tasks {c.paper_gain:+.2f})")
+    where = f"the {len(t1.kept)} tasks that left chance ({', '.join(t1.kept)})" if t1.kept else "no task yet"
+    lines.append(f"- Table 1, averaged over {where}: {LABELS[c.method]} {ANSWER[c.answer]}{numbers}.")
+if t1.left_out:
+    lines.append(f"- Table 1 leaves out {', '.join(t1.left_out)}: no method's screening run left chance there.")
+display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # ## What is missing, and what it costs

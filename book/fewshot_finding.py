@@ -115,17 +115,53 @@ display(coverage_table("fewshot_glue", scale))
 # same question with what a build cannot afford, kept in the ledger: every method's rates tuned on held-out
 # examples at every $n$, the paper's 500 steps, seeds that chose nothing, and PEFT's LoRA family beside them.
 # Its answer is this chapter's finding; each line is chosen from its summary's decisions
-# (`EvidenceSummary.across_n`, `comparisons`, `compressed_training`, worded by
-# `compressible.experiments.fewshot_evidence.answers.finding_lines`) and says how many seeds it stands on.
+# (`EvidenceSummary.across_n`, `comparisons`, `compressed_training`) and says how many seeds it stands on.
 
 # %%
-from compressible.experiments.fewshot_evidence.answers import finding_lines
-from compressible.experiments.fewshot_evidence.summary import EvidenceSummary
+from compressible.experiments.fewshot_evidence.plan import LABELS
+from compressible.experiments.fewshot_evidence.summary import Answer, EvidenceSummary, Training
 from compressible.summaries import load_summary
 
 evidence = load_summary(EvidenceSummary)
+ACROSS = {
+    Answer.BETTER: "beats the authors' LoRA at every $n$: at each, the 95 % interval of the paired gain lies above 0",
+    Answer.WORSE: "is behind the authors' LoRA at every $n$: at each, the 95 % interval lies below 0",
+    Answer.UNDECIDED: "does not beat the authors' LoRA at every $n$: at some $n$ the 95 % interval contains 0 or lies below it",
+    Answer.TOO_FEW: "cannot be judged yet: at some $n$ fewer than two seeds have both methods trained",
+    Answer.UNTRAINED: "cannot be compared at some $n$: at every seed stored there, one of the two did not train",
+    Answer.NOT_RUN: "cannot be judged yet: not every $n$ has paired runs in the ledger",
+}
+TRAINS = {Training.TRAINED: "trains at every seed", Training.PARTLY: "trains at some seeds only",
+          Training.UNTRAINED: "does not train", Training.NOT_RUN: "has no runs yet"}
 if evidence is None or evidence.scale != scale:
     finding = ["The evidence chapter did not run at this scale in this build, so this page has no tuned finding."]
 else:
-    finding = finding_lines(evidence)
+    paired = {(c.method, c.baseline, c.n): c for c in evidence.comparisons}
+    interval = {key: "no paired runs" if c.scores is None or c.scores.gain is None else (
+        f"{c.scores.gain:+.3f}" + ("" if c.scores.low is None else f" [{c.scores.low:+.3f}, {c.scores.high:+.3f}]")
+        + f", {c.scores.seeds} seed{'s' if c.scores.seeds != 1 else ''}") for key, c in paired.items()}
+    finding = [f"**Finding (`{evidence.backbone}`, {evidence.steps} steps, every method tuned on {evidence.holdout} "
+               f"held-out pairs at every $n$; Pearson, paired gain with its 95 % interval).**"]
+    AT = {Answer.WORSE: "behind LoRA (interval below 0)", Answer.BETTER: "ahead of LoRA (interval above 0)",
+          Answer.UNDECIDED: "undecided (interval contains 0)"}
+    for method in ("compressed", "full"):
+        per_n = {answer: [n for n in evidence.n if paired[method, "lora", n].answer == answer] for answer in AT}
+        finding.append(f"{LABELS[method]} {ACROSS[evidence.across_n[method]]} ("
+                       + "; ".join(f"$n = {n}$: {interval[method, 'lora', n]}" for n in evidence.n) + ")."
+                       + ("" if not any(per_n.values()) else " Per $n$: " + "; ".join(
+                           f"{AT[answer]} at $n$ = {', '.join(map(str, ns))}" for answer, ns in per_n.items() if ns) + "."))
+    for n in sorted({c.n for c in evidence.comparisons if c.baseline != "lora"}):
+        variants = list(dict.fromkeys(c.baseline for c in evidence.comparisons if c.baseline != "lora" and c.n == n))
+        finding.append(f"Against PEFT's LoRA family at $n = {n}$ (Deep LoRA − variant): " + "; ".join(
+            f"{LABELS[v]}: compressed {interval['compressed', v, n]} ({paired['compressed', v, n].answer}), full width "
+            f"{interval['full', v, n]} ({paired['full', v, n].answer})" for v in variants) + ".")
+    finding.append("Compressed Deep LoRA at the rates tuned at each $n$: " + "; ".join(
+        f"$n = {n}$: {TRAINS[t]}" for n, t in evidence.compressed_training.items()) + ".")
+    edge = {m: ns for m, ns in evidence.at_edge.items() if ns}
+    if edge:
+        finding.append("Chosen on its grid's edge, so a better rate may lie outside the grid: " + "; ".join(
+            f"{LABELS[m]} at $n$ = {', '.join(map(str, ns))}" for m, ns in edge.items())
+            + ". A comparison at such an $n$ is against that method as tuned on its grid.")
+    finding.append(f"The ledger holds {evidence.runs_held} of the {evidence.runs_planned} runs this stands on; "
+                   "the evidence chapter lists the others and what they cost.")
 display(Markdown("\n\n".join(finding)))

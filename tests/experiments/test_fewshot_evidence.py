@@ -15,7 +15,6 @@ from compressible.experiments.fewshot_evidence.summary import Answer, Training
 from compressible.store import ResultStore, config_key
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS = fe.LABELS
 
 
 def test_plans_give_every_method_the_same_grid_a_decade_wide_and_disjoint_seeds():
@@ -340,39 +339,6 @@ def test_a_chosen_rate_on_its_grids_edge_is_flagged():
     frame = _grid_frame(p, {("lora", 16, lora[0]): [0.2], ("lora", 16, lora[1]): [0.5]})
     s = summarise(EvidenceRuns("smoke", p, frame.reindex(columns=FRAME_COLUMNS), choose(p, frame)))
     assert s.at_edge == {"lora": [16]}
-
-
-def test_the_answer_has_a_line_per_decision_with_its_numbers_and_the_paper_gain_only_where_there_is_one():
-    from compressible.experiments.fewshot_evidence.answers import ANSWER, TRAINING, answer_lines, finding_lines
-
-    p = dataclasses.replace(fe.plan("smoke"), seeds=(1, 2, 3, 4))
-    lora = [(0.1, True), (0.2, True), (0.3, True), (0.4, True)]
-    s = summarise(_runs(p, {("lora", 16): lora, ("compressed", 16): [(v + 0.1, t) for v, t in lora],
-                            ("peft-lora", 16): [(v + d, True) for (v, _), d in zip(lora, (0.01, -0.01, 0.02, 0.0))]}))
-    lines = answer_lines(s)
-    assert all(line.startswith("- ") for line in lines)
-    # a line per n for compressed Deep LoRA's training, one for all comparisons without paired runs, one per other
-    judged = [c for c in s.comparisons if c.answer != Answer.NOT_RUN]
-    assert {c.method for c in judged} == {"compressed", "peft-lora"}
-    t1 = len(s.table1.average) + bool(s.table1.left_out)
-    assert len(lines) == len(s.compressed_training) + 1 + len(judged) + len(s.fig8.change) + t1
-    assert sum(TRAINING[Training.TRAINED] in line for line in lines) == 1  # compressed trained at n = 16
-    for c in judged:
-        against = "the authors' LoRA" if c.baseline == "lora" else LABELS[c.baseline]
-        line = next(x for x in lines if f"against {against}, {LABELS[c.method]} {ANSWER[c.answer]}" in x)
-        assert f"{c.scores.gain:+.3f}" in line and f"[{c.scores.low:+.3f}, {c.scores.high:+.3f}]" in line
-        assert f"{c.scores.seeds} seeds" in line
-        paper = next(c.paper_gain for c in judged if c.method == "compressed")  # the authors' gain at n = 16
-        assert (f"{paper:+.3f}" in line) == (c.paper_gain is not None)
-    assert next(c for c in judged if c.method == "compressed").paper_gain is not None
-    assert next(c for c in judged if c.method == "peft-lora").paper_gain is None
-    # the finding: a paragraph per Deep LoRA variant, the PEFT comparison, training, the ledger; no edge here
-    finding = finding_lines(s)
-    assert len(finding) == 1 + 2 + 1 + 1 + 1
-    with_edge = s.model_copy(update={"at_edge": {"lora": [16], "compressed": []}})
-    extra = [x for x in finding_lines(with_edge) if x not in finding]
-    assert len(extra) == 1 and LABELS["lora"] in extra[0] and LABELS["compressed"] not in extra[0]
-
 
 
 def test_missing_runs_are_costed_at_their_parts_measured_cost_or_else_scaled_by_steps():

@@ -2,7 +2,7 @@
 
 The chapter's contract (:mod:`compressible.experiments.contract`): ``PLANS``, :func:`~compressible.experiments.fewshot_evidence.plan.plan`, :func:`~compressible.experiments.fewshot_evidence.run.run`
 (the tuning grid, the rates it chooses, Fig. 6 at them), :func:`~compressible.experiments.fewshot_evidence.summarise.summarise` (pure) and the figures and
-tables in ``figures`` and ``tables``, and its answer in words in ``answers``.
+tables in ``figures`` and ``tables``.
 """
 
 from .plan import CHAPTER, LABELS, METHODS, PEFT_METHODS, PLANS, EvidencePlan, Fig8Evidence, Table1Evidence, fig6, fig8, grid, plan, table1
