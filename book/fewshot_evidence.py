@@ -15,7 +15,8 @@
 # %% [markdown]
 # # Settling the few-shot claim
 #
-# *Paper: Sec. 4, Figs. 6 and 8, Table 1; the evidence behind the scorecard's few-shot rows, grown in the ledger.*
+# *Paper: Sec. 4, Fig. 6 (Fig. 8 and Table 1: {doc}`fewshot_evidence_tasks`); the evidence behind the scorecard's
+# few-shot rows, grown in the ledger.*
 #
 # The paper's central few-shot claim is that Deep LoRA beats LoRA on STS-B with $n = 16$, 64 and 256
 # training examples, most at $n = 16$. The previous chapters run that comparison at what one build of
@@ -33,9 +34,9 @@
 #   are not among the seeds that compare the methods, so no score both picks a rate and judges it.
 # - **PEFT's LoRA family beside them** (default LoRA, rsLoRA, DoRA, PiSSA, LoRA-GA), built with PEFT
 #   itself and tuned the same way, at the $n$ the plan gives it.
-# - **Fig. 8 and Table 1 at the tuned rates**: ranks 8 to 64 at the $n$ of Fig. 8, one rate per method as
-#   in the paper; the GLUE tasks at $n = 1024$, where a first seed screens out the tasks that every method
-#   leaves at chance on this backbone.
+# - **Fig. 8 and Table 1 at the tuned rates** ({doc}`fewshot_evidence_tasks`, the second page): ranks 8 to 64
+#   at the $n$ of Fig. 8, one rate per method as in the paper; the GLUE tasks at $n = 1024$, where a first
+#   seed screens out the tasks that every method leaves at chance on this backbone.
 #
 # Everything else is the Few-shot GLUE protocol (the authors' code and logs): the classification
 # head and the pooler drawn at random and frozen, the authors' "all dense" targets, batch 16, Adam,
@@ -72,15 +73,6 @@ glue("seeds", summary.seeds_planned, display=False)
 glue("grid_points", len(p.lora), display=False)
 glue("runs_planned", summary.runs_planned, display=False)
 glue("runs_held", summary.runs_held, display=False)
-glue("fig8_ranks", Markdown(", ".join(map(str, p.fig8.ranks))), display=False)
-glue("fig8_n", p.fig8.n, display=False)
-glue("fig8_steps", p.fig8.steps, display=False)
-glue("fig8_seeds", len(p.fig8.seeds), display=False)
-glue("table1_n", p.table1.n, display=False)
-glue("table1_steps", p.table1.steps, display=False)
-glue("table1_sst2", p.table1.steps_sst2, display=False)
-glue("table1_seeds", len(p.table1.seeds), display=False)
-glue("table1_rates_n", p.table1.rates_n, display=False)
 glue("full_targets", Markdown(
     "The full-width adapter adapts the same weights as the others." if p.full_targets is None else
     f"At this scale the full-width adapter adapts only the weights `{p.full_targets}` matches (the attention weights "
@@ -151,39 +143,11 @@ display(family.style.hide(axis="index").set_caption(f"Deep LoRA − PEFT's varia
         if len(family) else Markdown("This plan runs no PEFT variant."))
 
 # %% [markdown]
-# ## Fig. 8: the rank, at the tuned rates
-#
-# Fig. 8 asks whether LoRA falls behind as its rank grows while Deep LoRA does not: ranks
-# {glue:md}`fig8_ranks` at $n = $ {glue:}`fig8_n`, {glue:}`fig8_steps` steps, {glue:}`fig8_seeds` seeds, each
-# method at the one rate tuned at that $n$ for every rank, as the paper used one rate. Each cell is the
-# mean ± std of the validation Pearson and, in brackets, its seeds; a cell also says when some or all of its
-# runs did not train (their training loss stayed near the constant predictor's), and the change with the rank
-# below is paired only over the seeds where every run trained. The full-width adapter has no rank (its
-# width is the weight's), so it runs once and its cell repeats; the authors' Deep LoRA column is their
-# width-$r$ uncompressed adapter.
-
-# %%
-display(tables.rank_table(summary).style.hide(axis="index").set_caption(
-    f"Fig. 8 at the tuned rates ({scale_label(scale)}, {summary.backbone})"))
-
-# %% [markdown]
-# ## Table 1: GLUE at $n = $ {glue:}`table1_n`, at the tuned rates
-#
-# Every GLUE task at $n = $ {glue:}`table1_n` with the authors' steps ({glue:}`table1_steps`; SST-2
-# {glue:}`table1_sst2`), each method at the rates tuned on STS-B at $n = $ {glue:}`table1_rates_n`. The first of
-# the {glue:}`table1_seeds` seeds screens: a task where no method's run ends 5 points above its chance level (a
-# constant predictor) on this backbone is left out of the average and gets no more seeds, since comparing
-# methods that all sit at chance compares noise. Cells: mean in points over the seeds in brackets.
-
-# %%
-display(tables.glue_table(summary).style.hide(axis="index").set_caption(
-    f"Table 1 at the tuned rates ({scale_label(scale)}, {summary.backbone}); paper: bert-base-cased, 10 seeds"))
-
-# %% [markdown]
 # ## The answer
 #
 # Each line below is chosen from the summary's decisions (`EvidenceSummary.comparisons[].answer` and
-# `compressed_training`), and says how many seeds it stands on.
+# `compressed_training`), and says how many seeds it stands on. Fig. 8's and Table 1's answers are on
+# {doc}`fewshot_evidence_tasks`.
 
 # %%
 TRAINING = {
@@ -217,32 +181,6 @@ for c in summary.comparisons:
         + ("" if c.paper_gain is None else f"; authors' logs {c.paper_gain:+.3f}") + ")")
     against = "the authors' LoRA" if c.baseline == "lora" else LABELS[c.baseline]
     lines.append(f"- At $n = {c.n}$, against {against}, {LABELS[c.method]} {ANSWER[c.answer]}{numbers}.")
-CHANGE = {
-    Answer.BETTER: "grows with the rank: the 95 % interval of the change lies above 0, so LoRA falls behind as r grows",
-    Answer.WORSE: "shrinks as the rank grows: the 95 % interval of the change lies below 0",
-    Answer.UNDECIDED: "does not change measurably with the rank: the 95 % interval of the change contains 0",
-    Answer.TOO_FEW: "has fewer than two seeds with every run trained, so no interval",
-    Answer.UNTRAINED: "cannot be measured: at every seed stored, some run did not train",
-    Answer.NOT_RUN: "has no runs yet",
-}
-f8 = summary.fig8
-for c in f8.change:
-    s = c.scores
-    numbers = "" if s is None or s.gain is None else (
-        f" (change {s.gain:+.3f}" + ("" if s.low is None else f", 95 % interval [{s.low:+.3f}, {s.high:+.3f}]")
-        + f", {s.seeds} seed{'s' if s.seeds != 1 else ''}; authors' logs {c.paper_gain:+.3f})")
-    lines.append(f"- Fig. 8: {LABELS[c.method]}'s gain over LoRA from r = {min(f8.ranks)} to r = {max(f8.ranks)} "
-                 f"{CHANGE[c.answer]}{numbers}.")
-t1 = summary.table1
-for c in t1.average:
-    s = c.scores
-    numbers = "" if s is None or s.gain is None else (
-        f" (gain {s.gain:+.2f} points" + ("" if s.low is None else f", 95 % interval [{s.low:+.2f}, {s.high:+.2f}]")
-        + f", {s.seeds} seed{'s' if s.seeds != 1 else ''}; authors' logs on the same tasks {c.paper_gain:+.2f})")
-    where = f"the {len(t1.kept)} tasks that left chance ({', '.join(t1.kept)})" if t1.kept else "no task yet"
-    lines.append(f"- Table 1, averaged over {where}: {LABELS[c.method]} {ANSWER[c.answer]}{numbers}.")
-if t1.left_out:
-    lines.append(f"- Table 1 leaves out {', '.join(t1.left_out)}: no method's screening run left chance there.")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
