@@ -210,12 +210,12 @@ def summarise(runs: EvidenceRuns) -> EvidenceSummary:
         missing[key] = missing.get(key, 0) + 1
     planned = len(runs.runs) + len(runs.missing)
     # Fig. 6's kind of run (STS-B, the plan's steps): every other kind costs about its steps at this rate
-    full_length = frame[(frame.steps == p.steps) & frame.part.isin(["tuning", "fig6", "peft"])]
-    on_gpu = full_length.platform.astype(str).str.startswith("cuda")
-    per_hour = {m: 3600.0 / float(g.cpu_time.mean()) for m, g in full_length[~on_gpu].groupby("method") if len(g)}
-    per_gpu_hour = {m: 3600.0 / float(g.wall_time.mean()) for m, g in full_length[on_gpu].groupby("method") if len(g)}
+    on_gpu = frame.platform.astype(str).str.startswith("cuda")
+    full_length = (frame.steps == p.steps) & frame.part.isin(["tuning", "fig6", "peft"])
+    per_hour = {m: 3600.0 / float(g.cpu_time.mean()) for m, g in frame[full_length & ~on_gpu].groupby("method") if len(g)}
+    per_gpu_hour = {m: 3600.0 / float(g.wall_time.mean()) for m, g in frame[full_length & on_gpu].groupby("method") if len(g)}
     by_part: dict[str, dict[str, float]] = {}  # mean processor seconds of a held CPU run, per part and method
-    for (part, method), g in frame[~frame.platform.astype(str).str.startswith("cuda")].groupby(["part", "method"]):
+    for (part, method), g in frame[~on_gpu].groupby(["part", "method"]):
         by_part.setdefault(str(part), {})[str(method)] = float(g.cpu_time.mean())
     steps = {"fig8": p.fig8.steps if p.fig8 else p.steps, "table1": p.table1.steps if p.table1 else p.steps}
     left: dict[str, float] = {}  # core-hours: at the part's measured cost, else at the method's scaled by steps
